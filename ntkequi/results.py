@@ -1,0 +1,122 @@
+"""Run directories: the config, library versions and results written as they come.
+
+A run directory holds ``config.json`` (the frozen dataclass config),
+``versions.json``, and ``results.jsonl`` (one JSON record per finished unit of
+work, appended and flushed immediately). Re-running with the same config skips
+the units already recorded; a different config in the same directory is an
+error unless ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["RunDir", "versions", "to_jsonable"]
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, numpy/jax arrays and floats (inf/nan as strings) -> JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"__type__": type(obj).__name__,
+                **{f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float):
+        if obj != obj:
+            return "nan"
+        if obj in (float("inf"), float("-inf")):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    return obj
+
+
+def versions() -> dict:
+    """Versions of Python, the libraries ntkequi uses, and the JAX backend."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("ntkequi", "jax", "jaxlib", "neural-tangents", "flax", "optax", "numpy", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        import jax
+        out["jax_backend"] = jax.default_backend()
+        out["devices"] = [str(d) for d in jax.devices()]
+        out["x64"] = bool(jax.config.jax_enable_x64)
+    except Exception as e:  # pragma: no cover
+        out["jax_backend"] = f"unavailable: {e}"
+    return out
+
+
+class ConfigMismatchError(RuntimeError):
+    """The run directory holds results of a different configuration."""
+
+
+class RunDir:
+    """A directory for one run's config, versions and incremental results."""
+
+    def __init__(self, path, config, overwrite: bool = False):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        cfg = to_jsonable(config)
+        cfg_file = self.path / "config.json"
+        if cfg_file.exists():
+            old = json.loads(cfg_file.read_text())
+            if old != cfg:
+                if not overwrite:
+                    diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+                    raise ConfigMismatchError(
+                        f"{cfg_file} holds a different config (fields {diff} differ); "
+                        f"use another output directory or overwrite=True / --overwrite")
+                self.results_file.unlink(missing_ok=True)
+        self._write_json("config.json", cfg)
+        self._write_json("versions.json", versions())
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / "results.jsonl"
+
+    def _write_json(self, name: str, obj) -> Path:
+        target = self.path / name
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, target)
+        return target
+
+    def write_json(self, name: str, obj) -> Path:
+        """Write ``obj`` atomically to ``name`` in the run directory."""
+        return self._write_json(name, obj)
+
+    def records(self) -> Iterator[dict]:
+        """Records written so far (a truncated last line from a crash is skipped)."""
+        if not self.results_file.exists():
+            return
+        for line in self.results_file.read_text().splitlines():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+    def done(self) -> dict:
+        """``{key: record}`` of finished units of work."""
+        return {r["key"]: r for r in self.records() if "key" in r}
+
+    def record(self, key: str, **payload) -> dict:
+        """Append one finished unit of work and flush it to disk."""
+        rec = {"key": key, **to_jsonable(payload)}
+        with open(self.results_file, "a") as f:
+            f.write(json.dumps(rec, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return rec

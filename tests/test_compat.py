@@ -1,0 +1,177 @@
+"""Every neural-tangents feature ntkequi uses, on the pinned JAX, without TensorFlow."""
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkequi import _compat
+from ntkequi.nt import nt, stax
+
+MLP = stax.serial(stax.Dense(64, 1.5, 0.1), stax.Relu(), stax.Dense(64, 1.5, 0.1), stax.Relu(),
+                  stax.Dense(1, 1.5, 0.1))
+CNN = stax.serial(stax.Conv(16, (3, 3), padding="SAME"), stax.Relu(),
+                  stax.Conv(16, (3, 3), padding="CIRCULAR"), stax.Erf(), stax.Flatten(), stax.Dense(2))
+
+
+def _x(shape, seed=0):
+    return jax.random.normal(jax.random.PRNGKey(seed), shape)
+
+
+def test_installed_neural_tangents_is_the_pinned_one():
+    from importlib import metadata
+    assert metadata.version("neural-tangents") == _compat.NT_VERSION
+
+
+def test_imports_and_runs_without_tensorflow():
+    code = textwrap.dedent("""
+        import sys
+        sys.modules['tensorflow'] = None   # make `import tensorflow` fail
+        sys.modules['tf2jax'] = None
+        import ntkequi
+        from ntkequi.nt import nt, stax
+        import jax.numpy as jnp
+        k = stax.serial(stax.Dense(8), stax.Relu(), stax.Dense(1))[2](jnp.ones((2, 3)), None, 'ntk')
+        assert k.shape == (2, 2)
+        assert sys.modules.get('tensorflow') is None
+        try:
+            nt.experimental.empirical_ntk_fn_tf
+        except ImportError as e:
+            assert 'TensorFlow' in str(e), e
+        else:
+            raise AssertionError('expected ImportError')
+        print('OK')
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OK" in out.stdout
+
+
+def _relu_nngp_one_layer(x1, x2, w, b):
+    """Closed form (Cho & Saul arc-cosine) NNGP of Dense(w,b)-ReLU-Dense(w,b) on inputs."""
+    d = x1.shape[1]
+    k12 = w**2 * x1 @ x2.T / d + b**2
+    k11 = w**2 * np.sum(x1 * x1, 1) / d + b**2
+    k22 = w**2 * np.sum(x2 * x2, 1) / d + b**2
+    norm = np.sqrt(np.outer(k11, k22))
+    c = np.clip(k12 / norm, -1, 1)
+    th = np.arccos(c)
+    relu = norm * (np.sin(th) + (np.pi - th) * c) / (2 * np.pi)
+    return w**2 * relu + b**2
+
+
+def test_stax_mlp_kernel_matches_closed_form():
+    x1, x2 = np.asarray(_x((5, 4))), np.asarray(_x((3, 4), 1))
+    kfn = stax.serial(stax.Dense(10, 1.3, 0.2), stax.Relu(), stax.Dense(1, 1.3, 0.2))[2]
+    np.testing.assert_allclose(kfn(x1, x2, "nngp"), _relu_nngp_one_layer(x1, x2, 1.3, 0.2),
+                               rtol=1e-12)
+
+
+def test_stax_cnn_kernel_is_a_valid_covariance():
+    x = _x((6, 5, 5, 2))
+    k = CNN[2](x, None, ("nngp", "ntk"))
+    for m in (k.nngp, k.ntk):
+        np.testing.assert_allclose(m, m.T, atol=1e-12)
+        assert float(jnp.linalg.eigvalsh(m).min()) > -1e-10
+
+
+@pytest.mark.parametrize("arch,shape", [(MLP, (12, 3)), (CNN, (8, 5, 5, 2))])
+@pytest.mark.parametrize("get", ["ntk", ("nngp", "ntk")])
+def test_batch_equals_unbatched(arch, shape, get):
+    kfn = arch[2]
+    x1, x2 = _x(shape), _x((4,) + shape[1:], 1)
+    for second in (None, x2, x1):
+        ref = kfn(x1, None if second is x1 else second, get)   # x2 = x1 means the x2=None kernel
+        out = nt.batch(kfn, batch_size=4, device_count=0)(x1, second, get)
+        for r, o in zip(jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(out)):
+            np.testing.assert_allclose(o, r, rtol=1e-13, atol=1e-14)
+
+
+def test_batched_layer_composed_with_kernel_input():
+    first = stax.serial(stax.Dense(64), stax.Relu())[2]
+    rest = stax.serial(stax.Dense(64), stax.Relu(), stax.Dense(1))[2]
+    full = stax.serial(stax.Dense(64), stax.Relu(), stax.Dense(64), stax.Relu(), stax.Dense(1))[2]
+    x = _x((12, 3))
+    for x2 in (None, _x((8, 3), 1)):
+        ref = full(x, x2)
+        out = nt.batch(rest, batch_size=4, device_count=0)(first(x, x2))
+        np.testing.assert_allclose(out.ntk, ref.ntk, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(out.nngp, ref.nngp, rtol=1e-13, atol=1e-14)
+        out2 = rest(nt.batch(first, batch_size=4, device_count=0)(x, x2))
+        np.testing.assert_allclose(out2.ntk, ref.ntk, rtol=1e-13, atol=1e-14)
+
+
+def _independent_prediction(kfn, x, y, xt, t):
+    """Lee et al. (2019) mean and covariance, summed-loss time, from eigendecompositions."""
+    th = np.asarray(kfn(x, None, "ntk"))
+    k = np.asarray(kfn(x, None, "nngp"))
+    th_t = np.asarray(kfn(xt, x, "ntk"))
+    k_t = np.asarray(kfn(xt, x, "nngp"))
+    k_tt = np.asarray(kfn(xt, None, "nngp"))
+    w, v = np.linalg.eigh(th)
+    a = th_t @ v @ np.diag((1 - np.exp(-w * t)) / w) @ v.T      # Theta(x,X) Theta^-1 (I - e^-Theta t)
+    mean = a @ np.asarray(y)
+    cov = k_tt + a @ k @ a.T - (a @ k_t.T + k_t @ a.T)
+    return mean, cov
+
+
+def test_gradient_descent_mse_ensemble_mean_and_cov_match_independent_formula():
+    kfn = MLP[2]
+    x, xt = _x((10, 3)), _x((4, 3), 1)
+    y = jnp.sin(x[:, :1])
+    pf = nt.predict.gradient_descent_mse_ensemble(kfn, x, y)
+    for t in (0.3, 2.0, 30.0):
+        mean, cov = pf(t * y.size, xt, "ntk", compute_cov=True)   # nt time = t * y.size
+        m_ref, c_ref = _independent_prediction(kfn, x, y, xt, t)
+        np.testing.assert_allclose(mean, m_ref, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(cov, c_ref, rtol=1e-8, atol=1e-10)
+
+
+def test_gradient_descent_mse_ensemble_under_jit_does_not_leak():
+    kfn = MLP[2]
+    x, xt = _x((10, 3)), _x((4, 3), 1)
+    y = jnp.cos(x[:, 1:2])
+    pf = nt.predict.gradient_descent_mse_ensemble(kfn, x, y, diag_reg=1e-4)
+    jitted = jax.jit(lambda t: pf(t, xt, "ntk", compute_cov=True))
+    m1, c1 = jitted(5.0)
+    m2, c2 = pf(5.0, xt, "ntk", compute_cov=True)     # eager call after the traced one
+    m3, c3 = jitted(7.0)
+    # jit and eager differ by XLA's rounding on the kernel diagonal (~1e-8, see
+    # _compat item 5), amplified by the solve; a stale tracer would not run at all.
+    np.testing.assert_allclose(m1, m2, rtol=1e-6)
+    np.testing.assert_allclose(c1, c2, rtol=1e-6, atol=1e-8)
+    assert not np.allclose(m1, m3)
+    vm = jax.vmap(lambda t: pf(t, xt, "ntk", compute_cov=True).mean)(jnp.array([5.0, 7.0]))
+    np.testing.assert_allclose(vm[0], m2, rtol=1e-6)
+
+
+def test_max_learning_rate_on_cpu():
+    x = _x((10, 3))
+    ntk = MLP[2](x, None, "ntk")
+    lr = nt.predict.max_learning_rate(ntk, y_train_size=10)
+    assert lr == pytest.approx(2 * 10 / np.linalg.eigvalsh(np.asarray(ntk))[-1], rel=1e-10)
+
+
+@pytest.mark.parametrize("arch,shape", [(MLP, (6, 3)), (CNN, (4, 5, 5, 2))])
+def test_empirical_ntk_implementations_agree(arch, shape):
+    init_fn, apply_fn, _ = arch
+    x1, x2 = _x(shape), _x(shape, 1)
+    _, params = init_fn(jax.random.PRNGKey(2), shape)
+    impls = [nt.NtkImplementation.JACOBIAN_CONTRACTION, nt.NtkImplementation.NTK_VECTOR_PRODUCTS,
+             nt.NtkImplementation.STRUCTURED_DERIVATIVES]
+    vals = []
+    for impl in impls:
+        fn = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), implementation=impl)
+        vals.append(fn(x1, x2, params))
+        vals.append(jax.jit(fn)(x1, x2, params))
+    for v in vals[1:]:
+        np.testing.assert_allclose(v, vals[0], rtol=1e-10, atol=1e-12)
+    # by hand: J(x1) J(x2)^T summed over parameters, traced over outputs
+    j1 = jax.jacobian(lambda p: apply_fn(p, x1))(params)
+    j2 = jax.jacobian(lambda p: apply_fn(p, x2))(params)
+    manual = sum(jnp.einsum("ik...,jk...->ij", a.reshape(a.shape[:2] + (-1,)), b.reshape(b.shape[:2] + (-1,)))
+                 for a, b in zip(jax.tree_util.tree_leaves(j1), jax.tree_util.tree_leaves(j2)))
+    np.testing.assert_allclose(vals[0], manual / apply_fn(params, x1).shape[-1], rtol=1e-10, atol=1e-12)

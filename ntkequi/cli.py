@@ -18,6 +18,10 @@ def _demo(args) -> int:
     done = demo.run(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     print(demo.table(done, cfg))
     print(f"\nwrote {args.out}/config.json, versions.json, results.jsonl, demo.png")
+    if args.figures_dir:
+        from pathlib import Path
+        path = demo.figure(done, cfg, Path(args.figures_dir) / "demo.png")
+        print(f"wrote {path}")
     return 0
 
 
@@ -35,6 +39,9 @@ def main(argv=None) -> int:
     d.add_argument("--overwrite", action="store_true",
                    help="discard results in --out made with a different config")
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--figures-dir", default=None,
+                   help="also write the figure there (the README's figures/demo.png comes from "
+                        "`ntkequi demo --figures-dir figures`)")
     d.set_defaults(func=_demo)
     args = p.parse_args(argv)
     for name in ("group_order", "n_train", "n_eval", "depth"):

@@ -115,8 +115,13 @@ class RunDir:
     def record(self, key: str, **payload) -> dict:
         """Append one finished unit of work and flush it to disk."""
         rec = {"key": key, **to_jsonable(payload)}
+        torn = False
+        if self.results_file.exists() and self.results_file.stat().st_size:
+            with open(self.results_file, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"      # a crash mid-write left a partial line
         with open(self.results_file, "a") as f:
-            f.write(json.dumps(rec, sort_keys=True) + "\n")
+            f.write(("\n" if torn else "") + json.dumps(rec, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
         return rec

@@ -138,7 +138,33 @@ def test_group_that_does_not_match_the_inputs():
 def test_kernel_too_large_is_refused_with_sizes_and_advice():
     x = jnp.ones((40, 2))
     with pytest.raises(ntk.KernelTooLargeError, match=r"40 training x 3 test.*batch_size"):
-        ntk.predict(MLP, x, jnp.ones((40, 1)), jnp.ones((3, 2)), 1.0, max_bytes=40_000)
+        ntk.predict(MLP, x, jnp.ones((40, 1)), jnp.ones((3, 2)), 1.0, max_bytes=60_000)
     with pytest.raises(ntk.KernelTooLargeError, match=r"320x320 train kernel.*smaller group"):
         ntk.predict(MLP, x, jnp.ones((40, 1)), jnp.ones((3, 2)), 1.0,
                     group=G.planar_rotations(8), max_bytes=100_000)
+
+
+def test_time_convention_matches_a_trained_wide_network():
+    """Full-batch GD on the summed loss, lr x steps = t, agrees with the NTK
+    prediction at the same t (linearised around the network's own initial outputs)."""
+    arch = ArchSpec(kind="mlp", depth=1, width=8192, b_std=0.5)
+    init_fn, apply_fn, _ = arch.stax()
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
+    y = jnp.sin(2 * x[:, :1])
+    xt = 2.0 * jax.random.normal(jax.random.PRNGKey(1), (4, 2))
+    _, params = init_fn(jax.random.PRNGKey(2), x.shape)
+    lr, steps = 0.05, 200
+    loss = lambda p: 0.5 * jnp.sum((apply_fn(p, x) - y) ** 2)
+
+    @jax.jit
+    def step(p, _):
+        return jax.tree_util.tree_map(lambda a, g: a - lr * g, p, jax.grad(loss)(p)), None
+
+    trained, _ = jax.lax.scan(step, params, None, length=steps)
+    f0_train, f0_test = apply_fn(params, x), apply_fn(params, xt)
+    change = apply_fn(trained, xt) - f0_test
+    pred = ntk.predict(arch, x, y - f0_train, xt, lr * steps).mean[0]
+    rel = float(jnp.linalg.norm(change - pred) / jnp.linalg.norm(pred))
+    assert rel < 0.1, rel
+    wrong_time = ntk.predict(arch, x, y - f0_train, xt, lr * steps / x.shape[0]).mean[0]
+    assert float(jnp.linalg.norm(change - wrong_time) / jnp.linalg.norm(pred)) > 3 * rel

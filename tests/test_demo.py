@@ -1,0 +1,57 @@
+import json
+import math
+
+import pytest
+
+from ntkequi import cli, demo, ntk
+from ntkequi.arch import ArchSpec
+from ntkequi.results import ConfigMismatchError, RunDir
+
+SMALL = demo.DemoConfig(arch=ArchSpec(kind="mlp", depth=1, b_std=1.0), group_order=4,
+                        n_train=12, n_eval=6, times=(0.1, 10.0, math.inf), circle_points=13)
+
+
+def test_demo_writes_results_and_shows_emergent_invariance(tmp_path):
+    out = tmp_path / "demo"
+    done = demo.run(SMALL, out, progress=False)
+    for name in ("config.json", "versions.json", "results.jsonl", "demo.png"):
+        assert (out / name).stat().st_size > 0, name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["group_order"] == 4 and cfg["arch"]["kind"] == "mlp"
+    versions = json.loads((out / "versions.json").read_text())
+    assert versions["neural-tangents"] == "0.6.5" and versions["jax"]
+    for s in demo.EVAL_SETS:
+        assert max(done[f"augmented/{s}"]["invariance_rel"]) < 1e-10
+        assert min(done[f"plain/{s}"]["invariance_rel"]) > 1e-2
+    table = demo.table(done, SMALL)
+    assert "inf" in table and len(table.splitlines()) == 3 + len(SMALL.times)
+
+
+def test_demo_resumes_without_recomputing(tmp_path, monkeypatch):
+    out = tmp_path / "demo"
+    demo.run(SMALL, out, progress=False, make_figure=False)
+    lines = (out / "results.jsonl").read_text().splitlines()
+    # interrupted run: drop the last two records and leave a torn line
+    (out / "results.jsonl").write_text("\n".join(lines[:-2]) + "\n{\"key\": \"plain/ci")
+    calls = []
+    real = ntk.predict
+    monkeypatch.setattr(ntk, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    done = demo.run(SMALL, out, progress=False, make_figure=False)
+    assert len(calls) == 2 and len(done) == len(lines)
+    calls.clear()
+    demo.run(SMALL, out, progress=False, make_figure=False)
+    assert calls == []
+
+
+def test_a_different_config_is_not_mixed_into_old_results(tmp_path):
+    RunDir(tmp_path, SMALL)
+    other = demo.DemoConfig(group_order=6)
+    with pytest.raises(ConfigMismatchError, match="group_order"):
+        RunDir(tmp_path, other)
+    RunDir(tmp_path, other, overwrite=True)
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--group-order", "0"])
+    assert "--group-order must be >= 1" in capsys.readouterr().err

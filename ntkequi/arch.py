@@ -1,9 +1,12 @@
-"""One architecture description -> the neural-tangents stax triple (init, apply, kernel).
+"""One architecture description -> a Flax network and its neural-tangents kernel.
 
 ``ArchSpec`` is a frozen dataclass (saved beside every result). ``spec.stax()``
-returns neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` in NTK
-parameterisation; the Flax realisation of the same spec is added by the
-ensembles work, from the same fields, so the two cannot drift apart.
+returns neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` and ``spec.flax()``
+the Flax module of the same network, both in NTK parameterisation
+(``y = W_std / sqrt(fan_in) * W x + b_std * b`` with ``W, b ~ N(0, 1)``). Both are
+built by walking the same layer list (:meth:`ArchSpec.layers`), so they cannot
+drift apart; ``tests/test_arch.py`` checks that the Flax network's empirical NTK
+converges to the analytic one as the width grows.
 """
 from __future__ import annotations
 
@@ -11,9 +14,18 @@ import dataclasses
 import math
 from typing import Optional
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
 from .nt import stax
 
 ACTIVATIONS = {"relu": stax.Relu, "erf": stax.Erf, "gelu": stax.Gelu}
+_ACTIVATION_FNS = {
+    "relu": jax.nn.relu,
+    "erf": jax.scipy.special.erf,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,22 +69,38 @@ class ArchSpec:
             if self.readout not in ("flatten", "gap"):
                 raise ValueError(f"ArchSpec.readout must be 'flatten' or 'gap'; got {self.readout!r}")
 
+    def layers(self) -> tuple:
+        """The network as a tuple of layer descriptions, the single source for
+        both realisations: ('flatten',), ('dense', features), ('conv', features),
+        ('act',), ('gap',)."""
+        out = []
+        if self.kind == "mlp":
+            out.append(("flatten",))
+            for _ in range(self.depth):
+                out += [("dense", self.width), ("act",)]
+        else:
+            for _ in range(self.depth):
+                out += [("conv", self.width), ("act",)]
+            out.append(("flatten",) if self.readout == "flatten" else ("gap",))
+        out.append(("dense", self.out_dim))
+        return tuple(out)
+
     def stax(self):
         """``(init_fn, apply_fn, kernel_fn)`` of neural-tangents stax."""
-        act = ACTIVATIONS[self.activation]
-        layers = []
-        if self.kind == "mlp":
-            layers.append(stax.Flatten())
-            for _ in range(self.depth):
-                layers += [stax.Dense(self.width, self.W_std, self.b_std), act()]
-        else:
-            k = (self.kernel_size, self.kernel_size)
-            for _ in range(self.depth):
-                layers += [stax.Conv(self.width, k, padding=self.padding,
-                                     W_std=self.W_std, b_std=self.b_std), act()]
-            layers.append(stax.Flatten() if self.readout == "flatten" else stax.GlobalAvgPool())
-        layers.append(stax.Dense(self.out_dim, self.W_std, self.b_std))
-        return stax.serial(*layers)
+        k = (self.kernel_size, self.kernel_size)
+        build = {
+            "flatten": lambda: stax.Flatten(),
+            "gap": lambda: stax.GlobalAvgPool(),
+            "act": lambda: ACTIVATIONS[self.activation](),
+            "dense": lambda n: stax.Dense(n, self.W_std, self.b_std),
+            "conv": lambda n: stax.Conv(n, k, padding=self.padding, W_std=self.W_std,
+                                        b_std=self.b_std),
+        }
+        return stax.serial(*(build[name](*args) for name, *args in self.layers()))
+
+    def flax(self) -> "FlaxNet":
+        """The Flax module of this network (NTK parameterisation)."""
+        return FlaxNet(self)
 
     @property
     def kernel_fn(self):
@@ -88,3 +116,59 @@ class ArchSpec:
             return 1
         spatial = int(math.prod(event_shape[:-1]))
         return spatial if self.readout == "flatten" else spatial * spatial
+
+
+class _NTKDense(nn.Module):
+    features: int
+    W_std: float
+    b_std: float
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("kernel", nn.initializers.normal(1.0), (x.shape[-1], self.features))
+        b = self.param("bias", nn.initializers.normal(1.0), (self.features,))
+        return self.W_std / math.sqrt(x.shape[-1]) * (x @ w) + self.b_std * b
+
+
+class _NTKConv(nn.Module):
+    features: int
+    kernel_size: int
+    padding: str
+    W_std: float
+    b_std: float
+
+    @nn.compact
+    def __call__(self, x):
+        k, c = self.kernel_size, x.shape[-1]
+        w = self.param("kernel", nn.initializers.normal(1.0), (k, k, c, self.features))
+        b = self.param("bias", nn.initializers.normal(1.0), (self.features,))
+        if self.padding == "CIRCULAR":
+            p = k // 2
+            x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="wrap")
+            pad = "VALID"
+        else:
+            pad = "SAME"
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), pad,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return self.W_std / math.sqrt(k * k * c) * y + self.b_std * b
+
+
+class FlaxNet(nn.Module):
+    """Flax realisation of an :class:`ArchSpec`: inputs ``(N, ...)`` -> ``(N, out_dim)``."""
+    spec: ArchSpec
+
+    @nn.compact
+    def __call__(self, x):
+        s = self.spec
+        for name, *args in s.layers():
+            if name == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            elif name == "gap":
+                x = x.mean(axis=tuple(range(1, x.ndim - 1)))
+            elif name == "act":
+                x = _ACTIVATION_FNS[s.activation](x)
+            elif name == "dense":
+                x = _NTKDense(args[0], s.W_std, s.b_std)(x)
+            elif name == "conv":
+                x = _NTKConv(args[0], s.kernel_size, s.padding, s.W_std, s.b_std)(x)
+        return x

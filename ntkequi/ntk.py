@@ -29,7 +29,7 @@ from .arch import ArchSpec
 from .groups import Group
 from .nt import nt
 
-__all__ = ["Prediction", "KernelTooLargeError", "predict", "augment",
+__all__ = ["Prediction", "KernelTooLargeError", "predict", "augment", "max_learning_rate",
            "kernel_invariance_error", "kernel_memory_bytes", "memory_budget_bytes",
            "check_finite", "check_times"]
 
@@ -260,3 +260,17 @@ def kernel_invariance_error(kernel_fn: Callable, group: Group, x1, x2=None,
     errs = [float(jnp.linalg.norm(kernel_fn(o1[g], o2[g], get) - ref) / jnp.linalg.norm(ref))
             for g in range(group.order)]
     return np.asarray(errs)
+
+
+def max_learning_rate(arch: Union[ArchSpec, Callable], x_train, group: Optional[Group] = None) -> float:
+    """Largest stable learning rate ``2 / lambda_max(Theta(X, X))`` of full-batch
+    gradient descent on the summed MSE loss in the infinite-width limit (``X``
+    orbit-augmented if ``group`` is given; that multiplies lambda_max by up to |G|).
+    Discrete steps follow the gradient flow mu_t only for learning rates well
+    below this (``eta * lambda_max << 1``)."""
+    x_train = check_finite("x_train", x_train)
+    if group is not None:
+        x_train = group.orbit(group.check_input(x_train)).reshape((-1,) + x_train.shape[1:])
+    kernel_fn = arch.kernel_fn if isinstance(arch, ArchSpec) else arch
+    theta = kernel_fn(x_train, None, "ntk")
+    return float(nt.predict.max_learning_rate(theta, y_train_size=1))

@@ -1,0 +1,263 @@
+"""Finite deep ensembles: M members = one ``jax.vmap`` over member PRNG keys, trained with optax.
+
+Time convention as in :mod:`ntkequi.ntk`: with ``optimizer='gd'`` and ``loss='mse'``
+each step is full-batch gradient descent on the summed loss ``1/2 ||f(X) - Y||^2``,
+so ``step * learning_rate`` is the NTK training time ``t`` and the ensemble mean
+approaches ``ntk.predict(...).mean`` at that ``t`` as width and M grow.
+
+Augmentation modes (the group's output representation transforms targets):
+  'none'      the training set as given;
+  'orbit'     every sample with all |G| transforms (the setting of the theory);
+  'random'    each step, each sample replaced by ``g x`` for one random g per
+              member (``rho_out(g) y`` for its target);
+  'subgroup'  the orbit under the subgroup {0, s, 2s, ...} (``subgroup_step=s``),
+              e.g. C4 inside C16 with s=4: partial augmentation.
+
+Runs given a ``run_dir`` write their config, the recorded predictions as they
+are made, and a checkpoint of the full training state; a rerun resumes from the
+checkpoint and skips recorded steps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import serialization
+
+from .arch import ArchSpec
+from .groups import Group, GroupError
+from .ntk import check_finite
+from .results import RunDir
+
+__all__ = ["TrainConfig", "EnsembleResult", "init_ensemble", "train", "subgroup_elements"]
+
+OPTIMIZERS = ("gd", "sgd", "adam")
+LOSSES = ("mse", "xent")
+AUGMENTATIONS = ("none", "orbit", "random", "subgroup")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How an ensemble is trained (saved beside every result).
+
+    record_steps: steps (0 = initialisation) at which member predictions on the
+        evaluation inputs are recorded; the last one should be ``steps``.
+    batch_size: minibatch size for 'sgd'/'adam' (None = full batch); 'gd' is
+        always full batch.
+    checkpoint_every: also checkpoint every this many steps (0 = only at records).
+    """
+    ensemble_size: int = 8
+    steps: int = 1000
+    learning_rate: float = 0.1
+    optimizer: str = "gd"
+    loss: str = "mse"
+    batch_size: Optional[int] = None
+    augmentation: str = "none"
+    subgroup_step: int = 1
+    record_steps: tuple = (0, 1000)
+    checkpoint_every: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation must be one of {AUGMENTATIONS}; got {self.augmentation!r}")
+        if self.ensemble_size < 1 or self.steps < 0 or not self.learning_rate > 0:
+            raise ValueError(f"need ensemble_size >= 1, steps >= 0, learning_rate > 0; got "
+                             f"{self.ensemble_size}, {self.steps}, {self.learning_rate}")
+        bad = [s for s in self.record_steps if not 0 <= s <= self.steps]
+        if bad or list(self.record_steps) != sorted(set(self.record_steps)):
+            raise ValueError(f"record_steps must be increasing steps in [0, {self.steps}]; "
+                             f"got {self.record_steps}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleResult:
+    """steps ``(R,)``; members ``(R, M, N_eval, k)`` member predictions at each
+    recorded step; ``mean``/``std`` over members ``(R, N_eval, k)``; ``params``
+    the final member parameters (leading axis M)."""
+    steps: np.ndarray
+    members: np.ndarray
+    params: object = None
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.members.mean(axis=1)
+
+    @property
+    def std(self) -> np.ndarray:
+        return self.members.std(axis=1, ddof=1) if self.members.shape[1] > 1 else 0 * self.mean
+
+    def times(self, learning_rate: float) -> np.ndarray:
+        """NTK training time of each record (``step * learning_rate``; gd + mse)."""
+        return self.steps * learning_rate
+
+
+def subgroup_elements(group: Group, step: int) -> np.ndarray:
+    """Elements ``0, step, 2 step, ...`` of a cyclic group, checked to form a subgroup."""
+    if step < 1 or group.order % step:
+        raise GroupError(f"subgroup_step={step} must divide |G|={group.order}")
+    elems = np.arange(0, group.order, step)
+    table = np.asarray(group.table)[np.ix_(elems, elems)]
+    if not set(np.unique(table)) <= set(elems.tolist()):
+        raise GroupError(f"elements {elems.tolist()} of {group.name} are not closed under "
+                         f"composition (not a subgroup)")
+    return elems
+
+
+def init_ensemble(spec: ArchSpec, key, ensemble_size: int, x_example):
+    """Parameters of ``ensemble_size`` members (leading axis M), one vmap over keys."""
+    net = spec.flax()
+    keys = jax.random.split(key, ensemble_size)
+    return jax.vmap(lambda k: net.init(k, x_example[:1]))(keys)
+
+
+def _optimizer(cfg: TrainConfig):
+    if cfg.optimizer in ("gd", "sgd"):
+        return optax.sgd(cfg.learning_rate)
+    return optax.adam(cfg.learning_rate)
+
+
+def _loss_fn(apply, cfg: TrainConfig):
+    def loss(params, x, y):
+        out = apply(params, x)
+        if cfg.loss == "mse":
+            return 0.5 * jnp.sum((out - y) ** 2)
+        return optax.softmax_cross_entropy(out, y).mean()
+    return loss
+
+
+def _training_set(group, cfg, x, y):
+    if cfg.augmentation in ("none", "random"):
+        return x, y
+    if group is None:
+        raise ValueError(f"augmentation={cfg.augmentation!r} needs a group")
+    elems = (np.arange(group.order) if cfg.augmentation == "orbit"
+             else subgroup_elements(group, cfg.subgroup_step))
+    xs = jnp.concatenate([group.act(int(g), x) for g in elems])
+    ys = jnp.concatenate([group.act_out(int(g), y) for g in elems])
+    return xs, ys
+
+
+def _make_step(spec, cfg, group, x, y):
+    apply = spec.flax().apply
+    loss = _loss_fn(apply, cfg)
+    opt = _optimizer(cfg)
+    n = x.shape[0]
+    full_batch = cfg.optimizer == "gd" or cfg.batch_size is None or cfg.batch_size >= n
+
+    def member_step(params, opt_state, key):
+        kb, kg = jax.random.split(key)
+        xb, yb = x, y
+        if not full_batch:
+            idx = jax.random.choice(kb, n, (cfg.batch_size,), replace=False)
+            xb, yb = xb[idx], yb[idx]
+        if cfg.augmentation == "random":
+            gs = jax.random.randint(kg, (xb.shape[0],), 0, group.order)
+            xb = jax.vmap(lambda g, xi: group.act(g, xi[None])[0])(gs, xb)
+            yb = jax.vmap(lambda g, yi: group.act_out(g, yi[None])[0])(gs, yb)
+        grads = jax.grad(loss)(params, xb, yb)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    ensemble_step = jax.vmap(member_step)
+
+    @jax.jit
+    def run_steps(state, n_steps_array):
+        def body(carry, _):
+            params, opt_state, key = carry
+            key, sub = jax.random.split(key)
+            keys = jax.random.split(sub, cfg.ensemble_size)
+            params, opt_state = ensemble_step(params, opt_state, keys)
+            return (params, opt_state, key), None
+        return jax.lax.scan(body, state, n_steps_array)[0]
+
+    return opt, run_steps
+
+
+def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Optional[Group] = None,
+          run_dir: Optional[str | Path] = None, progress: bool = True,
+          overwrite: bool = False) -> EnsembleResult:
+    """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` and record
+    member predictions on ``x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
+
+    x_train ``(N, ...)``, y_train ``(N, k)``; ``group`` is needed for every
+    augmentation but 'none'. With ``run_dir`` the run is saved as it goes and
+    resumes from its checkpoint."""
+    from tqdm.auto import tqdm
+
+    x_train, y_train = check_finite("x_train", x_train), check_finite("y_train", y_train)
+    x_eval = check_finite("x_eval", x_eval)
+    if y_train.ndim != 2 or y_train.shape[0] != x_train.shape[0]:
+        raise ValueError(f"y_train must be (N={x_train.shape[0]}, k); got {y_train.shape}")
+    if y_train.shape[1] != spec.out_dim:
+        raise ValueError(f"targets have k={y_train.shape[1]} components but spec.out_dim={spec.out_dim}")
+    if cfg.augmentation != "none" and group is None:
+        raise ValueError(f"augmentation={cfg.augmentation!r} needs a group")
+    if group is not None:
+        group.check_input(x_train)
+    x, y = _training_set(group, cfg, x_train, y_train)
+    opt, run_steps = _make_step(spec, cfg, group, x, y)
+    apply = jax.jit(jax.vmap(spec.flax().apply, in_axes=(0, None)))
+
+    key_init, key_train = jax.random.split(jax.random.PRNGKey(cfg.seed))
+    params = init_ensemble(spec, key_init, cfg.ensemble_size, x)
+    state = (params, jax.vmap(opt.init)(params), key_train)
+    step = 0
+    records = {}
+    rd = None
+    if run_dir is not None:
+        rd = RunDir(run_dir, {"arch": spec, "train": cfg, "n_train": int(x_train.shape[0]),
+                              "n_eval": int(x_eval.shape[0]),
+                              "group": None if group is None else group.name},
+                    overwrite=overwrite)
+        ckpt = rd.path / "checkpoint.msgpack"
+        if ckpt.exists():
+            saved = serialization.msgpack_restore(ckpt.read_bytes())
+            state = serialization.from_state_dict(state, saved["state"])
+            step = int(saved["step"])
+        for rec in rd.records():
+            if rec.get("kind") == "predictions" and rec["step"] <= step:
+                records[rec["step"]] = np.asarray(rec["members"], dtype=np.float64)
+
+    def save(step):
+        if rd is None:
+            return
+        data = serialization.msgpack_serialize(
+            {"state": serialization.to_state_dict(jax.device_get(state)), "step": step})
+        tmp = rd.path / "checkpoint.msgpack.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, rd.path / "checkpoint.msgpack")
+
+    stops = sorted(set(cfg.record_steps) | ({cfg.steps} if cfg.steps else set()))
+    if cfg.checkpoint_every:
+        stops = sorted(set(stops) | set(range(cfg.checkpoint_every, cfg.steps, cfg.checkpoint_every)))
+    bar = tqdm(total=cfg.steps, initial=step, desc="ensemble", unit="step", disable=not progress)
+    for stop in stops:
+        if stop < step:
+            continue
+        if stop > step:
+            state = run_steps(state, jnp.zeros(stop - step))
+            bar.update(stop - step)
+            step = stop
+        if stop in cfg.record_steps and stop not in records:
+            members = np.asarray(apply(state[0], x_eval))
+            if not np.all(np.isfinite(members)):
+                raise FloatingPointError(f"ensemble predictions became non-finite at step {stop} "
+                                         f"(learning_rate={cfg.learning_rate} too large?)")
+            records[stop] = members
+            if rd is not None:
+                rd.record(f"step/{stop}", kind="predictions", step=stop, members=members)
+        save(step)
+    bar.close()
+    steps = np.asarray(sorted(records))
+    return EnsembleResult(steps, np.stack([records[s] for s in steps]), state[0])

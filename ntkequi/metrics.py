@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 
 from .groups import Group
 
-__all__ = ["InvarianceError", "equivariance_error", "orbit_predictions"]
+__all__ = ["InvarianceError", "equivariance_error", "orbit_predictions", "orbit_same_predictions",
+           "relative_std", "symmetric_kl", "ntk_distance", "accuracy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,3 +53,61 @@ def orbit_predictions(flat_predictions, group: Group):
     if p.shape[-2] % group.order:
         raise ValueError(f"{p.shape[-2]} predictions is not a multiple of |G|={group.order}")
     return p.reshape(p.shape[:-2] + (group.order, p.shape[-2] // group.order, p.shape[-1]))
+
+
+def orbit_same_predictions(f_orbit, group: Group):
+    """OSP: for each input, the number of g with ``argmax f(g x) == argmax f(x)``
+    (identity included, so between 1 and |G|). Returns ``(mean, std)`` over inputs.
+    For invariant classifiers (trivial output representation)."""
+    f_orbit = _check_orbit(f_orbit, group)
+    if not group.out.is_trivial:
+        raise ValueError("OSP compares predicted classes: it needs the trivial output representation")
+    cls = jnp.argmax(f_orbit, axis=-1)                     # (|G|, N)
+    counts = jnp.sum(cls == cls[0][None], axis=0)          # (N,)
+    return float(counts.mean()), float(counts.std())
+
+
+def relative_std(f_orbit, group: Group, eps: float = 1e-12) -> float:
+    """Relative standard deviation across the orbit:
+
+        mean_{x, c} [ std_g f_c(g x) / mean_g |f_c(g x)| ]
+
+    (population std over the |G| orbit elements, per input x and output component
+    c, divided by the mean absolute value over the orbit; averaged over components
+    and inputs). Outputs are first mapped back by ``rho_out(g)^-1`` so that the
+    measure is zero for exactly equivariant predictions."""
+    f_orbit = _check_orbit(f_orbit, group)
+    back = jnp.stack([group.act_out(int(group.inverses[g]), f_orbit[g]) for g in range(group.order)])
+    std = back.std(axis=0)
+    scale = jnp.abs(back).mean(axis=0)
+    return float(jnp.mean(std / jnp.maximum(scale, eps)))
+
+
+def symmetric_kl(logits_orbit, group: Group) -> float:
+    """``mean_{g, x} KL(p_{gx} || p_x) + KL(p_x || p_{gx})`` of the softmax outputs
+    (trivial output representation)."""
+    logits_orbit = _check_orbit(logits_orbit, group)
+    logp = jax.nn.log_softmax(logits_orbit, axis=-1)
+    p = jnp.exp(logp)
+    ref_logp, ref_p = logp[0][None], p[0][None]
+    kl1 = jnp.sum(p * (logp - ref_logp), axis=-1)
+    kl2 = jnp.sum(ref_p * (ref_logp - logp), axis=-1)
+    return float(jnp.mean(kl1 + kl2))
+
+
+def ntk_distance(ensemble_mean, ntk_mean) -> float:
+    """Relative distance ``||mean - mu_t|| / ||mu_t||`` (Frobenius over all entries)."""
+    a, b = jnp.asarray(ensemble_mean), jnp.asarray(ntk_mean)
+    if a.shape != b.shape:
+        raise ValueError(f"ensemble mean {a.shape} and NTK mean {b.shape} differ in shape")
+    return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+def accuracy(logits, labels) -> float:
+    """Fraction of ``argmax logits (N, k)`` equal to ``labels`` (``(N,)`` ints or ``(N, k)`` one-hot)."""
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    if labels.ndim == 2:
+        labels = jnp.argmax(labels, axis=-1)
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels {labels.shape} do not match logits {logits.shape}")
+    return float(jnp.mean(jnp.argmax(logits, axis=-1) == labels))

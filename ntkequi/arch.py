@@ -148,7 +148,7 @@ class _NTKConv(nn.Module):
             pad = "VALID"
         else:
             pad = "SAME"
-        y = jax.lax.conv_general_dilated(x, w, (1, 1), pad,
+        y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), pad,
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return self.W_std / math.sqrt(k * k * c) * y + self.b_std * b
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["wedge_points", "ring_points", "noise_points", "radial_target"]
+__all__ = ["wedge_points", "ring_points", "noise_points", "radial_target", "ising_configurations",
+           "ising_energy"]
 
 
 def wedge_points(key, n: int, max_angle: float = jnp.pi / 3, r_min: float = 0.5,
@@ -35,3 +36,20 @@ def radial_target(x) -> jnp.ndarray:
     """Rotation-invariant scalar target ``cos(2 |x|) + |x| / 2`` of points ``(n, 2)``; ``(n, 1)``."""
     r = jnp.linalg.norm(x, axis=-1, keepdims=True)
     return jnp.cos(2 * r) + 0.5 * r
+
+
+def ising_configurations(key, n: int, L: int) -> jnp.ndarray:
+    """``(n, L, L, 1)`` spin configurations in {-1, +1}: each sample draws its own
+    probability of spin up uniformly in [0.1, 0.9], so energies span a range."""
+    kp, ks = jax.random.split(key)
+    p = jax.random.uniform(kp, (n, 1, 1, 1), minval=0.1, maxval=0.9)
+    return jnp.where(jax.random.uniform(ks, (n, L, L, 1)) < p, 1.0, -1.0)
+
+
+def ising_energy(s) -> jnp.ndarray:
+    """Nearest-neighbour energy per site of periodic configurations ``(n, L, L, 1)``:
+    ``-(1/L^2) sum_i s_i (s_right + s_down)``; ``(n, 1)``. Invariant under lattice
+    translations and rotations."""
+    s = jnp.asarray(s)[..., 0]
+    e = s * (jnp.roll(s, -1, axis=2) + jnp.roll(s, -1, axis=1))
+    return -e.sum(axis=(1, 2))[:, None] / (s.shape[1] * s.shape[2])

@@ -1,0 +1,179 @@
+"""Ensemble sweeps: finite deep ensembles vs members vs the NTK, with full, partial and no augmentation.
+
+For a problem (group, training data, evaluation sets, architecture family) and each
+augmentation mode (none; full orbit; a subgroup) and each width, one ensemble of
+``max(ensemble_sizes)`` members is trained by full-batch gradient descent on the summed
+MSE (learning rate ``lr_fraction`` times the largest stable one of the orbit-augmented
+NTK), and its predictions on the group orbits of the evaluation sets are recorded at
+several steps. Reported per record step: the invariance error of single members, of the
+mean of the first M members for each M, and of the analytic NTK mean mu_t at the same t,
+and the distance of the ensemble mean from mu_t. Used by ``experiments/toy_ensembles.py``
+and ``experiments/ising.py``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from typing import Callable
+
+from . import ensembles, metrics, ntk
+from .arch import ArchSpec
+from .groups import Group
+from .results import RunDir
+
+MODES = ("none", "orbit", "subgroup")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """group; x ``(N, ...)``, y ``(N, k)``; evals: name -> inputs ``(n_eval, ...)``;
+    spec(width) -> ArchSpec."""
+    group: Group
+    x: object
+    y: object
+    evals: dict
+    spec: Callable[[int], ArchSpec]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    subgroup_step: int = 2
+    widths: tuple = (64, 256)
+    ensemble_sizes: tuple = (1, 2, 4, 8, 16, 32)
+    steps: int = 1000
+    record_steps: tuple = (0, 10, 100, 1000)
+    lr_fraction: float = 0.5           # of 2 / lambda_max of the orbit-augmented NTK
+    seed: int = 0
+
+
+def _inv(f_orbit, group):
+    return metrics.equivariance_error(f_orbit, group).relative
+
+
+def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bool = True,
+        figures_dir: Path | None = None) -> dict:
+    """Run (or resume) the sweep into ``out``; ``config`` (saved as the run's config)
+    must determine ``problem`` and ``cfg``."""
+    jax.config.update("jax_enable_x64", True)
+    run_dir = RunDir(out, config if config is not None else cfg)
+    group, x, y = problem.group, problem.x, problem.y
+    names = list(problem.evals)
+    x_eval = jnp.concatenate([group.orbit(problem.evals[s]).reshape((-1,) + x.shape[1:]) for s in names])
+    sizes = [int(problem.evals[s].shape[0]) * group.order for s in names]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    lr = cfg.lr_fraction * ntk.max_learning_rate(problem.spec(min(cfg.widths)), x, group)
+    done = run_dir.done()
+    for mode in MODES:
+        for width in cfg.widths:
+            key = f"{mode}/width{width}"
+            if key in done:
+                continue
+            spec = problem.spec(width)
+            tcfg = ensembles.TrainConfig(
+                ensemble_size=max(cfg.ensemble_sizes), steps=cfg.steps, learning_rate=lr,
+                augmentation=mode, subgroup_step=cfg.subgroup_step,
+                record_steps=cfg.record_steps, seed=cfg.seed)
+            print(f"[{out.name}] {key}: {tcfg.ensemble_size} members, lr={lr:.3g}", flush=True)
+            res = ensembles.train(spec, tcfg, x, y, x_eval, group=group,
+                                  run_dir=run_dir.path / "ensembles" / key.replace("/", "_"),
+                                  progress=progress)
+            # the infinite-width limit of the same training set
+            x_aug, y_aug = ensembles._training_set(group, tcfg, x, y)
+            pred = ntk.predict(spec, x_aug, y_aug, x_eval, res.times(lr))
+            rec = {"mode": mode, "width": width, "steps": res.steps, "times": res.times(lr)}
+            for j, s in enumerate(names):
+                sl = slice(int(bounds[j]), int(bounds[j + 1]))
+                per_step = []
+                for i in range(len(res.steps)):
+                    members = res.members[i, :, sl]
+                    orbit = lambda f: metrics.orbit_predictions(f, group)
+                    per_step.append({
+                        "members": float(np.mean([_inv(orbit(m), group) for m in members])),
+                        "ensemble": [_inv(orbit(members[:m].mean(0)), group) for m in cfg.ensemble_sizes],
+                        "ntk": _inv(orbit(pred.mean[i, sl]), group) if res.steps[i] > 0 else float("nan"),
+                        "distance_to_ntk": [metrics.ntk_distance(members[:m].mean(0), pred.mean[i, sl])
+                                            if res.steps[i] > 0 else float("nan")
+                                            for m in cfg.ensemble_sizes],
+                    })
+                rec[s] = per_step
+            done[key] = run_dir.record(key, **rec)
+    figure(done, cfg, out, group.name, names, figures_dir)
+    return done
+
+
+def figure(done: dict, cfg: SweepConfig, out: Path, group_name: str, names,
+           figures_dir: Path | None = None) -> None:
+    """Three panels: invariance vs M (last eval set, widest), distance to the NTK vs M
+    per width, invariance over training; written to ``out`` and ``figures/``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    colors = {"none": "C3", "orbit": "C0", "subgroup": "C2"}
+    labels = {"none": "no augmentation", "orbit": f"{group_name} orbit",
+              "subgroup": f"subgroup (every {cfg.subgroup_step}. element)"}
+    off = names[-1]
+    width = max(cfg.widths)
+    sizes = np.asarray(cfg.ensemble_sizes)
+    ax = axes[0]
+    for mode in MODES:
+        last = done[f"{mode}/width{width}"][off][-1]
+        ax.plot(sizes, last["ensemble"], "o-", color=colors[mode], label=f"ensemble mean, {labels[mode]}")
+        ax.axhline(last["members"], ls="--", color=colors[mode], lw=1)
+        ax.axhline(float(last["ntk"]), ls=":", color=colors[mode], lw=1.5)
+    ref = done[f"orbit/width{width}"][off][-1]["ensemble"][0]
+    ax.plot(sizes, ref / np.sqrt(sizes), "k-", lw=0.8, label="1/sqrt(M)")
+    ax.set(xscale="log", yscale="log", xlabel="ensemble size M",
+           ylabel=f"relative {group_name} invariance error",
+           title=f"{off} inputs, width {width}, step {cfg.steps}\n"
+                 "dashed: single members, dotted: NTK mu_t")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    for w, mk in zip(cfg.widths, "osd^v"):
+        rec = done[f"orbit/width{w}"]
+        d = [r["distance_to_ntk"] for r in rec[off]][-1]
+        ax.plot(sizes, d, marker=mk, label=f"width {w}")
+    ax.set(xscale="log", yscale="log", xlabel="ensemble size M",
+           ylabel="||ensemble mean - mu_t|| / ||mu_t||",
+           title=f"{group_name}-augmented ensemble vs NTK ({off} inputs, step {cfg.steps})")
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    rec = done[f"orbit/width{width}"]
+    steps = np.asarray(rec["steps"], dtype=float)
+    pos = steps > 0
+    for s, ls in zip(names, ("-", "--", ":", "-.")):
+        ax.plot(steps[pos], [r["ensemble"][-1] for r, p in zip(rec[s], pos) if p], "o" + ls, color="C0",
+                label=f"ensemble (M={sizes[-1]}), {s}")
+        ax.plot(steps[pos], [r["members"] for r, p in zip(rec[s], pos) if p], "s" + ls, color="C1",
+                label=f"members, {s}")
+        ax.plot(steps[pos], [float(r["ntk"]) for r, p in zip(rec[s], pos) if p], "^" + ls, color="C2",
+                label=f"NTK mu_t, {s}")
+    ax.set(xscale="log", yscale="log", xlabel="gradient-descent step",
+           ylabel=f"relative {group_name} invariance error",
+           title=f"{group_name} orbit augmentation over training, width {width}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{out.name}.png", dpi=110)
+    if figures_dir is not None:
+        Path(figures_dir).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(figures_dir) / f"{out.name}.png", dpi=110)
+    plt.close(fig)
+
+
+def table(done: dict, cfg: SweepConfig, group_name: str, eval_set: str) -> str:
+    """Invariance errors at the last step for the widest network: members, means of M, NTK."""
+    width = max(cfg.widths)
+    lines = [f"relative {group_name} invariance error at step {cfg.steps}, width {width}, {eval_set} inputs",
+             f"{'mode':>9} | {'member':>8} | " + " | ".join(f"M={m:<4}" for m in cfg.ensemble_sizes) + " |    NTK"]
+    for mode in MODES:
+        last = done[f"{mode}/width{width}"][eval_set][-1]
+        lines.append(f"{mode:>9} | {last['members']:8.3f} | " + " | ".join(f"{v:6.3f}" for v in last["ensemble"])
+                     + f" | {float(last['ntk']):6.1e}")
+    return "\n".join(lines)

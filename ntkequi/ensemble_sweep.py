@@ -84,7 +84,7 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
                                   run_dir=run_dir.path / "ensembles" / key.replace("/", "_"),
                                   progress=progress)
             # the infinite-width limit of the same training set
-            x_aug, y_aug = ensembles._training_set(group, tcfg, x, y)
+            x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
             pred = ntk.predict(spec, x_aug, y_aug, x_eval, res.times(lr))
             rec = {"mode": mode, "width": width, "steps": res.steps, "times": res.times(lr)}
             for j, s in enumerate(names):

@@ -35,7 +35,7 @@ from .groups import Group, GroupError
 from .ntk import check_finite
 from .results import RunDir
 
-__all__ = ["TrainConfig", "EnsembleResult", "init_ensemble", "train", "subgroup_elements"]
+__all__ = ["TrainConfig", "EnsembleResult", "init_ensemble", "train", "subgroup_elements", "training_set"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 LOSSES = ("mse", "xent")
@@ -136,7 +136,9 @@ def _loss_fn(apply, cfg: TrainConfig):
     return loss
 
 
-def _training_set(group, cfg, x, y):
+def training_set(group: Optional[Group], cfg: TrainConfig, x, y):
+    """The fixed training set of ``cfg.augmentation`` ('orbit', 'subgroup': all
+    transforms, group-major; 'none' and 'random': ``(x, y)`` as given)."""
     if cfg.augmentation in ("none", "random"):
         return x, y
     if group is None:
@@ -205,7 +207,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         raise ValueError(f"augmentation={cfg.augmentation!r} needs a group")
     if group is not None:
         group.check_input(x_train)
-    x, y = _training_set(group, cfg, x_train, y_train)
+    x, y = training_set(group, cfg, x_train, y_train)
     opt, run_steps = _make_step(spec, cfg, group, x, y)
     apply = jax.jit(jax.vmap(spec.flax().apply, in_axes=(0, None)))
 

@@ -56,12 +56,12 @@ def test_augmentation_modes_build_the_right_training_sets():
     c16 = groups.rotations(16, (6, 6))
     imgs = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 6, 1))
     cfg = ensembles.TrainConfig(augmentation="subgroup", subgroup_step=4, steps=1, record_steps=(1,))
-    xs, ys = ensembles._training_set(c16, cfg, imgs, jnp.ones((3, 1)))
+    xs, ys = ensembles.training_set(c16, cfg, imgs, jnp.ones((3, 1)))
     assert xs.shape == (12, 6, 6, 1)                 # C4 inside C16: 4 elements
     np.testing.assert_array_equal(xs[3:6], np.rot90(np.asarray(imgs), 1, axes=(1, 2)))
     with pytest.raises(groups.GroupError, match="divide"):
         ensembles.subgroup_elements(c16, 3)
-    xs, ys = ensembles._training_set(G4, dataclasses.replace(cfg, augmentation="orbit"), x, y)
+    xs, ys = ensembles.training_set(G4, dataclasses.replace(cfg, augmentation="orbit"), x, y)
     assert xs.shape == (32, 2) and ys.shape == (32, 1)
 
 

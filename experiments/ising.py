@@ -13,10 +13,8 @@ Gaussian-noise "configurations" (off the data manifold). See ntkequi.ensemble_sw
 
 Writes runs/ising[-paper]/ (resumable) and figures/ising[-paper].png.
 """
-import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 import jax
 
@@ -53,21 +51,5 @@ def problem(cfg: IsingConfig) -> ensemble_sweep.Problem:
                                 b_std=0.5))
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--out", default=None, help="run directory (default runs/ising[-paper])")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    out = Path(args.out or ("runs/ising" + ("" if args.preset == "small" else f"-{args.preset}")))
-    prob = problem(cfg)
-    done = ensemble_sweep.run(prob, cfg.sweep, out, config=cfg, progress=not args.no_progress,
-                              figures_dir=Path(__file__).resolve().parents[1] / "figures")
-    print()
-    print(ensemble_sweep.table(done, cfg.sweep, prob.group.name, "noise"))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ensemble_sweep.cli("ising", PRESETS, problem, __doc__))

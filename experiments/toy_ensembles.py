@@ -9,10 +9,8 @@ ntkequi.ensemble_sweep for what is measured).
 
 Writes runs/toy_ensembles[-paper]/ (resumable) and figures/toy_ensembles[-paper].png.
 """
-import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 import jax
 
@@ -48,21 +46,5 @@ def problem(cfg: ToyConfig) -> ensemble_sweep.Problem:
         spec=lambda w: ArchSpec(kind="mlp", depth=cfg.depth, width=w, b_std=cfg.b_std))
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--out", default=None, help="run directory (default runs/toy_ensembles[-paper])")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    out = Path(args.out or ("runs/toy_ensembles" + ("" if args.preset == "small" else f"-{args.preset}")))
-    prob = problem(cfg)
-    done = ensemble_sweep.run(prob, cfg.sweep, out, config=cfg, progress=not args.no_progress,
-                              figures_dir=Path(__file__).resolve().parents[1] / "figures")
-    print()
-    print(ensemble_sweep.table(done, cfg.sweep, prob.group.name, "noise"))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ensemble_sweep.cli("toy_ensembles", PRESETS, problem, __doc__))

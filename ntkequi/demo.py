@@ -14,7 +14,6 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Optional
 
 import jax
 import jax.numpy as jnp

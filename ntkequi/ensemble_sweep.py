@@ -13,7 +13,6 @@ and ``experiments/ising.py``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
 import jax
@@ -177,3 +176,22 @@ def table(done: dict, cfg: SweepConfig, group_name: str, eval_set: str) -> str:
         lines.append(f"{mode:>9} | {last['members']:8.3f} | " + " | ".join(f"{v:6.3f}" for v in last["ensemble"])
                      + f" | {float(last['ntk']):6.1e}")
     return "\n".join(lines)
+
+
+def cli(name: str, presets: dict, make_problem: Callable, doc: str, argv=None) -> int:
+    """Command line shared by the sweep scripts: ``--preset``, ``--out``, ``--no-progress``.
+    ``presets[p]`` is a frozen config with a ``sweep`` field; ``make_problem(cfg)`` -> Problem."""
+    import argparse
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(presets), default="small")
+    p.add_argument("--out", default=None, help=f"run directory (default runs/{name}[-PRESET])")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    cfg = presets[args.preset]
+    out = Path(args.out or (f"runs/{name}" + ("" if args.preset == "small" else f"-{args.preset}")))
+    prob = make_problem(cfg)
+    done = run(prob, cfg.sweep, out, config=cfg, progress=not args.no_progress,
+               figures_dir=Path("figures"))
+    print()
+    print(table(done, cfg.sweep, prob.group.name, list(prob.evals)[-1]))
+    return 0

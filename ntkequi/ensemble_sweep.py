@@ -13,6 +13,7 @@ and ``experiments/ising.py``.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import jax
@@ -58,10 +59,15 @@ def _inv(f_orbit, group):
 def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bool = True,
         figures_dir: Path | None = None) -> dict:
     """Run (or resume) the sweep into ``out``; ``config`` (saved as the run's config)
-    must determine ``problem`` and ``cfg``."""
+    must determine ``problem`` and ``cfg``. Enable float64 (``jax_enable_x64``)
+    before building the problem's arrays; float32 data limit the NTK's invariance
+    to float32 rounding (~1e-8 here)."""
     jax.config.update("jax_enable_x64", True)
     run_dir = RunDir(out, config if config is not None else cfg)
     group, x, y = problem.group, problem.x, problem.y
+    if jnp.asarray(x).dtype != jnp.float64:
+        warnings.warn(f"problem data are {jnp.asarray(x).dtype}: NTK invariance is then limited to "
+                      f"that precision; enable jax_enable_x64 before building the problem")
     names = list(problem.evals)
     x_eval = jnp.concatenate([group.orbit(problem.evals[s]).reshape((-1,) + x.shape[1:]) for s in names])
     sizes = [int(problem.evals[s].shape[0]) * group.order for s in names]
@@ -189,6 +195,7 @@ def cli(name: str, presets: dict, make_problem: Callable, doc: str, argv=None) -
     args = p.parse_args(argv)
     cfg = presets[args.preset]
     out = Path(args.out or (f"runs/{name}" + ("" if args.preset == "small" else f"-{args.preset}")))
+    jax.config.update("jax_enable_x64", True)   # before any data exist: NTK comparisons in float64
     prob = make_problem(cfg)
     done = run(prob, cfg.sweep, out, config=cfg, progress=not args.no_progress,
                figures_dir=Path("figures"))

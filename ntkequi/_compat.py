@@ -24,8 +24,8 @@ behaviour (no neural-tangents code is copied or forked):
    tracers, and the next call outside that trace fails (UnexpectedTracerError).
    -> a call made while a trace is active uses fresh caches.
 5. ``nt.batch`` (which jit-compiles ``kernel_fn``) gives a different diagonal than
-   the unbatched kernel for ReLU-type networks: 1.4e-8 relative in float64 and
-   7e-5 in float32, also for a batched layer composed with the next layer. The
+   the unbatched kernel for ReLU-type networks: up to 3e-9 relative in float64 and
+   6e-5 in float32 (experiments/compat_diagonal.py), also for a batched layer composed with the next layer. The
    cause is the square root of a rounding error in the activation kernels'
    ``prod - nngp**2`` on the diagonal, which is 0 only if the diagonal of
    ``nngp`` equals ``cov1`` bit for bit and no fused multiply-add is used. ->
@@ -247,9 +247,9 @@ def _patch_activation_diagonal(elementwise_mod) -> None:
     reductions, so when they differ by one rounding error the square root turns
     it into a ~1e-8 relative error in float64 (~1e-4 in float32). Whether they
     differ depends on XLA's reduction order: always under ``jit`` and so in
-    every ``nt.batch``-ed kernel (measured 1.4e-8 / 7e-5 relative on JAX 0.10.2),
+    every ``nt.batch``-ed kernel (measured up to 3e-9 / 6e-5 relative on JAX 0.10.2),
     in a batched layer composed with the next one, and for some inputs eagerly
-    (e.g. a rotated copy of an image: 3e-9), which breaks the exact permutation
+    (e.g. a rotated copy of an image, off by a similar amount), which breaks the exact permutation
     symmetry of orbit-augmented kernels. (Under jit a fused multiply-add can
     still leave a rounding error; :func:`_patch_batch` handles ``nt.batch``.)
 

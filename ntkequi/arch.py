@@ -39,6 +39,10 @@ class ArchSpec:
     kernel_size, padding: CNN filter size (odd) and padding ('SAME' zero padding,
         or 'CIRCULAR' for periodic lattices).
     readout: CNN readout, 'flatten' (Flatten + Dense) or 'gap' (global average pool + Dense).
+    pool: CNN only: a 2x2 average pool with stride 2 after each hidden conv block
+        (28 -> 14 -> 7; exact under 90-degree rotations when every pooled size is
+        even before pooling). The analytic kernel then tracks the full spatial
+        covariance (pixels squared per pair), so keep it off for NTK comparisons.
     """
     kind: str = "mlp"
     depth: int = 2
@@ -50,6 +54,7 @@ class ArchSpec:
     kernel_size: int = 3
     padding: str = "SAME"
     readout: str = "flatten"
+    pool: bool = False
 
     def __post_init__(self):
         if self.kind not in ("mlp", "cnn"):
@@ -68,11 +73,13 @@ class ArchSpec:
                 raise ValueError(f"ArchSpec.padding must be 'SAME' or 'CIRCULAR'; got {self.padding!r}")
             if self.readout not in ("flatten", "gap"):
                 raise ValueError(f"ArchSpec.readout must be 'flatten' or 'gap'; got {self.readout!r}")
+        elif self.pool:
+            raise ValueError("ArchSpec.pool is for kind='cnn'")
 
     def layers(self) -> tuple:
         """The network as a tuple of layer descriptions, the single source for
         both realisations: ('flatten',), ('dense', features), ('conv', features),
-        ('act',), ('gap',)."""
+        ('act',), ('gap',), ('pool',)."""
         out = []
         if self.kind == "mlp":
             out.append(("flatten",))
@@ -80,7 +87,7 @@ class ArchSpec:
                 out += [("dense", self.width), ("act",)]
         else:
             for _ in range(self.depth):
-                out += [("conv", self.width), ("act",)]
+                out += [("conv", self.width), ("act",)] + ([("pool",)] if self.pool else [])
             out.append(("flatten",) if self.readout == "flatten" else ("gap",))
         out.append(("dense", self.out_dim))
         return tuple(out)
@@ -91,6 +98,7 @@ class ArchSpec:
         build = {
             "flatten": lambda: stax.Flatten(),
             "gap": lambda: stax.GlobalAvgPool(),
+            "pool": lambda: stax.AvgPool((2, 2), strides=(2, 2), padding="VALID"),
             "act": lambda: ACTIVATIONS[self.activation](),
             "dense": lambda n: stax.Dense(n, self.W_std, self.b_std),
             "conv": lambda n: stax.Conv(n, k, padding=self.padding, W_std=self.W_std,
@@ -115,7 +123,15 @@ class ArchSpec:
         if self.kind == "mlp" or not event_shape:
             return 1
         spatial = int(math.prod(event_shape[:-1]))
-        return spatial if self.readout == "flatten" else spatial * spatial
+        return spatial if self.readout == "flatten" and not self.pool else spatial * spatial
+
+
+def avg_pool2(x):
+    """2x2 average pool, stride 2, VALID (odd trailing rows/columns dropped): ``(N, H, W, C)``
+    -> ``(N, H // 2, W // 2, C)``."""
+    n, h, w, c = x.shape
+    x = x[:, :h - h % 2, :w - w % 2]
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
 class _NTKDense(nn.Module):
@@ -165,6 +181,8 @@ class FlaxNet(nn.Module):
                 x = x.reshape(x.shape[0], -1)
             elif name == "gap":
                 x = x.mean(axis=tuple(range(1, x.ndim - 1)))
+            elif name == "pool":
+                x = avg_pool2(x)
             elif name == "act":
                 x = _ACTIVATION_FNS[s.activation](x)
             elif name == "dense":

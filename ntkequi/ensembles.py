@@ -174,27 +174,37 @@ def _make_step(spec, cfg, group, x, y):
     ensemble_step = jax.vmap(member_step)
 
     @jax.jit
-    def run_steps(state, n_steps_array):
-        def body(carry, _):
-            params, opt_state, key = carry
-            key, sub = jax.random.split(key)
-            keys = jax.random.split(sub, cfg.ensemble_size)
-            params, opt_state = ensemble_step(params, opt_state, keys)
-            return (params, opt_state, key), None
-        return jax.lax.scan(body, state, n_steps_array)[0]
+    def one_step(state):
+        params, opt_state, key = state
+        key, sub = jax.random.split(key)
+        keys = jax.random.split(sub, cfg.ensemble_size)
+        params, opt_state = ensemble_step(params, opt_state, keys)
+        return params, opt_state, key
+
+    def run_steps(state, n_steps: int, on_step=None):
+        # A Python loop over a jitted step, not lax.scan: on XLA:CPU a convolution
+        # inside a while loop ran ~4x slower than the same step jitted alone
+        # (measured: 1.1 s vs 0.27 s per step for a 4-member CNN ensemble).
+        for _ in range(int(n_steps)):
+            state = one_step(state)
+            if on_step is not None:
+                on_step(1)
+        return state
 
     return opt, run_steps
 
 
 def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Optional[Group] = None,
           run_dir: Optional[str | Path] = None, progress: bool = True,
-          overwrite: bool = False) -> EnsembleResult:
+          overwrite: bool = False, eval_batch_size: int = 512) -> EnsembleResult:
     """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` and record
     member predictions on ``x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
 
     x_train ``(N, ...)``, y_train ``(N, k)``; ``group`` is needed for every
     augmentation but 'none'. With ``run_dir`` the run is saved as it goes and
-    resumes from its checkpoint."""
+    resumes from its checkpoint. ``spec`` is anything with ``.flax()`` and ``out_dim``
+    (an :class:`ArchSpec` or a baseline spec). Evaluation runs in chunks of
+    ``eval_batch_size`` inputs (all members at once)."""
     from tqdm.auto import tqdm
 
     x_train, y_train = check_finite("x_train", x_train), check_finite("y_train", y_train)
@@ -209,7 +219,11 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         group.check_input(x_train)
     x, y = training_set(group, cfg, x_train, y_train)
     opt, run_steps = _make_step(spec, cfg, group, x, y)
-    apply = jax.jit(jax.vmap(spec.flax().apply, in_axes=(0, None)))
+    apply_chunk = jax.jit(jax.vmap(spec.flax().apply, in_axes=(0, None)))
+
+    def apply(params, xs):
+        return np.concatenate([np.asarray(apply_chunk(params, xs[i:i + eval_batch_size]))
+                               for i in range(0, xs.shape[0], eval_batch_size)], axis=1)
 
     key_init, key_train = jax.random.split(jax.random.PRNGKey(cfg.seed))
     params = init_ensemble(spec, key_init, cfg.ensemble_size, x)
@@ -248,8 +262,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         if stop < step:
             continue
         if stop > step:
-            state = run_steps(state, jnp.zeros(stop - step))
-            bar.update(stop - step)
+            state = run_steps(state, stop - step, bar.update)
             step = stop
         if stop in cfg.record_steps and stop not in records:
             members = np.asarray(apply(state[0], x_eval))

@@ -185,14 +185,19 @@ def table(done: dict, cfg: SweepConfig, group_name: str, eval_set: str) -> str:
 
 
 def cli(name: str, presets: dict, make_problem: Callable, doc: str, argv=None) -> int:
-    """Command line shared by the sweep scripts: ``--preset``, ``--out``, ``--no-progress``.
+    """Command line shared by the sweep scripts: ``--preset``, ``--out``, ``--no-progress``, ``--data-dir``.
     ``presets[p]`` is a frozen config with a ``sweep`` field; ``make_problem(cfg)`` -> Problem."""
     import argparse
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(presets), default="small")
     p.add_argument("--out", default=None, help=f"run directory (default runs/{name}[-PRESET])")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the FashionMNIST/MNIST IDX files (sets NTKEQUI_DATA_DIR; image problems only)")
     args = p.parse_args(argv)
+    if args.data_dir:
+        import os
+        os.environ["NTKEQUI_DATA_DIR"] = args.data_dir
     cfg = presets[args.preset]
     out = Path(args.out or (f"runs/{name}" + ("" if args.preset == "small" else f"-{args.preset}")))
     jax.config.update("jax_enable_x64", True)   # before any data exist: NTK comparisons in float64

@@ -29,6 +29,7 @@ def _flax_params_as_stax(spec, flax_params):
     (ArchSpec(kind="mlp", depth=2, width=16, b_std=0.3, activation="gelu"), (3, 4)),
     (ArchSpec(kind="cnn", depth=2, width=4, padding="CIRCULAR", activation="erf"), (2, 5, 5, 2)),
     (ArchSpec(kind="cnn", depth=1, width=4, readout="gap", out_dim=3), (2, 6, 6, 1)),
+    (ArchSpec(kind="cnn", depth=2, width=3, pool=True, out_dim=2), (2, 8, 8, 1)),
 ])
 def test_flax_network_computes_the_stax_network(spec, shape):
     x = jax.random.normal(jax.random.PRNGKey(0), shape)

@@ -27,11 +27,14 @@ def test_ising_energy_hand_cases():
     assert s.shape == (5, 4, 4, 1) and set(np.unique(s)) <= {-1.0, 1.0}
 
 
-@pytest.mark.parametrize("script", ["ising", "toy_ensembles"])
-def test_sweep_runs_resumes_and_reports(script, tmp_path):
+@pytest.mark.parametrize("script", ["ising", "toy_ensembles", "fmnist_ntk"])
+def test_sweep_runs_resumes_and_reports(script, tmp_path, request, monkeypatch):
     mod = _load(script)
     tiny = ensemble_sweep.SweepConfig(widths=(8,), ensemble_sizes=(1, 2), steps=4, record_steps=(0, 4))
     cfg = mod.PRESETS["small"].__class__(sweep=tiny)
+    if script == "fmnist_ntk":       # real images: the offline data, a few of them
+        monkeypatch.setenv("NTKEQUI_DATA_DIR", str(request.getfixturevalue("data_dir")))
+        cfg = mod.PRESETS["small"].__class__(n_train=6, n_eval=2, sweep=tiny)
     prob = mod.problem(cfg)
     out = tmp_path / script
     done = ensemble_sweep.run(prob, tiny, out, config=cfg, progress=False, figures_dir=tmp_path / "fig")

@@ -1,0 +1,47 @@
+"""The FashionMNIST orbit-consistency table on a tiny setting: runs, resumes, reports."""
+import json
+
+import numpy as np
+
+from ntkequi import data, orbit_table
+from ntkequi.arch import ArchSpec
+
+
+def tiny_config(**kw):
+    return orbit_table.TableConfig(
+        groups=(4,), seeds=(0,), split=data.SplitConfig(n_train=48, n_val=0, n_test=12), n_ood=6,
+        cnn=ArchSpec(kind="cnn", depth=1, width=4, out_dim=10, pool=True), ensemble_size=3,
+        gcnn_channels=3, canon_channels=2, kernel_size=3, steps=4, batch_size=16, **kw)
+
+
+def test_table_runs_resumes_and_reports(data_dir, tmp_path):
+    cfg = tiny_config()
+    out = tmp_path / "table"
+    done = orbit_table.run(cfg, out, data_dir, progress=False)
+    assert set(done) == {f"{m}/C4/seed0" for m in orbit_table.MODELS}
+    for s in orbit_table.EVAL_SETS:
+        # exactly invariant baselines: every orbit element gets the same class
+        assert done["gcnn/C4/seed0"][s]["osp"] == 4.0
+        assert done["canonicalization/C4/seed0"][s]["osp"] == 4.0
+        assert done["canonicalization/C4/seed0"][s]["invariance_error"] < 1e-5    # float32
+        ens = done["deep_ensemble/C4/seed0"]
+        assert 1.0 <= ens[s]["osp"] <= 4.0 and len(ens[s + "_members"]) == 3
+    assert 0.0 <= done["gcnn/C4/seed0"]["test"]["accuracy"] <= 1.0
+    summ = orbit_table.summarize(cfg, done, "mnist")
+    assert summ["single"][4][2] == 3 and summ["deep_ensemble"][4][2] == 1
+    md = (out / "tables.md").read_text()
+    assert "| E2CNN-style GCNN | 4 +- 0 | 4.0 +- 0.0 |" in md and "3.85 +- 0.12" in md
+    assert r"\begin{tabular}" in (out / "osp_mnist.tex").read_text()
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 * (3 + 3)          # header + eval sets x (3 models + 3 members)
+    n = len((out / "results.jsonl").read_text().splitlines())
+    orbit_table.run(cfg, out, data_dir, progress=False)               # resume: nothing retrained
+    assert len((out / "results.jsonl").read_text().splitlines()) == n
+    assert json.loads((out / "config.json").read_text())["steps"] == 4
+
+
+def test_unknown_model_is_an_error():
+    import pytest
+    with pytest.raises(ValueError, match="unknown models"):
+        tiny_config(models=("resnet",))
+    assert np.isclose(orbit_table.PAPER_OSP["gcnn"][4][0], 4.0)

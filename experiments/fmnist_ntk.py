@@ -8,7 +8,7 @@ MNIST digits and uniform-noise images (out of distribution): invariance error of
 members, of the ensemble mean for growing M, of the NTK mean mu_t, and the distance of
 the ensemble mean from mu_t for growing width (see ntkequi.ensemble_sweep).
 
-    python experiments/fmnist_ntk.py --data-dir DIR                  # ~10 min on 2 CPU cores
+    python experiments/fmnist_ntk.py --data-dir DIR                  # ~12 min on 2 CPU cores
     python experiments/fmnist_ntk.py --data-dir DIR --preset paper   # wider, larger M (a GPU)
 
 Writes runs/fmnist_ntk[-paper]/ (resumable) and figures/fmnist_ntk[-paper].png.

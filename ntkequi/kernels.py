@@ -74,6 +74,9 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
     identity term is then computed with ``x2=None``, which neural-tangents evaluates
     more precisely on the diagonal)."""
     order = group.order
+    # off-identity terms jitted (one compilation per block shape); the x2=None identity
+    # term stays un-jitted, where the compat fixes keep neural-tangents' diagonal exact
+    jitted = jax.jit(kernel_fn, static_argnums=(2,))
 
     def add(a, b):
         return b if a is None else jax.tree_util.tree_map(jnp.add, a, b)
@@ -84,7 +87,7 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
             if g == 0 and same:
                 k = kernel_fn(a, None, get_)
             else:
-                k = kernel_fn(a, group.act(g, b), get_)
+                k = jitted(a, group.act(g, b), get_)
             acc = add(acc, k)
         return jax.tree_util.tree_map(lambda v: v / order, acc)
 

@@ -30,7 +30,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -273,7 +272,7 @@ def cli(argv=None) -> int:
     args = p.parse_args(argv)
     cfg = PRESETS[args.preset]
     out = Path(args.out or f"runs/fmnist_osp_table-{args.preset}")
-    done = run(cfg, out, args.data_dir, progress=not args.no_progress)
+    run(cfg, out, args.data_dir, progress=not args.no_progress)
     if args.paper_dir:
         pd = Path(args.paper_dir)
         pd.mkdir(parents=True, exist_ok=True)

@@ -75,7 +75,7 @@ def test_canonicalizer_gets_gradients_through_the_straight_through_choice(key):
 @pytest.mark.parametrize("n", [8, 16])
 def test_c8_c16_invariance_error_is_measured_and_moderate(n):
     """Interpolated rotations: not exact, but far below a plain CNN's error (printed with -s)."""
-    rep = invariance_report(n, jax.random.PRNGKey(0), n_inputs=4, channels=4)
+    rep = invariance_report(n, jax.random.PRNGKey(0), n_inputs=2, channels=2, kernel_size=3)
     for (name, kind), r in rep.items():
         print(f"C{n} {name} {kind}: invariance error {r['invariance_error']:.2e}, OSP {r['osp']:.2f}")
     gcnn = rep[("gcnn", "smooth")]["invariance_error"]

@@ -14,8 +14,9 @@ Augmentation modes (the group's output representation transforms targets):
               e.g. C4 inside C16 with s=4: partial augmentation.
 
 Runs given a ``run_dir`` write their config, the recorded predictions as they
-are made, and a checkpoint of the full training state; a rerun resumes from the
-checkpoint and skips recorded steps.
+are made (``predictions_step{S}.npy``, ``(M, N_eval, k)``, indexed by
+``results.jsonl``), and a checkpoint of the full training state; a rerun resumes
+from the checkpoint and skips recorded steps.
 """
 from __future__ import annotations
 
@@ -243,7 +244,10 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
             step = int(saved["step"])
         for rec in rd.records():
             if rec.get("kind") == "predictions" and rec["step"] <= step:
-                records[rec["step"]] = np.asarray(rec["members"], dtype=np.float64)
+                if "file" in rec:           # predictions saved beside the record (.npy)
+                    records[rec["step"]] = np.load(rd.path / rec["file"])
+                else:                       # older runs kept them inline as JSON
+                    records[rec["step"]] = np.asarray(rec["members"], dtype=np.float64)
 
     def save(step):
         if rd is None:
@@ -271,7 +275,14 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
                                          f"(learning_rate={cfg.learning_rate} too large?)")
             records[stop] = members
             if rd is not None:
-                rd.record(f"step/{stop}", kind="predictions", step=stop, members=members)
+                # the array goes to its own .npy file first (atomically), then the record
+                # that points at it: a record always has its file
+                fname = f"predictions_step{stop}.npy"
+                with open(rd.path / (fname + ".tmp"), "wb") as f:
+                    np.save(f, members)
+                os.replace(rd.path / (fname + ".tmp"), rd.path / fname)
+                rd.record(f"step/{stop}", kind="predictions", step=stop, file=fname,
+                          shape=list(members.shape))
         save(step)
     bar.close()
     steps = np.asarray(sorted(records))

@@ -106,6 +106,9 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, monkeypatch):
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     keys = [__import__("json").loads(line)["key"] for line in lines]
     assert keys == ["step/0", "step/20", "step/40", "step/60"]
+    # predictions live in .npy files beside the records, not inline
+    assert all("members" not in __import__("json").loads(line) for line in lines)
+    np.testing.assert_array_equal(np.load(tmp_path / "predictions_step60.npy"), resumed.members[-1])
 
 
 def test_bad_training_input():

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["DataError", "DATASETS", "OOD_SETS", "SplitConfig", "SPLIT_PRESETS", "data_dir_from_env",
-           "verify_file", "read_idx", "load", "splits", "ood_set",
+           "verify_file", "read_idx", "load", "splits", "ood_set", "downsample",
            "wedge_points", "ring_points", "noise_points", "radial_target", "ising_configurations",
            "ising_energy"]
 
@@ -209,6 +209,17 @@ def splits(cfg: SplitConfig, dataset: str = "fashion_mnist", data_dir=None) -> d
     tr, va = p[:cfg.n_train], p[cfg.n_train:cfg.n_train + cfg.n_val]
     te = rng.permutation(xte.shape[0])[:cfg.n_test]
     return {"train": (xtr[tr], ytr[tr]), "val": (xtr[va], ytr[va]), "test": (xte[te], yte[te])}
+
+
+def downsample(x, factor: int) -> np.ndarray:
+    """Average-pool images ``(N, H, W, C)`` by ``factor`` (which must divide H and W):
+    ``(N, H/factor, W/factor, C)``. 28x28 -> 7x7 with factor 4, small enough for kernels
+    that hold the full spatial covariance. Commutes exactly with 90-degree rotations."""
+    x = np.asarray(x)
+    n, h, w, c = x.shape
+    if h % factor or w % factor:
+        raise ValueError(f"factor {factor} does not divide the image size {h}x{w}")
+    return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
 
 
 def ood_set(name: str, n: int, seed: int = 0, data_dir=None) -> np.ndarray:

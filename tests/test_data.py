@@ -88,3 +88,13 @@ def test_splits_disjoint_and_ood_sets(data_dir):
         assert x.shape == (7, 28, 28, 1) and 0 <= x.min() and x.max() <= 1
     with pytest.raises(ValueError, match="unknown out-of-distribution set"):
         data.ood_set("cifar", 3)
+
+
+def test_downsample_averages_and_commutes_with_rot90():
+    x = np.random.default_rng(0).random((3, 28, 28, 1))
+    d = data.downsample(x, 4)
+    assert d.shape == (3, 7, 7, 1)
+    np.testing.assert_allclose(d[:, 0, 0, 0], x[:, :4, :4, 0].mean(axis=(1, 2)))
+    np.testing.assert_allclose(data.downsample(np.rot90(x, 1, axes=(1, 2)), 4), np.rot90(d, 1, axes=(1, 2)))
+    with pytest.raises(ValueError, match="does not divide"):
+        data.downsample(x, 3)

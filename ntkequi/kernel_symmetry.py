@@ -1,0 +1,244 @@
+"""Three symmetric infinite-width predictors side by side (issue: kernel-side symmetry).
+
+(i)   a CNN's NTK trained on the full C4 orbit (the augmented NTK, ``ntk.predict(group=)``),
+(ii)  kernel regression / gradient flow with the C4-symmetrized CNN kernel at ``|G| t``
+      (:func:`ntkequi.kernels.augmented_as_symmetrized`; equal to (i) up to rounding),
+(iii) the NTK of a C4 group-convolutional network (:mod:`ntkequi.group_stax`) on the
+      original data,
+
+evaluated on the C4 orbits of FashionMNIST test images, MNIST digits and noise images
+(downsampled to 7x7 so that the group-convolutional kernel, which holds the full spatial
+covariance, fits on a CPU), at several training times: invariance error, accuracy, and the
+distance between (i) and (iii); plus finite gradient-descent ensembles of the CNN with
+full-orbit augmentation approaching (i), and the toy planar C8 problem for (i) vs (ii).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import data, ensembles, groups, kernels, metrics, ntk
+from .arch import ArchSpec
+from .group_stax import GroupConv, LiftingConv
+from .nt import stax
+from .results import RunDir
+
+__all__ = ["KernelSymmetryConfig", "PRESETS", "run", "figure"]
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSymmetryConfig:
+    """time_multiples: training times in units of ``1 / lambda_max`` of the augmented
+    CNN kernel (``inf`` allowed); the ensembles run ``multiple / (2 lr_fraction)``
+    steps of gradient descent with learning rate ``lr_fraction * 2 / lambda_max``."""
+    n_train: int = 32
+    n_eval: int = 16
+    factor: int = 4
+    depth: int = 2
+    b_std: float = 0.1
+    time_multiples: tuple = (1.0, 10.0, 100.0, math.inf)
+    ensemble_width: int = 64
+    ensemble_sizes: tuple = (1, 2, 4, 8)
+    lr_fraction: float = 0.5
+    kernel_batch: int = 16
+    seed: int = 0
+
+
+PRESETS = {
+    "small": KernelSymmetryConfig(),
+    "paper": KernelSymmetryConfig(n_train=128, n_eval=64, ensemble_width=512,
+                                  ensemble_sizes=(1, 2, 4, 8, 16, 32, 64),
+                                  time_multiples=(1.0, 10.0, 100.0, 1000.0, math.inf)),
+}
+EVAL_SETS = ("fashion_mnist_test", "mnist", "noise")
+
+
+def cnn_spec(cfg: KernelSymmetryConfig, width: int = 1) -> ArchSpec:
+    return ArchSpec(kind="cnn", depth=cfg.depth, width=width, out_dim=10, readout="gap", b_std=cfg.b_std)
+
+
+def gcnn_kernel_fn(cfg: KernelSymmetryConfig):
+    """(iii): lifting conv, ``depth - 1`` group convs, ReLUs, invariant pooling, dense."""
+    layers = [LiftingConv(1, 3, b_std=cfg.b_std), stax.Relu()]
+    for _ in range(cfg.depth - 1):
+        layers += [GroupConv(1, 3, b_std=cfg.b_std), stax.Relu()]
+    layers += [stax.GlobalAvgPool(), stax.Dense(10, b_std=cfg.b_std)]
+    return stax.serial(*layers)[2]
+
+
+def problem(cfg: KernelSymmetryConfig, data_dir=None):
+    """Downsampled float64 training data (centred one-hot targets) and evaluation sets."""
+    sets = data.splits(data.SplitConfig(n_train=cfg.n_train, n_val=0, n_test=cfg.n_eval, seed=cfg.seed),
+                       data_dir=data_dir)
+    f64 = lambda a: jnp.asarray(data.downsample(a, cfg.factor), dtype=jnp.float64)
+    x, labels = sets["train"]
+    evals = {"fashion_mnist_test": f64(sets["test"][0]),
+             "mnist": f64(data.ood_set("mnist", cfg.n_eval, cfg.seed, data_dir)),
+             "noise": f64(data.ood_set("noise", cfg.n_eval, cfg.seed, data_dir))}
+    return f64(x), jnp.asarray(np.eye(10)[labels] - 0.1), evals, jnp.asarray(sets["test"][1])
+
+
+def _metrics(mean, group, sizes, test_labels):
+    """mean ``(T, |G| N_all, 10)`` -> per time: invariance per set, test accuracy."""
+    out = []
+    for i in range(mean.shape[0]):
+        rec = {}
+        for j, s in enumerate(EVAL_SETS):
+            orb = metrics.orbit_predictions(mean[i, sizes[j]:sizes[j + 1]], group)
+            rec[s] = metrics.equivariance_error(orb, group).relative
+            if s == "fashion_mnist_test":
+                rec["accuracy"] = metrics.accuracy(orb[0], test_labels)
+        out.append(rec)
+    return out
+
+
+def run(cfg: KernelSymmetryConfig, out, data_dir=None, progress: bool = True) -> dict:
+    """Run (or resume) everything into ``out``; returns ``{key: record}``."""
+    jax.config.update("jax_enable_x64", True)
+    out = Path(out)
+    rd = RunDir(out, cfg)
+    done = rd.done()
+    g4 = groups.rotations(4, (28 // cfg.factor,) * 2)
+    x, y, evals, test_labels = problem(cfg, data_dir)
+    x_eval = jnp.concatenate([g4.orbit(evals[s]).reshape((-1,) + x.shape[1:]) for s in EVAL_SETS])
+    sizes = np.cumsum([0] + [evals[s].shape[0] * 4 for s in EVAL_SETS])
+    spec = cnn_spec(cfg)
+    max_lr = ntk.max_learning_rate(spec, x, g4)
+    ts = np.asarray(cfg.time_multiples) * max_lr / 2          # t in units of 1 / lambda_max
+    preds = {}
+    for name in ("augmented", "symmetrized", "gcnn"):
+        f = out / f"mean_{name}.npy"
+        if name in done and f.exists():
+            preds[name] = np.load(f)
+            continue
+        print(f"[{out.name}] {name}", flush=True)
+        if name == "augmented":
+            mean = ntk.predict(spec, x, y, x_eval, ts, group=g4, batch_size=cfg.kernel_batch).mean
+        elif name == "symmetrized":
+            p = kernels.augmented_as_symmetrized(spec, g4, x, ts)
+            mean = ntk.predict(p.kernel_fn, x, y, x_eval, p.t).mean
+        else:
+            mean = ntk.predict(gcnn_kernel_fn(cfg), x, y, x_eval, ts, batch_size=cfg.kernel_batch).mean
+        preds[name] = np.asarray(mean)
+        np.save(f, preds[name])
+        done[name] = rd.record(name, times=ts, per_time=_metrics(preds[name], g4, sizes, test_labels))
+    if "comparison" not in done:
+        a, s_, g = preds["augmented"], preds["symmetrized"], preds["gcnn"]
+        done["comparison"] = rd.record("comparison", times=ts, augmented_vs_symmetrized=[
+            metrics.ntk_distance(s_[i], a[i]) for i in range(len(ts))], augmented_vs_gcnn=[
+            metrics.ntk_distance(g[i], a[i]) for i in range(len(ts))])
+    if "ensemble" not in done:
+        finite = [i for i, m in enumerate(cfg.time_multiples) if math.isfinite(m)]
+        steps = [int(round(cfg.time_multiples[i] / (2 * cfg.lr_fraction))) for i in finite]
+        lr = cfg.lr_fraction * max_lr
+        tcfg = ensembles.TrainConfig(ensemble_size=max(cfg.ensemble_sizes), steps=max(steps),
+                                     learning_rate=lr, augmentation="orbit", record_steps=tuple(sorted(set(steps))),
+                                     seed=cfg.seed)
+        print(f"[{out.name}] ensemble: {tcfg.ensemble_size} members, width {cfg.ensemble_width}", flush=True)
+        res = ensembles.train(cnn_spec(cfg, cfg.ensemble_width), tcfg, x, y, x_eval, group=g4,
+                              run_dir=out / "ensemble", progress=progress)
+        rec = {"steps": steps, "times": [float(s * lr) for s in steps], "distance_to_augmented": [],
+               "invariance_noise": [], "member_invariance_noise": []}
+        sl = slice(int(sizes[2]), int(sizes[3]))
+        for i, s in zip(finite, steps):
+            members = res.members[list(res.steps).index(s)]
+            ref = preds["augmented"][i]
+            rec["distance_to_augmented"].append([metrics.ntk_distance(members[:m].mean(0), ref)
+                                                 for m in cfg.ensemble_sizes])
+            inv = lambda f: metrics.equivariance_error(metrics.orbit_predictions(f[sl], g4), g4).relative
+            rec["invariance_noise"].append([inv(members[:m].mean(0)) for m in cfg.ensemble_sizes])
+            rec["member_invariance_noise"].append(float(np.mean([inv(m) for m in members])))
+        done["ensemble"] = rd.record("ensemble", **rec)
+    if "toy" not in done:
+        # the toy problem: planar C8, MLP NTK, (i) vs (ii)
+        g8 = groups.planar_rotations(8)
+        kx, kt = jax.random.split(jax.random.PRNGKey(cfg.seed))
+        xt = data.wedge_points(kx, 16)
+        xe = g8.orbit(data.noise_points(kt, 16)).reshape(-1, 2)
+        mlp = ArchSpec(kind="mlp", depth=2, b_std=cfg.b_std)
+        tt = np.asarray(cfg.time_multiples) * ntk.max_learning_rate(mlp, xt, g8) / 2
+        aug = ntk.predict(mlp, xt, data.radial_target(xt), xe, tt, group=g8).mean
+        p = kernels.augmented_as_symmetrized(mlp, g8, xt, tt)
+        sym = ntk.predict(p.kernel_fn, xt, data.radial_target(xt), xe, p.t).mean
+        inv = lambda f: metrics.equivariance_error(metrics.orbit_predictions(f, g8), g8).relative
+        done["toy"] = rd.record("toy", times=tt, augmented_vs_symmetrized=[
+            metrics.ntk_distance(sym[i], aug[i]) for i in range(len(tt))],
+            invariance_augmented=[inv(aug[i]) for i in range(len(tt))],
+            invariance_symmetrized=[inv(sym[i]) for i in range(len(tt))])
+    return done
+
+
+def table(cfg: KernelSymmetryConfig, done: dict) -> str:
+    """Markdown: invariance error per set and accuracy for (i), (ii), (iii) at each time."""
+    mult = cfg.time_multiples
+    lines = ["| t lambda_max | predictor | FMNIST test inv. | MNIST inv. | noise inv. | test acc. |",
+             "|---|---|---|---|---|---|"]
+    for i, m in enumerate(mult):
+        for name, label in (("augmented", "(i) CNN NTK, C4 orbit"), ("symmetrized", "(ii) symmetrized CNN NTK"),
+                            ("gcnn", "(iii) GCNN NTK")):
+            r = done[name]["per_time"][i]
+            lines.append(f"| {m:g} | {label} | {r['fashion_mnist_test']:.1e} | {r['mnist']:.1e} | "
+                         f"{r['noise']:.1e} | {r['accuracy']:.3f} |")
+    return "\n".join(lines)
+
+
+def figure(cfg: KernelSymmetryConfig, done: dict, path) -> None:
+    """Invariance (noise inputs) and accuracy vs time for (i)-(iii); ensembles vs (i)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    mult = np.asarray(cfg.time_multiples, dtype=float)
+    xs = np.where(np.isfinite(mult), mult, mult[np.isfinite(mult)].max() * 10)
+    style = {"augmented": ("C0", "o-", "(i) CNN NTK + C4 orbit"), "symmetrized": ("C2", "x--", "(ii) symmetrized"),
+             "gcnn": ("C3", "s-", "(iii) GCNN NTK")}
+    for name, (c, ls, label) in style.items():
+        per = done[name]["per_time"]
+        axes[0].plot(xs, [max(p["noise"], 1e-17) for p in per], ls, color=c, label=label)
+        axes[1].plot(xs, [p["accuracy"] for p in per], ls, color=c, label=label)
+    ens = done["ensemble"]
+    fin = xs[np.isfinite(mult)]
+    axes[0].plot(fin, [v[-1] for v in ens["invariance_noise"]], "^:", color="C1",
+                 label=f"finite ensemble M={cfg.ensemble_sizes[-1]}, width {cfg.ensemble_width}")
+    axes[0].plot(fin, ens["member_invariance_noise"], "v:", color="C7", label="its members")
+    axes[0].set(xscale="log", yscale="log", xlabel="t lambda_max (rightmost: t = inf)",
+                ylabel="relative C4 invariance error (noise)", title="invariance on noise images")
+    axes[1].set(xscale="log", xlabel="t lambda_max (rightmost: t = inf)", ylabel="test accuracy (unrotated)",
+                title=f"FashionMNIST 7x7, {cfg.n_train} training images")
+    for t, d in zip(ens["steps"], ens["distance_to_augmented"]):
+        axes[2].plot(cfg.ensemble_sizes, d, "o-", label=f"step {t}")
+    axes[2].set(xscale="log", yscale="log", xlabel="ensemble size M", ylabel="||ensemble mean - (i)|| / ||(i)||",
+                title="finite C4-augmented ensembles approach (i)")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cli(argv=None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    cfg = PRESETS[args.preset]
+    suffix = "" if args.preset == "small" else f"-{args.preset}"
+    out = Path(args.out or f"runs/kernel_symmetry{suffix}")
+    done = run(cfg, out, args.data_dir, progress=not args.no_progress)
+    figure(cfg, done, Path("figures") / f"kernel_symmetry{suffix}.png")
+    print(table(cfg, done))
+    c = done["comparison"]
+    print("\n||(ii) - (i)|| / ||(i)|| per time:", ["%.1e" % v for v in c["augmented_vs_symmetrized"]])
+    print("||(iii) - (i)|| / ||(i)|| per time:", ["%.2f" % v for v in c["augmented_vs_gcnn"]])
+    print("toy planar C8, ||(ii) - (i)|| / ||(i)||:", ["%.1e" % v for v in done["toy"]["augmented_vs_symmetrized"]])
+    print("ensemble distance to (i) (rows: steps, columns: M):", done["ensemble"]["distance_to_augmented"])
+    return 0

@@ -72,7 +72,7 @@ def test_canonicalizer_gets_gradients_through_the_straight_through_choice(key):
     assert float(jnp.abs(lift).max()) > 0
 
 
-@pytest.mark.parametrize("n", [8, 16])
+@pytest.mark.parametrize("n", [8, pytest.param(16, marks=pytest.mark.slow)])
 def test_c8_c16_invariance_error_is_measured_and_moderate(n):
     """Interpolated rotations: not exact, but far below a plain CNN's error (printed with -s)."""
     rep = invariance_report(n, jax.random.PRNGKey(0), n_inputs=2, channels=2, kernel_size=3)

@@ -27,7 +27,10 @@ def test_ising_energy_hand_cases():
     assert s.shape == (5, 4, 4, 1) and set(np.unique(s)) <= {-1.0, 1.0}
 
 
-@pytest.mark.parametrize("script", ["ising", "toy_ensembles", "fmnist_ntk"])
+# ising and fmnist_ntk use the same ensemble_sweep machinery as toy_ensembles (~30-40 s each):
+# run with -m slow
+@pytest.mark.parametrize("script", [pytest.param("ising", marks=pytest.mark.slow), "toy_ensembles",
+                                    pytest.param("fmnist_ntk", marks=pytest.mark.slow)])
 def test_sweep_runs_resumes_and_reports(script, tmp_path, request, monkeypatch):
     mod = _load(script)
     tiny = ensemble_sweep.SweepConfig(widths=(8,), ensemble_sizes=(1, 2), steps=4, record_steps=(0, 4))

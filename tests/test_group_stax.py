@@ -29,8 +29,8 @@ def test_finite_network_exactly_c4_invariant(key):
 def test_analytic_kernel_invariant_in_each_argument(key):
     kfn = jax.jit(gcnn(1)[2], static_argnums=(2,))
     k1, k2 = jax.random.split(key)
-    x1, x2 = jax.random.normal(k1, (3, 5, 5, 1)), jax.random.normal(k2, (2, 5, 5, 1))
-    g4 = groups.rotations(4, (5, 5))
+    x1, x2 = jax.random.normal(k1, (3, 4, 4, 1)), jax.random.normal(k2, (2, 4, 4, 1))
+    g4 = groups.rotations(4, (4, 4))
     ref = kfn(x1, x2, ("nngp", "ntk"))
     for a, b in ((g4.act(1, x1), x2), (x1, g4.act(3, x2)), (g4.act(2, x1), x2)):
         if True:

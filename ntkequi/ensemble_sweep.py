@@ -173,7 +173,8 @@ def figure(done: dict, cfg: SweepConfig, out: Path, group_name: str, names,
 
 
 def table(done: dict, cfg: SweepConfig, group_name: str, eval_set: str) -> str:
-    """Invariance errors at the last step for the widest network: members, means of M, NTK."""
+    """Invariance errors at the last step for the widest network (members, means of M,
+    NTK) and the distance of the means of M members from mu_t for every width."""
     width = max(cfg.widths)
     lines = [f"relative {group_name} invariance error at step {cfg.steps}, width {width}, {eval_set} inputs",
              f"{'mode':>9} | {'member':>8} | " + " | ".join(f"M={m:<4}" for m in cfg.ensemble_sizes) + " |    NTK"]
@@ -181,6 +182,10 @@ def table(done: dict, cfg: SweepConfig, group_name: str, eval_set: str) -> str:
         last = done[f"{mode}/width{width}"][eval_set][-1]
         lines.append(f"{mode:>9} | {last['members']:8.3f} | " + " | ".join(f"{v:6.3f}" for v in last["ensemble"])
                      + f" | {float(last['ntk']):6.1e}")
+    lines.append(f"||mean of M members - mu_t|| / ||mu_t|| at step {cfg.steps}, orbit augmentation")
+    for w in cfg.widths:
+        d = done[f"orbit/width{w}"][eval_set][-1]["distance_to_ntk"]
+        lines.append(f"{'width ' + str(w):>9} | {'':>8} | " + " | ".join(f"{v:6.3f}" for v in d) + " |")
     return "\n".join(lines)
 
 
@@ -204,6 +209,7 @@ def cli(name: str, presets: dict, make_problem: Callable, doc: str, argv=None) -
     prob = make_problem(cfg)
     done = run(prob, cfg.sweep, out, config=cfg, progress=not args.no_progress,
                figures_dir=Path("figures"))
-    print()
-    print(table(done, cfg.sweep, prob.group.name, list(prob.evals)[-1]))
+    for eval_set in prob.evals:
+        print()
+        print(table(done, cfg.sweep, prob.group.name, eval_set))
     return 0

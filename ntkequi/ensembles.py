@@ -185,7 +185,7 @@ def _make_step(spec, cfg, group, x, y):
     def run_steps(state, n_steps: int, on_step=None):
         # A Python loop over a jitted step, not lax.scan: on XLA:CPU a convolution
         # inside a while loop ran ~4x slower than the same step jitted alone
-        # (measured: 1.1 s vs 0.27 s per step for a 4-member CNN ensemble).
+        # (benchmarks/ensemble_step.py prints the ratio).
         for _ in range(int(n_steps)):
             state = one_step(state)
             if on_step is not None:

@@ -78,22 +78,22 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
     # term stays un-jitted, where the compat fixes keep neural-tangents' diagonal exact
     jitted = jax.jit(kernel_fn, static_argnums=(2,))
 
-    def add(a, b):
-        return b if a is None else jax.tree_util.tree_map(jnp.add, a, b)
+    firsts = range(order) if two_sided else (0,)
 
-    def one_sided(a, b, same):
+    def block(a, b, same, get):
+        """mean over (h in firsts, g) of k(h a, g b) for one block of rows and columns."""
         acc = None
-        for g in range(order):
-            if g == 0 and same:
-                k = kernel_fn(a, None, get_)
-            else:
-                k = jitted(a, group.act(g, b), get_)
-            acc = add(acc, k)
-        return jax.tree_util.tree_map(lambda v: v / order, acc)
+        for h in firsts:
+            ha = a if h == 0 else group.act(h, a)
+            for g in range(order):
+                if h == 0 and g == 0 and same:
+                    k = kernel_fn(ha, None, get)
+                else:
+                    k = jitted(ha, group.act(g, b), get)
+                acc = k if acc is None else jax.tree_util.tree_map(jnp.add, acc, k)
+        return jax.tree_util.tree_map(lambda v: v / (len(firsts) * order), acc)
 
     def kfn(x1, x2=None, get="ntk", **kwargs):
-        nonlocal get_
-        get_ = get
         x1 = group.check_input(ntk.check_finite("x1", x1))
         same = x2 is None
         x2 = x1 if same else group.check_input(ntk.check_finite("x2", x2))
@@ -102,21 +102,10 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
                              f"{tuple(x1.shape[1:])} and {tuple(x2.shape[1:])}")
         rows = []
         for r in _blocks(x1.shape[0], batch_size):
-            cols = []
-            for c in _blocks(x2.shape[0], batch_size):
-                diag_block = same and r == c
-                if two_sided:
-                    acc = None
-                    for h in range(order):
-                        a = x1[r] if h == 0 else group.act(h, x1[r])
-                        acc = add(acc, one_sided(a, x2[c], diag_block and h == 0))
-                    cols.append(jax.tree_util.tree_map(lambda v: v / order, acc))
-                else:
-                    cols.append(one_sided(x1[r], x2[c], diag_block))
+            cols = [block(x1[r], x2[c], same and r == c, get) for c in _blocks(x2.shape[0], batch_size)]
             rows.append(jax.tree_util.tree_map(lambda *v: jnp.concatenate(v, axis=1), *cols))
         return jax.tree_util.tree_map(lambda *v: jnp.concatenate(v, axis=0), *rows)
 
-    get_ = "ntk"
     kfn.__doc__ = f"{'two' if two_sided else 'one'}-sided {group.name}-symmetrized kernel"
     return kfn
 
@@ -166,10 +155,12 @@ def augmented_as_symmetrized(arch: Union[ArchSpec, Callable], group: Group, x_tr
     # one-sided k^G is a symmetric kernel only if k is invariant; otherwise use k^GG
     kg = symmetrize(kernel_fn, group, two_sided=not inv <= tol)
     order = group.order
-    diag_k = jnp.diagonal(kernel_fn(x_train, None, get))
-    diag_kg = jnp.diagonal(kg(x_train, None, get))
-    # absolute regulariser of the augmented problem: diag_reg * mean diag(K_aug), and
-    # mean diag(K_aug) = mean_i k(x_i, x_i) for an invariant kernel; the symmetrized one
-    # needs lam / |G| = diag_reg_G * mean diag(K^G)
-    dr = float(diag_reg * jnp.mean(diag_k) / (order * jnp.mean(diag_kg))) if diag_reg else 0.0
+    dr = 0.0
+    if diag_reg:
+        # absolute regulariser of the augmented problem: diag_reg * mean diag(K_aug), and
+        # mean diag(K_aug) = mean_i k(x_i, x_i) for an invariant kernel; the symmetrized
+        # one needs lam / |G| = diag_reg_G * mean diag(K^G)
+        diag_k = jnp.diagonal(kernel_fn(x_train, None, get))
+        diag_kg = jnp.diagonal(kg(x_train, None, get))
+        dr = float(diag_reg * jnp.mean(diag_k) / (order * jnp.mean(diag_kg)))
     return SymmetrizedProblem(kg, ntk.check_times(t) * order, dr, inv)

@@ -30,6 +30,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -46,7 +47,7 @@ MODELS = ("deep_ensemble", "gcnn", "canonicalization")
 ROWS = ("deep_ensemble", "single", "gcnn", "canonicalization")
 ROW_NAMES = {"deep_ensemble": "DeepEns + DA", "single": "single model, DA only",
              "gcnn": "E2CNN-style GCNN", "canonicalization": "learned canonicalization"}
-#: ../shared/docs/THEORY.md: OSP out of distribution, mean +- std (which OOD set is not known)
+#: the paper's table (Gerken & Kessel 2024): OSP out of distribution, mean +- std (which OOD set is not known)
 PAPER_OSP = {
     "deep_ensemble": {4: (3.85, 0.12), 8: (7.72, 0.34), 16: (15.24, 0.69)},
     "single": {4: (3.41, 0.18), 8: (6.73, 0.24), 16: (12.77, 0.71)},
@@ -111,6 +112,14 @@ def model_spec(cfg: TableConfig, model: str, n: int):
                      classifier=cfg.cnn, image_size=28)
 
 
+def parameter_counts(cfg: TableConfig) -> dict:
+    """``{(model, n): number of parameters}`` of one network of each model and group."""
+    x = jnp.zeros((1, 28, 28, 1))
+    count = lambda spec: sum(int(np.size(p)) for p in
+                             jax.tree_util.tree_leaves(spec.flax().init(jax.random.PRNGKey(0), x)))
+    return {(m, n): count(model_spec(cfg, m, n)) for m in cfg.models for n in cfg.groups}
+
+
 def _eval_metrics(logits_orbit, group, labels=None) -> dict:
     """Metrics of one model's orbit logits ``(|G|, N, k)``."""
     osp_mean, osp_std = metrics.orbit_same_predictions(logits_orbit, group)
@@ -129,7 +138,6 @@ def run(cfg: TableConfig, out, data_dir=None, progress: bool = True) -> dict:
     out = Path(out)
     rd = RunDir(out, cfg)
     done = rd.done()
-    evals = {}
     for seed in cfg.seeds:
         split = dataclasses.replace(cfg.split, seed=seed)
         sets = data.splits(split, "fashion_mnist", data_dir)
@@ -272,6 +280,8 @@ def cli(argv=None) -> int:
     args = p.parse_args(argv)
     cfg = PRESETS[args.preset]
     out = Path(args.out or f"runs/fmnist_osp_table-{args.preset}")
+    print("parameters per network:", ", ".join(f"{m} C{n}: {c}" for (m, n), c in parameter_counts(cfg).items()),
+          flush=True)
     run(cfg, out, args.data_dir, progress=not args.no_progress)
     if args.paper_dir:
         pd = Path(args.paper_dir)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from typing import Callable, Optional, Sequence, Union
 
 import jax.numpy as jnp
@@ -173,7 +174,8 @@ def _divisor_batch(n_values: Sequence[int], requested: int) -> int:
 def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *,
             group: Optional[Group] = None, learning_rate: float = 1.0,
             diag_reg: float = 0.0, compute_cov: bool = False, get: str = "ntk",
-            batch_size: int = 0, max_bytes: Optional[int] = None) -> Prediction:
+            batch_size: int = 0, max_bytes: Optional[int] = None,
+            solver: str = "direct") -> Prediction:
     """Mean (and covariance) of the infinite ensemble trained by gradient flow.
 
     arch: an :class:`ArchSpec` or a neural-tangents ``kernel_fn``.
@@ -186,9 +188,28 @@ def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *,
     batch_size: compute kernels in blocks of this many rows with ``nt.batch``
         (bounds the intermediate memory; adjusted down to divide the sizes).
     max_bytes: memory budget (default :func:`memory_budget_bytes`).
+    solver: with a group, 'direct' builds the ``|G| N x |G| N`` orbit kernel;
+        'structured' uses the group-structured solve of :mod:`ntkequi.structured`
+        (``|G|`` blocks of ``N x N``; raises ``StructureError`` if the action is
+        inexact or the kernel not invariant); 'auto' tries 'structured' and falls
+        back to 'direct' with a warning naming the reason.
 
     Returns a :class:`Prediction` with ``mean (T, M, k)`` and ``cov (T, M, M)``.
     """
+    if solver not in ("direct", "structured", "auto"):
+        raise ValueError(f"solver must be 'direct', 'structured' or 'auto'; got {solver!r}")
+    if solver != "direct":
+        if group is None:
+            raise ValueError(f"solver={solver!r} needs a group (it solves the orbit-augmented problem)")
+        from . import structured
+        kwargs = dict(group=group, learning_rate=learning_rate, diag_reg=diag_reg,
+                      compute_cov=compute_cov, get=get, batch_size=batch_size, max_bytes=max_bytes)
+        try:
+            return structured.predict(arch, x_train, y_train, x_test, t, **kwargs)
+        except structured.StructureError as e:
+            if solver == "structured":
+                raise
+            warnings.warn(f"structured solve not possible, using the direct path: {e}", stacklevel=2)
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp'; got {get!r}")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):

@@ -36,7 +36,8 @@ from .groups import Group, GroupError
 from .ntk import check_finite
 from .results import RunDir
 
-__all__ = ["TrainConfig", "EnsembleResult", "init_ensemble", "train", "subgroup_elements", "training_set"]
+__all__ = ["TrainConfig", "EnsembleResult", "init_ensemble", "train", "subgroup_elements", "training_set",
+           "member_sharding", "shard_members"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 LOSSES = ("mse", "xent")
@@ -122,6 +123,32 @@ def init_ensemble(spec: ArchSpec, key, ensemble_size: int, x_example):
     return jax.vmap(lambda k: net.init(k, x_example[:1]))(keys)
 
 
+def member_sharding(ensemble_size: int, devices: Optional[int] = None):
+    """``(members, replicated)`` :class:`jax.sharding.NamedSharding` s that split the
+    member axis over a 1-d device mesh ``('members',)``, or ``None`` on one device.
+
+    devices: how many local devices to use (default all); the largest count ``<=``
+    that which divides ``ensemble_size`` is taken, so every device holds the same
+    number of members."""
+    avail = jax.local_device_count()
+    want = avail if devices is None else int(devices)
+    if want < 1 or want > avail:
+        raise ValueError(f"devices={devices} but {avail} local device(s) exist")
+    d = max(k for k in range(1, want + 1) if ensemble_size % k == 0)
+    if d == 1:
+        return None
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    mesh = Mesh(np.asarray(jax.local_devices()[:d]), ("members",))
+    return NamedSharding(mesh, PartitionSpec("members")), NamedSharding(mesh, PartitionSpec())
+
+
+def shard_members(tree, shardings):
+    """Place every leaf of ``tree`` (leading axis M) split over the member mesh."""
+    if shardings is None:
+        return tree
+    return jax.device_put(tree, shardings[0])
+
+
 def _optimizer(cfg: TrainConfig):
     if cfg.optimizer in ("gd", "sgd"):
         return optax.sgd(cfg.learning_rate)
@@ -197,7 +224,8 @@ def _make_step(spec, cfg, group, x, y):
 
 def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Optional[Group] = None,
           run_dir: Optional[str | Path] = None, progress: bool = True,
-          overwrite: bool = False, eval_batch_size: int = 512) -> EnsembleResult:
+          overwrite: bool = False, eval_batch_size: int = 512,
+          devices: Optional[int] = None) -> EnsembleResult:
     """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` and record
     member predictions on ``x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
 
@@ -205,7 +233,10 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     augmentation but 'none'. With ``run_dir`` the run is saved as it goes and
     resumes from its checkpoint. ``spec`` is anything with ``.flax()`` and ``out_dim``
     (an :class:`ArchSpec` or a baseline spec). Evaluation runs in chunks of
-    ``eval_batch_size`` inputs (all members at once)."""
+    ``eval_batch_size`` inputs (all members at once). Members are data-parallel:
+    with several local devices the member axis of parameters and optimiser state is
+    sharded over them (:func:`member_sharding`; ``devices`` limits the count) and
+    the vmapped step runs on every device; results equal the one-device run."""
     from tqdm.auto import tqdm
 
     x_train, y_train = check_finite("x_train", x_train), check_finite("y_train", y_train)
@@ -228,7 +259,15 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
 
     key_init, key_train = jax.random.split(jax.random.PRNGKey(cfg.seed))
     params = init_ensemble(spec, key_init, cfg.ensemble_size, x)
-    state = (params, jax.vmap(opt.init)(params), key_train)
+    shardings = member_sharding(cfg.ensemble_size, devices)
+
+    def place(state):
+        if shardings is None:
+            return state
+        p, o, k = state
+        return shard_members(p, shardings), shard_members(o, shardings), jax.device_put(k, shardings[1])
+
+    state = place((params, jax.vmap(opt.init)(params), key_train))
     step = 0
     records = {}
     rd = None
@@ -240,7 +279,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         ckpt = rd.path / "checkpoint.msgpack"
         if ckpt.exists():
             saved = serialization.msgpack_restore(ckpt.read_bytes())
-            state = serialization.from_state_dict(state, saved["state"])
+            state = place(serialization.from_state_dict(state, saved["state"]))
             step = int(saved["step"])
         for rec in rd.records():
             if rec.get("kind") == "predictions" and rec["step"] <= step:

@@ -17,11 +17,13 @@ with and without orbit augmentation when the kernel is invariant).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import warnings
 from typing import Callable, Optional, Sequence, Union
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -154,6 +156,25 @@ def augment(group: Group, x, y):
     xo = group.orbit(x)
     yo = group.orbit_out(y)
     return xo.reshape((-1,) + x.shape[1:]), yo.reshape((-1,) + yo.shape[2:])
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_kernel(spec: ArchSpec) -> Callable:
+    return spec.kernel_fn
+
+
+def kernel_of(arch: Union[ArchSpec, Callable]) -> Callable:
+    """The kernel_fn of an ArchSpec (one object per spec, so that its jitted form is
+    compiled once per shape), or ``arch`` itself if it is a kernel_fn."""
+    return _spec_kernel(arch) if isinstance(arch, ArchSpec) else arch
+
+
+@functools.lru_cache(maxsize=64)
+def jit_kernel(kernel_fn: Callable) -> Callable:
+    """``jax.jit`` of a kernel_fn (static ``get``), cached per kernel_fn object: fusing
+    the elementwise recursion is several times faster than eager evaluation on large
+    blocks (``python benchmarks/run.py``)."""
+    return jax.jit(kernel_fn, static_argnums=(2,))
 
 
 def _nt_time(t: np.ndarray, y_size: int) -> np.ndarray:

@@ -48,8 +48,8 @@ class StructureError(GroupError):
     kernel), so the structured solve would give a wrong answer."""
 
 
-def _kernel_fn(arch) -> Callable:
-    return arch.kernel_fn if isinstance(arch, ArchSpec) else arch
+_kernel_fn = ntk.kernel_of
+_jit_kernel = ntk.jit_kernel
 
 
 def _gets(get, compute_cov: bool) -> tuple:
@@ -74,7 +74,7 @@ def kernel_blocks(kernel_fn: Callable, group: Group, x1, x2=None, get=("ntk",),
         bs = ntk._divisor_batch([n1, n2], batch_size)
         fn = nt.batch(kernel_fn, batch_size=bs,
                       device_count=-1 if jax.local_device_count() > 1 else 0)
-    k = fn(x1, orbit, get)
+    k = _jit_kernel(fn)(x1, orbit, get)
     out = {g: jnp.moveaxis(getattr(k, g).reshape(n1, order, n2), 1, 0) for g in get}
     if same:
         k0 = fn(x1, None, get)
@@ -106,7 +106,7 @@ def check_structure(kernel_fn: Callable, group: Group, x, blocks: Optional[jnp.n
     if gs.size > 9:
         gs = np.concatenate([[0], np.asarray(jax.random.choice(k2, gs[1:], (8,), replace=False))])
     pts = jnp.concatenate([group.act(int(g), xs) for g in gs])
-    kk = kernel_fn(pts, pts, get).reshape(len(gs), s, len(gs), s)
+    kk = _jit_kernel(kernel_fn)(pts, pts, get).reshape(len(gs), s, len(gs), s)
     ref = kk[0, :, 0, :]
     diag = jnp.stack([kk[i, :, i, :] for i in range(len(gs))])
     err = float(jnp.max(jnp.linalg.norm(diag - ref, axis=(1, 2))) / jnp.linalg.norm(ref))

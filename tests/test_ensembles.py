@@ -121,3 +121,22 @@ def test_bad_training_input():
     with pytest.raises(ValueError, match="x_train contains"):
         ensembles.train(SPEC, ensembles.TrainConfig(steps=1, record_steps=(1,)), x.at[0, 0].set(jnp.inf),
                         y, x_eval, progress=False)
+
+
+def test_unrolled_members_equal_vmapped():
+    """The CPU form of the ensemble step (members unrolled in one jit) computes what the
+    vmapped one does, to float64 rounding; MLPs and sharded runs keep the vmap."""
+    from ntkequi.ensembles import map_members, member_map_for
+    spec = ArchSpec(kind="cnn", depth=1, width=4)
+    net = spec.flax()
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 5, 5, 1))
+    params = jax.vmap(lambda k: net.init(k, x[:1]))(jax.random.split(jax.random.PRNGKey(1), 3))
+    loss = lambda p, xb: jnp.sum(net.apply(p, xb) ** 2)  # noqa: E731
+    v = jax.jit(map_members(jax.grad(loss), 3, "vmap", in_axes=(0, None)))(params, x)
+    u = jax.jit(map_members(jax.grad(loss), 3, "unroll", in_axes=(0, None)))(params, x)
+    for a, b in zip(jax.tree_util.tree_leaves(v), jax.tree_util.tree_leaves(u)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert member_map_for(ArchSpec(kind="mlp"), sharded=False) == "vmap"
+    assert member_map_for(spec, sharded=True) == "vmap"
+    with pytest.raises(ValueError, match="member map"):
+        map_members(loss, 3, "pmap")

@@ -178,15 +178,17 @@ def training_set(group: Optional[Group], cfg: TrainConfig, x, y):
     return xs, ys
 
 
-def member_map_for(spec, sharded: bool) -> str:
-    """'unroll' for convolutional members on a single CPU device, else 'vmap'.
+def member_map_for(spec, sharded: bool, ensemble_size: int = 1) -> str:
+    """How members are mapped in the training step: 'unroll' on a single CPU device
+    (for up to 64 members), else 'vmap'.
 
-    XLA:CPU runs a vmapped convolution (a grouped convolution over members) about 6x
-    slower than the same members unrolled in one jitted step (``python
-    benchmarks/run.py``, section 2); on accelerators, and whenever members are
-    sharded over devices, the vmap is the right form."""
-    conv = getattr(spec, "kind", "cnn") != "mlp"
-    return "unroll" if (conv and not sharded and jax.default_backend() == "cpu") else "vmap"
+    On XLA:CPU the vmapped step (batched matmuls; grouped convolutions for CNNs) ran
+    1.8x (MLP) to 8x (CNN) slower than the same members unrolled in one jitted step
+    (``python benchmarks/run.py``, section 2, in benchmarks/RESULTS.md); on
+    accelerators, whenever members are sharded over devices, and for very large
+    ensembles (compile time grows with the unrolled size) the vmap is used."""
+    cpu = jax.default_backend() == "cpu"
+    return "unroll" if (cpu and not sharded and ensemble_size <= 64) else "vmap"
 
 
 def map_members(fn, size: int, how: str = "vmap", in_axes=0):
@@ -253,7 +255,7 @@ def _make_step(spec, cfg, group, x, y, how: str = "vmap"):
 def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Optional[Group] = None,
           run_dir: Optional[str | Path] = None, progress: bool = True,
           overwrite: bool = False, eval_batch_size: int = 512,
-          devices: Optional[int] = None) -> EnsembleResult:
+          devices: Optional[int] = None, member_map: Optional[str] = None) -> EnsembleResult:
     """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` and record
     member predictions on ``x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
 
@@ -265,8 +267,9 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     with several local devices the member axis of parameters and optimiser state is
     sharded over them (:func:`member_sharding`; ``devices`` limits the count) and
     the vmapped step runs on every device; results equal the one-device run. On a
-    single CPU device convolutional members are unrolled in one jitted step instead
-    of vmapped (:func:`member_map_for`: ~6x faster there; same results to rounding)."""
+    single CPU device members are unrolled in one jitted step instead
+    of vmapped (:func:`member_map_for`: faster there; same results to rounding);
+    ``member_map`` ('vmap' or 'unroll') overrides that choice."""
     from tqdm.auto import tqdm
 
     x_train, y_train = check_finite("x_train", x_train), check_finite("y_train", y_train)
@@ -281,7 +284,9 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         group.check_input(x_train)
     x, y = training_set(group, cfg, x_train, y_train)
     shardings = member_sharding(cfg.ensemble_size, devices)
-    how = member_map_for(spec, shardings is not None)
+    how = member_map or member_map_for(spec, shardings is not None, cfg.ensemble_size)
+    if how == "unroll" and shardings is not None:
+        raise ValueError("member_map='unroll' cannot be sharded over devices; pass devices=1 or 'vmap'")
     opt, run_steps = _make_step(spec, cfg, group, x, y, how)
     apply_chunk = jax.jit(map_members(spec.flax().apply, cfg.ensemble_size, how, in_axes=(0, None)))
 

@@ -92,6 +92,16 @@ def check_times(t) -> np.ndarray:
     return ts
 
 
+def check_solver_args(get: str, learning_rate: float, diag_reg: float) -> None:
+    """ValueError naming a bad ``get``, ``learning_rate`` or ``diag_reg``."""
+    if get not in ("ntk", "nngp"):
+        raise ValueError(f"get must be 'ntk' or 'nngp'; got {get!r}")
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ValueError(f"learning_rate must be a positive finite number; got {learning_rate}")
+    if not (diag_reg >= 0 and math.isfinite(diag_reg)):
+        raise ValueError(f"diag_reg must be >= 0; got {diag_reg}")
+
+
 def _check_data(x_train, y_train, x_test):
     x_train = check_finite("x_train", x_train)
     y_train = check_finite("y_train", y_train)
@@ -231,12 +241,7 @@ def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *,
             if solver == "structured":
                 raise
             warnings.warn(f"structured solve not possible, using the direct path: {e}", stacklevel=2)
-    if get not in ("ntk", "nngp"):
-        raise ValueError(f"get must be 'ntk' or 'nngp'; got {get!r}")
-    if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"learning_rate must be a positive finite number; got {learning_rate}")
-    if not (diag_reg >= 0 and math.isfinite(diag_reg)):
-        raise ValueError(f"diag_reg must be >= 0; got {diag_reg}")
+    check_solver_args(get, learning_rate, diag_reg)
     ts = check_times(t) * learning_rate
     x_train, y_train, x_test = _check_data(x_train, y_train, x_test)
     if group is not None:

@@ -214,12 +214,7 @@ def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *, gro
     Raises :class:`StructureError` if the action is inexact or the kernel is not
     invariant (relative error > ``check_tol``), and
     :class:`~ntkequi.ntk.KernelTooLargeError` if it would not fit ``max_bytes``."""
-    if get not in ("ntk", "nngp"):
-        raise ValueError(f"get must be 'ntk' or 'nngp'; got {get!r}")
-    if not (learning_rate > 0 and math.isfinite(learning_rate)):
-        raise ValueError(f"learning_rate must be a positive finite number; got {learning_rate}")
-    if not (diag_reg >= 0 and math.isfinite(diag_reg)):
-        raise ValueError(f"diag_reg must be >= 0; got {diag_reg}")
+    ntk.check_solver_args(get, learning_rate, diag_reg)
     ts = ntk.check_times(t) * learning_rate
     x_train, y_train, x_test = ntk._check_data(x_train, y_train, x_test)
     x_train = group.check_input(x_train)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from .groups import Group
 
-__all__ = ["InvarianceError", "equivariance_error", "orbit_predictions", "orbit_same_predictions",
+__all__ = ["InvarianceError", "equivariance_error", "transform_error", "orbit_predictions", "orbit_same_predictions",
            "relative_std", "symmetric_kl", "ntk_distance", "accuracy"]
 
 
@@ -43,6 +43,22 @@ def equivariance_error(f_orbit, group: Group) -> InvarianceError:
     diff = jnp.linalg.norm(f_orbit - expected, axis=-1)    # (|G|, N)
     absolute = float(diff.mean())
     scale = float(jnp.linalg.norm(f_orbit[0], axis=-1).mean())
+    return InvarianceError(absolute, absolute / scale if scale > 0 else float("nan"))
+
+
+def transform_error(f_transformed, f, out_mats=None) -> InvarianceError:
+    """Equivariance error under transformations that need not form a group (e.g.
+    random rotations from SO(3)): ``f_transformed[r] = f(S_r x)`` ``(R, N, k)``,
+    ``f = f(x)`` ``(N, k)``, ``out_mats`` ``(R, k, k)`` the output matrices of the
+    ``S_r`` (None: invariance). Mean over r and x of ``||f(S_r x) - out_r f(x)||``,
+    and that divided by ``mean_x ||f(x)||``."""
+    ft, f = jnp.asarray(f_transformed), jnp.asarray(f)
+    if ft.ndim != 3 or ft.shape[1:] != f.shape:
+        raise ValueError(f"f_transformed must be (R, N, k) with (N, k) = f.shape {tuple(f.shape)}; "
+                         f"got {tuple(ft.shape)}")
+    expected = jnp.broadcast_to(f, ft.shape) if out_mats is None else jnp.einsum("rkl,nl->rnk", out_mats, f)
+    absolute = float(jnp.linalg.norm(ft - expected, axis=-1).mean())
+    scale = float(jnp.linalg.norm(f, axis=-1).mean())
     return InvarianceError(absolute, absolute / scale if scale > 0 else float("nan"))
 
 

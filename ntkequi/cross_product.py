@@ -1,0 +1,289 @@
+"""Equivariant (vector-valued) targets: emergent SO(3) equivariance for the cross product.
+
+Inputs are pairs of 3-vectors ``x = (a, b)`` ``(N, 2, 3)``, the target is ``y = a x b``
+``(N, 3)``, which rotates with the inputs: ``y(R a, R b) = R y(a, b)``. Training inputs
+have ``a_z, b_z > 0`` (upper half-space), so the data alone do not pin down the
+symmetry. For each augmentation — none, the full orbit of a finite rotation group
+(C4 about z, tetrahedral T (12), octahedral O (24), icosahedral I (60), targets rotated
+by the same matrices) or a fixed set of random rotations from SO(3) — the analytic NTK
+mean of a ReLU MLP is evaluated over training time on in-distribution inputs, larger
+inputs (x3, 'far') and inputs from the lower half-space ('flipped'), and its
+equivariance error is measured under (i) the augmentation group and (ii) random rotations
+from SO(3). Finite MLP ensembles trained on the O orbit (and without augmentation) give
+the members' and the ensemble mean's errors against ensemble size.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import ensembles, groups, metrics, ntk
+from .arch import ArchSpec
+from .results import RunDir
+
+__all__ = ["CrossProductConfig", "PRESETS", "problem", "run", "table", "figure", "cli"]
+
+EVAL_SETS = ("in_dist", "far", "flipped")
+FINITE = ("C4", "T", "O", "I")
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossProductConfig:
+    """Cross-product experiment (saved beside its results).
+
+    time_multiples: training times in units of ``1 / lambda_max`` of each augmented
+        NTK (``inf``: converged). ensemble_*: finite ensembles trained on the orbit of
+        ``ensemble_group`` and without augmentation, recorded at ``ensemble_times``
+        (``t lambda_max``; learning rate ``lr_fraction * 2 / lambda_max``).
+    """
+    n_train: int = 32
+    n_eval: int = 24
+    depth: int = 2
+    b_std: float = 0.5
+    augmentations: tuple = ("none", "C4", "T", "O", "I", "so3")
+    so3_augment: int = 60
+    n_so3_eval: int = 16
+    time_multiples: tuple = (0.1, 1.0, 10.0, 100.0, math.inf)
+    diag_reg: float = 1e-8
+    ensemble_group: str = "O"
+    ensemble_width: int = 512
+    ensemble_sizes: tuple = (1, 2, 4, 8, 16)
+    ensemble_times: tuple = (1.0, 10.0, 100.0)
+    lr_fraction: float = 0.5
+    seed: int = 0
+
+
+PRESETS = {
+    "small": CrossProductConfig(),
+    "paper": CrossProductConfig(n_train=128, n_eval=64, ensemble_width=2048,
+                                ensemble_sizes=(1, 2, 4, 8, 16, 32, 64), ensemble_times=(1.0, 10.0, 100.0, 1000.0)),
+}
+
+
+def _half_space_pairs(key, n: int, sign: float, scale: float = 1.0):
+    x = jax.random.normal(key, (n, 2, 3))
+    return scale * x.at[..., 2].set(sign * jnp.abs(x[..., 2]))
+
+
+def problem(cfg: CrossProductConfig):
+    """``x (N, 2, 3)``, ``y = a x b (N, 3)``, eval sets ``{name: (n_eval, 2, 3)}``,
+    and ``n_so3_eval`` Haar-random rotations ``(R, 3, 3)``."""
+    ks = jax.random.split(jax.random.PRNGKey(cfg.seed), 6)
+    x = _half_space_pairs(ks[0], cfg.n_train, 1.0)
+    evals = {"in_dist": _half_space_pairs(ks[1], cfg.n_eval, 1.0),
+             "far": _half_space_pairs(ks[2], cfg.n_eval, 1.0, 3.0),
+             "flipped": _half_space_pairs(ks[3], cfg.n_eval, -1.0)}
+    return x, cross(x), evals, groups.random_rotations3d(ks[4], cfg.n_so3_eval)
+
+
+def cross(x):
+    """``a x b`` for pairs ``(N, 2, 3)`` -> ``(N, 3)``."""
+    return jnp.cross(x[:, 0], x[:, 1])
+
+
+def spec(cfg: CrossProductConfig, width: int = 1) -> ArchSpec:
+    return ArchSpec(kind="mlp", depth=cfg.depth, width=width, out_dim=3, b_std=cfg.b_std)
+
+
+def _rotate(mats, x):
+    """``(R, N, 2, 3)``: every pair rotated by every matrix."""
+    return jnp.einsum("rij,nvj->rnvi", mats, x)
+
+
+def _eval_inputs(group, evals, rots):
+    """Per eval set: the group orbit (or the set itself) and its random rotations,
+    concatenated; returns the flat inputs and slices to cut them apart."""
+    parts, index = [], {}
+    start = 0
+    for name in EVAL_SETS:
+        e = evals[name]
+        orb = group.orbit(e) if group is not None else e[None]
+        rot = _rotate(rots, e)
+        for kind, arr in (("orbit", orb), ("so3", rot)):
+            flat = arr.reshape((-1, 2, 3))
+            index[(name, kind)] = (slice(start, start + flat.shape[0]), arr.shape[0])
+            parts.append(flat)
+            start += flat.shape[0]
+    return jnp.concatenate(parts), index
+
+
+def _errors(pred, group, index, rots) -> dict:
+    """Equivariance errors of predictions ``(M_eval, 3)`` per eval set."""
+    out = {}
+    for name in EVAL_SETS:
+        sl, n_orb = index[(name, "orbit")]
+        orb = pred[sl].reshape(n_orb, -1, 3)
+        rs, n_rot = index[(name, "so3")]
+        rot = pred[rs].reshape(n_rot, -1, 3)
+        rec = {"so3": metrics.transform_error(rot, orb[0], rots).relative,
+               "norm": float(jnp.linalg.norm(orb[0], axis=-1).mean())}
+        if group is not None:
+            rec["group"] = metrics.equivariance_error(orb, group).relative
+        out[name] = rec
+    return out
+
+
+def _group(name: str):
+    return groups.rotations3d(name) if name in FINITE else None
+
+
+def _predict(cfg, aug, x, y, x_eval, ts, so3_mats):
+    arch = spec(cfg)
+    if aug in FINITE:
+        return ntk.predict(arch, x, y, x_eval, ts, group=_group(aug), diag_reg=cfg.diag_reg,
+                           solver="structured").mean
+    if aug == "so3":
+        x = _rotate(so3_mats, x).reshape((-1, 2, 3))
+        y = jnp.einsum("rij,nj->rni", so3_mats, y).reshape((-1, 3))
+    return ntk.predict(arch, x, y, x_eval, ts, diag_reg=cfg.diag_reg).mean
+
+
+def _lambda_max(cfg, aug, x, so3_mats) -> float:
+    arch = spec(cfg)
+    if aug == "so3":
+        x = _rotate(so3_mats, x).reshape((-1, 2, 3))
+    return 2.0 / ntk.max_learning_rate(arch, x, _group(aug) if aug in FINITE else None)
+
+
+def run(cfg: CrossProductConfig, out, progress: bool = True) -> dict:
+    """Run (or resume) the experiment into ``out``; returns ``{key: record}``."""
+    jax.config.update("jax_enable_x64", True)
+    for a in cfg.augmentations:
+        if a not in ("none", "so3") + FINITE:
+            raise ValueError(f"unknown augmentation {a!r}; use none, so3 or one of {FINITE}")
+    out = Path(out)
+    rd = RunDir(out, cfg)
+    done = rd.done()
+    x, y, evals, rots = problem(cfg)
+    so3_mats = groups.random_rotations3d(jax.random.PRNGKey(cfg.seed + 1000), cfg.so3_augment)
+    mult = np.asarray(cfg.time_multiples, dtype=float)
+    for aug in cfg.augmentations:
+        if aug in done:
+            continue
+        print(f"[{out.name}] NTK, augmentation {aug}", flush=True)
+        group = _group(aug)
+        x_eval, index = _eval_inputs(group, evals, rots)
+        lam = _lambda_max(cfg, aug, x, so3_mats)
+        mean = _predict(cfg, aug, x, y, x_eval, mult / lam, so3_mats)
+        per_time = [_errors(mean[i], group, index, rots) for i in range(len(mult))]
+        done[aug] = rd.record(aug, order=1 if aug == "none" else (cfg.so3_augment if aug == "so3"
+                                                                   else group.order),
+                              lambda_max=lam, time_multiples=list(mult), per_time=per_time)
+    g = groups.rotations3d(cfg.ensemble_group)
+    for aug in ("orbit", "none"):
+        key = f"ensemble_{aug}"
+        if key in done:
+            continue
+        lam = _lambda_max(cfg, cfg.ensemble_group if aug == "orbit" else "none", x, so3_mats)
+        lr = cfg.lr_fraction * 2.0 / lam
+        steps = [int(round(m / (2 * cfg.lr_fraction))) for m in cfg.ensemble_times]
+        tcfg = ensembles.TrainConfig(ensemble_size=max(cfg.ensemble_sizes), steps=max(steps),
+                                     learning_rate=lr, augmentation=aug, record_steps=tuple(steps),
+                                     seed=cfg.seed)
+        x_eval, index = _eval_inputs(g, evals, rots)
+        print(f"[{out.name}] ensemble ({aug}): {tcfg.ensemble_size} members, width {cfg.ensemble_width}",
+              flush=True)
+        res = ensembles.train(spec(cfg, cfg.ensemble_width), tcfg, x, y, x_eval,
+                              group=g if aug == "orbit" else None, run_dir=out / key, progress=progress)
+        ref = _predict(cfg, cfg.ensemble_group if aug == "orbit" else "none", x, y, x_eval,
+                       np.asarray(steps) * lr, so3_mats)
+        recs = []
+        for i, s in enumerate(steps):
+            members = res.members[list(res.steps).index(s)]
+            recs.append({"step": s, "t_lambda_max": s * lr * lam,
+                         "ensemble": [_errors(members[:m].mean(0), g, index, rots) for m in cfg.ensemble_sizes],
+                         "members": [_errors(mb, g, index, rots) for mb in members],
+                         "ntk": _errors(ref[i], g, index, rots),
+                         "distance_to_ntk": [metrics.ntk_distance(members[:m].mean(0), ref[i])
+                                             for m in cfg.ensemble_sizes]})
+        done[key] = rd.record(key, learning_rate=lr, records=recs)
+    return done
+
+
+def _member_mean(rec, name, kind):
+    return float(np.mean([m[name][kind] for m in rec["members"]]))
+
+
+def table(cfg: CrossProductConfig, done: dict) -> str:
+    """Markdown: NTK equivariance errors at each time; ensembles vs members."""
+    lines = ["| augmentation | |G| | t lambda_max | group err. in / far / flipped | "
+             "SO(3) err. in / far / flipped |", "|---|---|---|---|---|"]
+    for aug in cfg.augmentations:
+        r = done[aug]
+        for m, p in zip(cfg.time_multiples, r["per_time"]):
+            grp = " / ".join(f"{p[s]['group']:.1e}" for s in EVAL_SETS) if "group" in p["in_dist"] else "-"
+            so3 = " / ".join(f"{p[s]['so3']:.2g}" for s in EVAL_SETS)
+            lines.append(f"| {aug} | {r['order']} | {m:g} | {grp} | {so3} |")
+    lines += ["", f"Finite ensembles (width {cfg.ensemble_width}, M = {max(cfg.ensemble_sizes)}), "
+              f"errors under {cfg.ensemble_group} / SO(3) on the flipped set:", "",
+              "| training | t lambda_max | members (mean) | ensemble mean | NTK mu_t |", "|---|---|---|---|---|"]
+    for aug in ("orbit", "none"):
+        for rec in done[f"ensemble_{aug}"]["records"]:
+            e = rec["ensemble"][-1]["flipped"]
+            n = rec["ntk"]["flipped"]
+            lines.append(f"| {aug} | {rec['t_lambda_max']:.3g} | {_member_mean(rec, 'flipped', 'group'):.3f} / "
+                         f"{_member_mean(rec, 'flipped', 'so3'):.3f} | {e['group']:.3f} / {e['so3']:.3f} | "
+                         f"{n['group']:.1e} / {n['so3']:.3f} |")
+    return "\n".join(lines)
+
+
+def figure(cfg: CrossProductConfig, done: dict, path) -> None:
+    """(a) SO(3) error vs time per augmentation (flipped inputs); (b) at t = inf vs group
+    order; (c) ensembles vs members vs M."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    mult = np.asarray(cfg.time_multiples, dtype=float)
+    xs = np.where(np.isfinite(mult), mult, mult[np.isfinite(mult)].max() * 10)
+    for i, aug in enumerate(cfg.augmentations):
+        r = done[aug]
+        axes[0].plot(xs, [p["flipped"]["so3"] for p in r["per_time"]], "o-", color=f"C{i}",
+                     label=f"{aug} (|G|={r['order']})")
+        if aug in FINITE:
+            axes[0].plot(xs, [max(p["flipped"]["group"], 1e-17) for p in r["per_time"]], "x:", color=f"C{i}")
+    axes[0].set(xscale="log", yscale="log", xlabel="t lambda_max (rightmost: t = inf)",
+                ylabel="relative equivariance error", title="NTK mean, flipped inputs\n(solid: SO(3); dotted: own group)")
+    fin = [a for a in cfg.augmentations if a in FINITE]
+    for j, s in enumerate(EVAL_SETS):
+        axes[1].plot([done[a]["order"] for a in fin], [done[a]["per_time"][-1][s]["so3"] for a in fin],
+                     "o-", color=f"C{j}", label=s)
+        if "none" in done:
+            axes[1].axhline(done["none"]["per_time"][-1][s]["so3"], color=f"C{j}", ls=":", lw=1)
+    axes[1].set(xscale="log", yscale="log", xlabel="|G| (C4, T, O, I)", ylabel="SO(3) equivariance error",
+                title="t = inf: finer groups, smaller SO(3) error\n(dotted: no augmentation)")
+    for aug, c in (("orbit", "C0"), ("none", "C3")):
+        rec = done[f"ensemble_{aug}"]["records"][-1]
+        axes[2].plot(cfg.ensemble_sizes, [e["flipped"]["group"] for e in rec["ensemble"]], "o-", color=c,
+                     label=f"ensemble mean, {'O orbit' if aug == 'orbit' else 'no aug.'}")
+        axes[2].axhline(_member_mean(rec, "flipped", "group"), color=c, ls="--", lw=1,
+                        label="members (mean)")
+    axes[2].set(xscale="log", yscale="log", xlabel="ensemble size M",
+                ylabel=f"{cfg.ensemble_group} equivariance error (flipped)",
+                title=f"finite MLP ensembles, width {cfg.ensemble_width}")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cli(argv=None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    p.add_argument("--out", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    cfg = PRESETS[args.preset]
+    suffix = "" if args.preset == "small" else f"-{args.preset}"
+    done = run(cfg, Path(args.out or f"runs/cross_product{suffix}"), progress=not args.no_progress)
+    figure(cfg, done, Path("figures") / f"cross_product{suffix}.png")
+    print(table(cfg, done))
+    return 0

@@ -37,9 +37,11 @@ class CrossProductConfig:
     """Cross-product experiment (saved beside its results).
 
     time_multiples: training times in units of ``1 / lambda_max`` of each augmented
-        NTK (``inf``: converged). ensemble_*: finite ensembles trained on the orbit of
-        ``ensemble_group`` and without augmentation, recorded at ``ensemble_times``
-        (``t lambda_max``; learning rate ``lr_fraction * 2 / lambda_max``).
+        NTK (``inf``: converged). ensemble_*: finite ensembles trained with each of
+        ``ensemble_augmentations`` (as the NTK), recorded at ``ensemble_times``
+        (``t lambda_max``; learning rate ``lr_fraction * 2 / lambda_max``); their
+        group error is measured under the augmentation group, or under
+        ``reference_group`` for 'none' and 'so3'.
     """
     n_train: int = 32
     n_eval: int = 24
@@ -50,7 +52,8 @@ class CrossProductConfig:
     n_so3_eval: int = 16
     time_multiples: tuple = (0.1, 1.0, 10.0, 100.0, math.inf)
     diag_reg: float = 1e-8
-    ensemble_group: str = "O"
+    ensemble_augmentations: tuple = ("none", "C4", "T", "O", "I", "so3")
+    reference_group: str = "O"
     ensemble_width: int = 512
     ensemble_sizes: tuple = (1, 2, 4, 8, 16)
     ensemble_times: tuple = (1.0, 10.0, 100.0)
@@ -174,34 +177,39 @@ def run(cfg: CrossProductConfig, out, progress: bool = True) -> dict:
         done[aug] = rd.record(aug, order=1 if aug == "none" else (cfg.so3_augment if aug == "so3"
                                                                    else group.order),
                               lambda_max=lam, time_multiples=list(mult), per_time=per_time)
-    g = groups.rotations3d(cfg.ensemble_group)
-    for aug in ("orbit", "none"):
+    for aug in cfg.ensemble_augmentations:
         key = f"ensemble_{aug}"
         if key in done:
             continue
-        lam = _lambda_max(cfg, cfg.ensemble_group if aug == "orbit" else "none", x, so3_mats)
+        group = _group(aug)
+        g_eval = group if group is not None else groups.rotations3d(cfg.reference_group)
+        lam = _lambda_max(cfg, aug, x, so3_mats)
         lr = cfg.lr_fraction * 2.0 / lam
         steps = [int(round(m / (2 * cfg.lr_fraction))) for m in cfg.ensemble_times]
+        xt, yt = x, y
+        if aug == "so3":     # the same fixed random rotations as the NTK
+            xt = _rotate(so3_mats, x).reshape((-1, 2, 3))
+            yt = jnp.einsum("rij,nj->rni", so3_mats, y).reshape((-1, 3))
         tcfg = ensembles.TrainConfig(ensemble_size=max(cfg.ensemble_sizes), steps=max(steps),
-                                     learning_rate=lr, augmentation=aug, record_steps=tuple(steps),
-                                     seed=cfg.seed)
-        x_eval, index = _eval_inputs(g, evals, rots)
+                                     learning_rate=lr, augmentation="orbit" if group is not None else "none",
+                                     record_steps=tuple(steps), seed=cfg.seed)
+        x_eval, index = _eval_inputs(g_eval, evals, rots)
         print(f"[{out.name}] ensemble ({aug}): {tcfg.ensemble_size} members, width {cfg.ensemble_width}",
               flush=True)
-        res = ensembles.train(spec(cfg, cfg.ensemble_width), tcfg, x, y, x_eval,
-                              group=g if aug == "orbit" else None, run_dir=out / key, progress=progress)
-        ref = _predict(cfg, cfg.ensemble_group if aug == "orbit" else "none", x, y, x_eval,
-                       np.asarray(steps) * lr, so3_mats)
+        res = ensembles.train(spec(cfg, cfg.ensemble_width), tcfg, xt, yt, x_eval, group=group,
+                              run_dir=out / key, progress=progress)
+        ref = _predict(cfg, aug, x, y, x_eval, np.asarray(steps) * lr, so3_mats)
         recs = []
         for i, s in enumerate(steps):
             members = res.members[list(res.steps).index(s)]
             recs.append({"step": s, "t_lambda_max": s * lr * lam,
-                         "ensemble": [_errors(members[:m].mean(0), g, index, rots) for m in cfg.ensemble_sizes],
-                         "members": [_errors(mb, g, index, rots) for mb in members],
-                         "ntk": _errors(ref[i], g, index, rots),
+                         "ensemble": [_errors(members[:m].mean(0), g_eval, index, rots)
+                                      for m in cfg.ensemble_sizes],
+                         "members": [_errors(mb, g_eval, index, rots) for mb in members],
+                         "ntk": _errors(ref[i], g_eval, index, rots),
                          "distance_to_ntk": [metrics.ntk_distance(members[:m].mean(0), ref[i])
                                              for m in cfg.ensemble_sizes]})
-        done[key] = rd.record(key, learning_rate=lr, records=recs)
+        done[key] = rd.record(key, learning_rate=lr, group_evaluated=g_eval.name, records=recs)
     return done
 
 
@@ -219,16 +227,16 @@ def table(cfg: CrossProductConfig, done: dict) -> str:
             grp = " / ".join(f"{p[s]['group']:.1e}" for s in EVAL_SETS) if "group" in p["in_dist"] else "-"
             so3 = " / ".join(f"{p[s]['so3']:.2g}" for s in EVAL_SETS)
             lines.append(f"| {aug} | {r['order']} | {m:g} | {grp} | {so3} |")
-    lines += ["", f"Finite ensembles (width {cfg.ensemble_width}, M = {max(cfg.ensemble_sizes)}), "
-              f"errors under {cfg.ensemble_group} / SO(3) on the flipped set:", "",
-              "| training | t lambda_max | members (mean) | ensemble mean | NTK mu_t |", "|---|---|---|---|---|"]
-    for aug in ("orbit", "none"):
+    lines += ["", f"Finite ensembles (width {cfg.ensemble_width}, M = {max(cfg.ensemble_sizes)}), flipped set; "
+              f"group error under the augmentation group ({cfg.reference_group} for none / so3):", "",
+              "| training | t lambda_max | group err. members (mean) / ensemble / NTK | "
+              "SO(3) err. members (mean) / ensemble / NTK | distance ensemble-NTK |", "|---|---|---|---|---|"]
+    for aug in cfg.ensemble_augmentations:
         for rec in done[f"ensemble_{aug}"]["records"]:
-            e = rec["ensemble"][-1]["flipped"]
-            n = rec["ntk"]["flipped"]
+            e, n = rec["ensemble"][-1]["flipped"], rec["ntk"]["flipped"]
             lines.append(f"| {aug} | {rec['t_lambda_max']:.3g} | {_member_mean(rec, 'flipped', 'group'):.3f} / "
-                         f"{_member_mean(rec, 'flipped', 'so3'):.3f} | {e['group']:.3f} / {e['so3']:.3f} | "
-                         f"{n['group']:.1e} / {n['so3']:.3f} |")
+                         f"{e['group']:.3f} / {n['group']:.1e} | {_member_mean(rec, 'flipped', 'so3'):.3f} / "
+                         f"{e['so3']:.3f} / {n['so3']:.3f} | {rec['distance_to_ntk'][-1]:.3f} |")
     return "\n".join(lines)
 
 
@@ -257,15 +265,17 @@ def figure(cfg: CrossProductConfig, done: dict, path) -> None:
             axes[1].axhline(done["none"]["per_time"][-1][s]["so3"], color=f"C{j}", ls=":", lw=1)
     axes[1].set(xscale="log", yscale="log", xlabel="|G| (C4, T, O, I)", ylabel="SO(3) equivariance error",
                 title="t = inf: finer groups, smaller SO(3) error\n(dotted: no augmentation)")
-    for aug, c in (("orbit", "C0"), ("none", "C3")):
+    for i, aug in enumerate(cfg.augmentations):
+        if f"ensemble_{aug}" not in done:
+            continue
         rec = done[f"ensemble_{aug}"]["records"][-1]
-        axes[2].plot(cfg.ensemble_sizes, [e["flipped"]["group"] for e in rec["ensemble"]], "o-", color=c,
-                     label=f"ensemble mean, {'O orbit' if aug == 'orbit' else 'no aug.'}")
-        axes[2].axhline(_member_mean(rec, "flipped", "group"), color=c, ls="--", lw=1,
-                        label="members (mean)")
+        axes[2].plot(cfg.ensemble_sizes, [e["flipped"]["so3"] for e in rec["ensemble"]], "o-", color=f"C{i}",
+                     label=f"{aug}: ensemble mean")
+        axes[2].axhline(_member_mean(rec, "flipped", "so3"), color=f"C{i}", ls="--", lw=1)
     axes[2].set(xscale="log", yscale="log", xlabel="ensemble size M",
-                ylabel=f"{cfg.ensemble_group} equivariance error (flipped)",
-                title=f"finite MLP ensembles, width {cfg.ensemble_width}")
+                ylabel="SO(3) equivariance error (flipped)",
+                title=f"finite MLP ensembles, width {cfg.ensemble_width}, t lambda_max = "
+                      f"{cfg.ensemble_times[-1]:g}\n(dashed: mean over members)")
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -103,9 +103,10 @@ def test_augmented_ntk_mean_is_equivariant_and_so3_error_falls_with_group_order(
 @pytest.mark.slow
 def test_cross_product_experiment_runs_and_resumes(tmp_path):
     cfg = cp.CrossProductConfig(n_train=6, n_eval=4, n_so3_eval=3, so3_augment=8, ensemble_width=32,
-                                ensemble_sizes=(1, 2), ensemble_times=(1.0,), time_multiples=(1.0, math.inf))
+                                ensemble_sizes=(1, 2), ensemble_times=(1.0,), time_multiples=(1.0, math.inf),
+                                ensemble_augmentations=("none", "T", "so3"))
     done = cp.run(cfg, tmp_path, progress=False)
-    assert set(done) >= {"none", "C4", "T", "O", "I", "so3", "ensemble_orbit", "ensemble_none"}
+    assert set(done) >= {"none", "C4", "T", "O", "I", "so3", "ensemble_none", "ensemble_T", "ensemble_so3"}
     for aug in ("C4", "T", "O", "I"):
         assert max(p[s]["group"] for p in done[aug]["per_time"] for s in cp.EVAL_SETS) < 1e-6
     again = cp.run(cfg, tmp_path, progress=False)

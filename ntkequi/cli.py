@@ -16,11 +16,14 @@ def _demo(args) -> int:
           f"{cfg.n_train} training points, {cfg.arch.depth}-layer {cfg.arch.activation} MLP NTK)")
     done = demo.run(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress)
     print(demo.table(done, cfg))
-    print(f"\nwrote {args.out}/config.json, versions.json, results.jsonl, demo.png")
+    from .results import write_command
+    write_command(args.out, "default" if cfg == demo.DemoConfig() else "custom", ["ntkequi"] + sys.argv[1:])
+    print(f"\nwrote {args.out}/config.json, versions.json, results.jsonl, demo.png, demo.pdf")
     if args.figures_dir:
         from pathlib import Path
-        path = demo.figure(done, cfg, Path(args.figures_dir) / "demo.png")
-        print(f"wrote {path}")
+        from .figures import save
+        paths = save(demo.figure(cfg, done), Path(args.figures_dir) / "demo")
+        print(f"wrote {paths[0]} and .pdf")
     return 0
 
 
@@ -42,6 +45,13 @@ def main(argv=None) -> int:
                    help="also write the figure there (the README's figures/demo.png comes from "
                         "`ntkequi demo --figures-dir figures`)")
     d.set_defaults(func=_demo)
+    f = sub.add_parser("figures", add_help=False,
+                       help="every figure, caption and paper table from the saved results (no retraining)")
+    f.set_defaults(func=None)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["figures"]:
+        from . import figures
+        return figures.cli(argv[1:])
     args = p.parse_args(argv)
     for name in ("group_order", "n_train", "n_eval", "depth"):
         if getattr(args, name, 1) < 1:

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import ensembles, groups, metrics, ntk
 from .arch import ArchSpec
-from .results import RunDir
+from .results import RunDir, write_command
 
 __all__ = ["CrossProductConfig", "PRESETS", "problem", "run", "table", "figure", "cli"]
 
@@ -240,8 +240,8 @@ def table(cfg: CrossProductConfig, done: dict) -> str:
     return "\n".join(lines)
 
 
-def figure(cfg: CrossProductConfig, done: dict, path) -> None:
-    """(a) SO(3) error vs time per augmentation (flipped inputs); (b) at t = inf vs group
+def figure(cfg: CrossProductConfig, done: dict):
+    """Returns the matplotlib Figure: (a) SO(3) error vs time per augmentation (flipped inputs); (b) at t = inf vs group
     order; (c) ensembles vs members vs M."""
     import matplotlib
     matplotlib.use("Agg")
@@ -279,9 +279,7 @@ def figure(cfg: CrossProductConfig, done: dict, path) -> None:
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def cli(argv=None) -> int:
@@ -293,7 +291,10 @@ def cli(argv=None) -> int:
     args = p.parse_args(argv)
     cfg = PRESETS[args.preset]
     suffix = "" if args.preset == "small" else f"-{args.preset}"
-    done = run(cfg, Path(args.out or f"runs/cross_product{suffix}"), progress=not args.no_progress)
-    figure(cfg, done, Path("figures") / f"cross_product{suffix}.png")
+    out = Path(args.out or f"runs/cross_product{suffix}")
+    done = run(cfg, out, progress=not args.no_progress)
+    write_command(out, args.preset)
+    from .figures import draw_run
+    draw_run("cross_product", out)
     print(table(cfg, done))
     return 0

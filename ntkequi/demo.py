@@ -100,7 +100,8 @@ def run(cfg: DemoConfig = DemoConfig(), out: str | Path = "runs/demo", overwrite
         bar.update(1)
     bar.close()
     if make_figure:
-        figure(done, cfg, run_dir.path / "demo.png")
+        from .figures import save
+        save(figure(cfg, done), run_dir.path / "demo")
     return done
 
 
@@ -117,8 +118,9 @@ def table(done: dict, cfg: DemoConfig) -> str:
     return "\n".join(lines)
 
 
-def figure(done: dict, cfg: DemoConfig, path: Path) -> Path:
-    """Invariance error vs t (left) and the t=inf predictions around a circle (right)."""
+def figure(cfg: DemoConfig, done: dict):
+    """Invariance error vs t (left) and the t=inf predictions around a circle (right);
+    returns the matplotlib Figure."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -151,6 +153,4 @@ def figure(done: dict, cfg: DemoConfig, path: Path) -> Path:
     ax2.set_title("ensemble mean at t = inf around a circle")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

@@ -25,7 +25,7 @@ from typing import Callable
 from . import ensembles, metrics, ntk
 from .arch import ArchSpec
 from .groups import Group
-from .results import RunDir
+from .results import RunDir, write_command
 
 MODES = ("none", "orbit", "subgroup")
 
@@ -56,8 +56,7 @@ def _inv(f_orbit, group):
     return metrics.equivariance_error(f_orbit, group).relative
 
 
-def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bool = True,
-        figures_dir: Path | None = None) -> dict:
+def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bool = True) -> dict:
     """Run (or resume) the sweep into ``out``; ``config`` (saved as the run's config)
     must determine ``problem`` and ``cfg``. Enable float64 (``jax_enable_x64``)
     before building the problem's arrays; float32 data limit the NTK's invariance
@@ -91,16 +90,24 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
             # the infinite-width limit of the same training set
             x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
             pred = ntk.predict(spec, x_aug, y_aug, x_eval, res.times(lr))
-            rec = {"mode": mode, "width": width, "steps": res.steps, "times": res.times(lr)}
+            rec = {"mode": mode, "width": width, "steps": res.steps, "times": res.times(lr),
+                   "group": group.name, "eval_sets": names}
             for j, s in enumerate(names):
                 sl = slice(int(bounds[j]), int(bounds[j + 1]))
                 per_step = []
                 for i in range(len(res.steps)):
                     members = res.members[i, :, sl]
                     orbit = lambda f: metrics.orbit_predictions(f, group)
+                    member_errs = [_inv(orbit(m), group) for m in members]
                     per_step.append({
-                        "members": float(np.mean([_inv(orbit(m), group) for m in members])),
+                        "members": float(np.mean(member_errs)),
+                        "members_std": float(np.std(member_errs)),
                         "ensemble": [_inv(orbit(members[:m].mean(0)), group) for m in cfg.ensemble_sizes],
+                        # spread of the mean of M over the disjoint groups of M members (nan: only one group)
+                        "ensemble_std": [float(np.std([_inv(orbit(members[k:k + m].mean(0)), group)
+                                                       for k in range(0, len(members) - m + 1, m)]))
+                                         if len(members) >= 2 * m else float("nan")
+                                         for m in cfg.ensemble_sizes],
                         "ntk": _inv(orbit(pred.mean[i, sl]), group) if res.steps[i] > 0 else float("nan"),
                         "distance_to_ntk": [metrics.ntk_distance(members[:m].mean(0), pred.mean[i, sl])
                                             if res.steps[i] > 0 else float("nan")
@@ -108,68 +115,117 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
                     })
                 rec[s] = per_step
             done[key] = run_dir.record(key, **rec)
-    figure(done, cfg, out, group.name, names, figures_dir)
     return done
 
 
-def figure(done: dict, cfg: SweepConfig, out: Path, group_name: str, names,
-           figures_dir: Path | None = None) -> None:
-    """Three panels: invariance vs M (last eval set, widest), distance to the NTK vs M
-    per width, invariance over training; written to ``out`` and ``figures/``."""
+def _plt():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    colors = {"none": "C3", "orbit": "C0", "subgroup": "C2"}
-    labels = {"none": "no augmentation", "orbit": f"{group_name} orbit",
-              "subgroup": f"subgroup (every {cfg.subgroup_step}. element)"}
-    off = names[-1]
-    width = max(cfg.widths)
-    sizes = np.asarray(cfg.ensemble_sizes)
+
+COLORS = {"none": "C3", "orbit": "C0", "subgroup": "C2"}
+
+
+def _labels(group_name: str, cfg) -> dict:
+    return {"none": "no augmentation", "orbit": f"{group_name} orbit",
+            "subgroup": f"subgroup (every {cfg.subgroup_step}. element)"}
+
+
+def _meta(done: dict):
+    first = next(iter(done.values()))
+    return first["group"], list(first["eval_sets"])
+
+
+def _nan(v):
+    return np.asarray([float(x) for x in v], dtype=float)
+
+
+def figure_size(cfg: SweepConfig, done: dict):
+    """(a) invariance error vs ensemble size M at the last step and the widest network,
+    one panel per evaluation set: mean of M members (error bars: std over disjoint groups
+    of M), members (dashed, band: std over members), NTK mu_t (dotted)."""
+    plt = _plt()
+    group, names = _meta(done)
+    labels, width, sizes = _labels(group, cfg), max(cfg.widths), np.asarray(cfg.ensemble_sizes)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    for ax, s in zip(axes[0], names):
+        for mode in MODES:
+            last = done[f"{mode}/width{width}"][s][-1]
+            c = COLORS[mode]
+            ax.errorbar(sizes, _nan(last["ensemble"]), yerr=_nan(last.get("ensemble_std", [0] * len(sizes))),
+                        fmt="o-", color=c, capsize=3, label=f"ensemble mean, {labels[mode]}")
+            m, sd = last["members"], last.get("members_std", 0.0)
+            ax.axhline(m, ls="--", color=c, lw=1)
+            ax.axhspan(max(m - sd, 1e-30), m + sd, color=c, alpha=0.08)
+            ax.axhline(max(float(last["ntk"]), 1e-17), ls=":", color=c, lw=1.5)
+        ref = done[f"orbit/width{width}"][s][-1]["ensemble"][0]
+        ax.plot(sizes, ref / np.sqrt(sizes), "k-", lw=0.8, label="1/sqrt(M)")
+        ax.set(xscale="log", yscale="log", xlabel="ensemble size M", ylabel=f"relative {group} invariance error",
+               title=f"{s} inputs, width {width}, step {cfg.steps}\ndashed: members, dotted: NTK mu_t")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure_width(cfg: SweepConfig, done: dict):
+    """(b) full-orbit augmentation vs width (last step, off-manifold set): invariance
+    error of members, of the mean of all members and of mu_t; distance of the mean of M
+    members from mu_t for each M."""
+    plt = _plt()
+    group, names = _meta(done)
+    s = names[-1]
+    widths = np.asarray(sorted(cfg.widths))
+    recs = [done[f"orbit/width{w}"][s][-1] for w in widths]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     ax = axes[0]
-    for mode in MODES:
-        last = done[f"{mode}/width{width}"][off][-1]
-        ax.plot(sizes, last["ensemble"], "o-", color=colors[mode], label=f"ensemble mean, {labels[mode]}")
-        ax.axhline(last["members"], ls="--", color=colors[mode], lw=1)
-        ax.axhline(float(last["ntk"]), ls=":", color=colors[mode], lw=1.5)
-    ref = done[f"orbit/width{width}"][off][-1]["ensemble"][0]
-    ax.plot(sizes, ref / np.sqrt(sizes), "k-", lw=0.8, label="1/sqrt(M)")
-    ax.set(xscale="log", yscale="log", xlabel="ensemble size M",
-           ylabel=f"relative {group_name} invariance error",
-           title=f"{off} inputs, width {width}, step {cfg.steps}\n"
-                 "dashed: single members, dotted: NTK mu_t")
+    ax.errorbar(widths, [r["members"] for r in recs], yerr=[r.get("members_std", 0.0) for r in recs],
+                fmt="s--", color="C1", capsize=3, label="single members (std over members)")
+    ax.errorbar(widths, [r["ensemble"][-1] for r in recs],
+                yerr=[float(r.get("ensemble_std", [0.0])[-1]) if np.isfinite(float(r.get("ensemble_std", [0.0])[-1]))
+                      else 0.0 for r in recs],
+                fmt="o-", color="C0", capsize=3, label=f"ensemble mean, M={max(cfg.ensemble_sizes)}")
+    ax.plot(widths, [max(float(r["ntk"]), 1e-17) for r in recs], "^:", color="C2", label="NTK mu_t")
+    ax.set(xscale="log", yscale="log", xlabel="width", ylabel=f"relative {group} invariance error",
+           title=f"{group} orbit augmentation, {s} inputs, step {cfg.steps}")
     ax.legend(fontsize=7)
     ax = axes[1]
-    for w, mk in zip(cfg.widths, "osd^v"):
-        rec = done[f"orbit/width{w}"]
-        d = [r["distance_to_ntk"] for r in rec[off]][-1]
-        ax.plot(sizes, d, marker=mk, label=f"width {w}")
-    ax.set(xscale="log", yscale="log", xlabel="ensemble size M",
-           ylabel="||ensemble mean - mu_t|| / ||mu_t||",
-           title=f"{group_name}-augmented ensemble vs NTK ({off} inputs, step {cfg.steps})")
-    ax.legend(fontsize=7)
-    ax = axes[2]
-    rec = done[f"orbit/width{width}"]
-    steps = np.asarray(rec["steps"], dtype=float)
-    pos = steps > 0
-    for s, ls in zip(names, ("-", "--", ":", "-.")):
-        ax.plot(steps[pos], [r["ensemble"][-1] for r, p in zip(rec[s], pos) if p], "o" + ls, color="C0",
-                label=f"ensemble (M={sizes[-1]}), {s}")
-        ax.plot(steps[pos], [r["members"] for r, p in zip(rec[s], pos) if p], "s" + ls, color="C1",
-                label=f"members, {s}")
-        ax.plot(steps[pos], [float(r["ntk"]) for r, p in zip(rec[s], pos) if p], "^" + ls, color="C2",
-                label=f"NTK mu_t, {s}")
-    ax.set(xscale="log", yscale="log", xlabel="gradient-descent step",
-           ylabel=f"relative {group_name} invariance error",
-           title=f"{group_name} orbit augmentation over training, width {width}")
-    ax.legend(fontsize=7)
+    for k, m in enumerate(cfg.ensemble_sizes):
+        ax.plot(widths, [r["distance_to_ntk"][k] for r in recs], "o-", label=f"M={m}")
+    ax.set(xscale="log", yscale="log", xlabel="width", ylabel="||ensemble mean - mu_t|| / ||mu_t||",
+           title=f"distance from the NTK mean ({s} inputs)")
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / f"{out.name}.png", dpi=110)
-    if figures_dir is not None:
-        Path(figures_dir).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(figures_dir) / f"{out.name}.png", dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def figure_time(cfg: SweepConfig, done: dict):
+    """(c) over training (widest network): invariance error of the ensemble mean (all
+    members), of members and of mu_t, full-orbit augmentation (solid) and none (faint),
+    one panel per evaluation set (in distribution and off the data manifold)."""
+    plt = _plt()
+    group, names = _meta(done)
+    width = max(cfg.widths)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    for ax, s in zip(axes[0], names):
+        for mode, alpha in (("orbit", 1.0), ("none", 0.35)):
+            rec = done[f"{mode}/width{width}"]
+            steps = np.asarray(rec["steps"], dtype=float)
+            pos = steps > 0
+            per = [r for r, p in zip(rec[s], pos) if p]
+            lab = _labels(group, cfg)[mode]
+            ax.errorbar(steps[pos], [r["ensemble"][-1] for r in per], fmt="o-", color="C0", alpha=alpha,
+                        label=f"ensemble mean (M={max(cfg.ensemble_sizes)}), {lab}")
+            ax.errorbar(steps[pos], [r["members"] for r in per], yerr=[r.get("members_std", 0.0) for r in per],
+                        fmt="s--", color="C1", alpha=alpha, capsize=3, label=f"members, {lab}")
+            ax.plot(steps[pos], [max(float(r["ntk"]), 1e-17) for r in per], "^:", color="C2", alpha=alpha,
+                    label=f"NTK mu_t, {lab}")
+        ax.set(xscale="log", yscale="log", xlabel="gradient-descent step",
+               ylabel=f"relative {group} invariance error", title=f"{s} inputs, width {width}")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
 
 
 def table(done: dict, cfg: SweepConfig, group_name: str, eval_set: str) -> str:
@@ -207,8 +263,10 @@ def cli(name: str, presets: dict, make_problem: Callable, doc: str, argv=None) -
     out = Path(args.out or (f"runs/{name}" + ("" if args.preset == "small" else f"-{args.preset}")))
     jax.config.update("jax_enable_x64", True)   # before any data exist: NTK comparisons in float64
     prob = make_problem(cfg)
-    done = run(prob, cfg.sweep, out, config=cfg, progress=not args.no_progress,
-               figures_dir=Path("figures"))
+    done = run(prob, cfg.sweep, out, config=cfg, progress=not args.no_progress)
+    write_command(out, args.preset)
+    from .figures import draw_run
+    draw_run(name, out)
     for eval_set in prob.evals:
         print()
         print(table(done, cfg.sweep, prob.group.name, eval_set))

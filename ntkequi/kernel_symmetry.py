@@ -26,7 +26,7 @@ from . import data, ensembles, groups, kernels, metrics, ntk
 from .arch import ArchSpec
 from .group_stax import GroupConv, LiftingConv
 from .nt import stax
-from .results import RunDir
+from .results import RunDir, write_command
 
 __all__ = ["KernelSymmetryConfig", "PRESETS", "run", "figure"]
 
@@ -187,8 +187,8 @@ def table(cfg: KernelSymmetryConfig, done: dict) -> str:
     return "\n".join(lines)
 
 
-def figure(cfg: KernelSymmetryConfig, done: dict, path) -> None:
-    """Invariance (noise inputs) and accuracy vs time for (i)-(iii); ensembles vs (i)."""
+def figure(cfg: KernelSymmetryConfig, done: dict):
+    """Returns the matplotlib Figure: Invariance (noise inputs) and accuracy vs time for (i)-(iii); ensembles vs (i)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -217,9 +217,7 @@ def figure(cfg: KernelSymmetryConfig, done: dict, path) -> None:
     for ax in axes:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def cli(argv=None) -> int:
@@ -234,7 +232,9 @@ def cli(argv=None) -> int:
     suffix = "" if args.preset == "small" else f"-{args.preset}"
     out = Path(args.out or f"runs/kernel_symmetry{suffix}")
     done = run(cfg, out, args.data_dir, progress=not args.no_progress)
-    figure(cfg, done, Path("figures") / f"kernel_symmetry{suffix}.png")
+    write_command(out, args.preset)
+    from .figures import draw_run
+    draw_run("kernel_symmetry", out)
     print(table(cfg, done))
     c = done["comparison"]
     print("\n||(ii) - (i)|| / ||(i)|| per time:", ["%.1e" % v for v in c["augmented_vs_symmetrized"]])

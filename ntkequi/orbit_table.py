@@ -38,7 +38,7 @@ from . import data, ensembles, groups, metrics
 from .arch import ArchSpec
 from .baselines import CanonSpec, GCNNSpec
 from .baselines.gcnn import channels_for
-from .results import RunDir
+from .results import RunDir, write_command
 
 __all__ = ["TableConfig", "PRESETS", "PAPER_OSP", "MODELS", "ROWS", "run", "summarize",
            "markdown", "latex", "cli"]
@@ -267,6 +267,34 @@ def write_tables(cfg: TableConfig, done: dict, out: Path) -> None:
                           f"over seeds; the paper's value in parentheses."))
 
 
+def figure(cfg: TableConfig, done: dict):
+    """(e) the table's models side by side: OSP / |G| (mean +- std over seeds; members and
+    seeds for the single model) per group, one panel per evaluation set; crosses: the
+    paper's values (its evaluation set is not known). Returns the matplotlib Figure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(EVAL_SETS), figsize=(5 * len(EVAL_SETS), 4), sharey=True)
+    groups_ = list(cfg.groups)
+    rows = [r for r in ROWS if ("deep_ensemble" if r == "single" else r) in cfg.models]
+    bw = 0.8 / len(rows)
+    for ax, s in zip(axes, EVAL_SETS):
+        summ = summarize(cfg, done, s, "osp")
+        for i, row in enumerate(rows):
+            xs = np.arange(len(groups_)) + (i - (len(rows) - 1) / 2) * bw
+            vals = [summ.get(row, {}).get(n, (np.nan, 0.0, 0)) for n in groups_]
+            ax.bar(xs, [v[0] / n for v, n in zip(vals, groups_)], bw, yerr=[v[1] / n for v, n in zip(vals, groups_)],
+                   capsize=2, color=f"C{i}", label=ROW_NAMES[row])
+            paper = [PAPER_OSP[row].get(n, (np.nan,))[0] / n for n in groups_]
+            ax.plot(xs, paper, "kx", ms=6, label="paper" if i == 0 else None)
+        ax.set_xticks(np.arange(len(groups_)), [f"C{n}" for n in groups_])
+        ax.set(ylim=(0, 1.05), xlabel="group", title=f"{s} inputs")
+    axes[0].set_ylabel("OSP / |G| (1: all orbit predictions agree)")
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def cli(argv=None) -> int:
     """``python experiments/fmnist_osp_table.py [--preset small|paper] [--data-dir D] [--out O]``."""
     import argparse
@@ -275,7 +303,6 @@ def cli(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help=f"folder with the IDX files (default ${data.ENV_VAR}; "
                                                    f"without either, tensorflow-datasets)")
     p.add_argument("--out", default=None, help="run directory (default runs/fmnist_osp_table-PRESET)")
-    p.add_argument("--paper-dir", default="paper/tables", help="where the LaTeX tables are copied")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     cfg = PRESETS[args.preset]
@@ -283,10 +310,8 @@ def cli(argv=None) -> int:
     print("parameters per network:", ", ".join(f"{m} C{n}: {c}" for (m, n), c in parameter_counts(cfg).items()),
           flush=True)
     run(cfg, out, args.data_dir, progress=not args.no_progress)
-    if args.paper_dir:
-        pd = Path(args.paper_dir)
-        pd.mkdir(parents=True, exist_ok=True)
-        for s in EVAL_SETS:
-            (pd / f"fmnist_osp_{s}_{args.preset}.tex").write_text((out / f"osp_{s}.tex").read_text())
+    write_command(out, args.preset)
+    from .figures import draw_run
+    draw_run("fmnist_osp_table-small", out)
     print((out / "tables.md").read_text())
     return 0

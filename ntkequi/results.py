@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["RunDir", "versions", "to_jsonable"]
+__all__ = ["RunDir", "versions", "to_jsonable", "read_records", "write_command"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -56,6 +56,35 @@ def versions() -> dict:
     except Exception as e:  # pragma: no cover
         out["jax_backend"] = f"unavailable: {e}"
     return out
+
+
+def read_records(path) -> Iterator[dict]:
+    """The records of a ``results.jsonl`` (none if it does not exist; a truncated last
+    line from a crash is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
+
+
+def write_command(out, preset: str, argv=None) -> Path:
+    """Record in run directory ``out`` the command line and preset that wrote it
+    (``command.json``), for figure captions."""
+    import datetime
+    argv = list(sys.argv if argv is None else argv)
+    argv = [("DIR" if i and argv[i - 1] == "--data-dir" else a.split("=")[0] + "=DIR"
+             if a.startswith("--data-dir=") else a) for i, a in enumerate(argv)]
+    prog = Path(argv[0]).name if argv else "?"
+    script = f"python experiments/{prog}" if prog.endswith(".py") else prog
+    rec = {"command": " ".join([script] + argv[1:]), "preset": preset,
+           "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+    target = Path(out) / "command.json"
+    target.write_text(json.dumps(rec, indent=2) + "\n")
+    return target
 
 
 class ConfigMismatchError(RuntimeError):
@@ -100,13 +129,7 @@ class RunDir:
 
     def records(self) -> Iterator[dict]:
         """Records written so far (a truncated last line from a crash is skipped)."""
-        if not self.results_file.exists():
-            return
-        for line in self.results_file.read_text().splitlines():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        return read_records(self.results_file)
 
     def done(self) -> dict:
         """``{key: record}`` of finished units of work."""

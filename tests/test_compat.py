@@ -155,7 +155,8 @@ def test_max_learning_rate_on_cpu():
     assert lr == pytest.approx(2 * 10 / np.linalg.eigvalsh(np.asarray(ntk))[-1], rel=1e-10)
 
 
-@pytest.mark.parametrize("arch,shape", [(MLP, (6, 3)), (CNN, (4, 5, 5, 2))])
+# the CNN case (15 s) repeats the MLP's check on another architecture: run with -m slow
+@pytest.mark.parametrize("arch,shape", [(MLP, (6, 3)), pytest.param(CNN, (4, 5, 5, 2), marks=pytest.mark.slow)])
 def test_empirical_ntk_implementations_agree(arch, shape):
     init_fn, apply_fn, _ = arch
     x1, x2 = _x(shape), _x(shape, 1)

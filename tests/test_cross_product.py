@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ntkequi import cross_product as cp
-from ntkequi import groups, metrics, ntk
+from ntkequi import figures, groups, metrics, ntk
 from ntkequi.groups import GroupError
 
 
@@ -112,5 +112,5 @@ def test_cross_product_experiment_runs_and_resumes(tmp_path):
     again = cp.run(cfg, tmp_path, progress=False)
     assert again == done
     assert "| I | 60 |" in cp.table(cfg, done)
-    cp.figure(cfg, done, tmp_path / "f.png")
+    figures.save(cp.figure(cfg, done), tmp_path / "f")
     assert (tmp_path / "f.png").stat().st_size > 10_000

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import data, ensemble_sweep
+from ntkequi import data, ensemble_sweep, figures
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,9 +40,13 @@ def test_sweep_runs_resumes_and_reports(script, tmp_path, request, monkeypatch):
         cfg = mod.PRESETS["small"].__class__(n_train=6, n_eval=2, sweep=tiny)
     prob = mod.problem(cfg)
     out = tmp_path / script
-    done = ensemble_sweep.run(prob, tiny, out, config=cfg, progress=False, figures_dir=tmp_path / "fig")
+    done = ensemble_sweep.run(prob, tiny, out, config=cfg, progress=False)
     assert set(done) == {f"{m}/width8" for m in ensemble_sweep.MODES}
-    assert (tmp_path / "fig" / f"{script}.png").exists()
+    for kind in ("size", "width", "time"):       # the figures draw from what was saved
+        figures.save(getattr(ensemble_sweep, f"figure_{kind}")(tiny, figures.load_run(out).done),
+                     tmp_path / "fig" / kind)
+        assert (tmp_path / "fig" / f"{kind}.pdf").exists()
+    assert (np.asarray(done["orbit/width8"]["noise"][-1]["ensemble_std"][:1]) >= 0).all()
     rec = done["orbit/width8"]["noise"][-1]
     assert rec["ntk"] < 1e-6 and len(rec["ensemble"]) == 2       # augmented NTK is invariant
     assert done["none/width8"]["noise"][-1]["ntk"] > 1e-3

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from ntkequi import kernel_symmetry as ks
+from ntkequi import figures
 
 
 @pytest.mark.slow      # ~1-2 min; its parts are tested in test_kernels.py and test_group_stax.py
@@ -22,5 +23,5 @@ def test_three_predictors_tiny(data_dir, tmp_path):
     ks.run(cfg, tmp_path / "ks", data_dir, progress=False)               # resume: nothing recomputed
     assert len((tmp_path / "ks" / "results.jsonl").read_text().splitlines()) == n
     assert "(iii) GCNN NTK" in ks.table(cfg, done)
-    ks.figure(cfg, done, tmp_path / "fig.png")
+    figures.save(ks.figure(cfg, done), tmp_path / "fig")
     assert (tmp_path / "fig.png").exists()

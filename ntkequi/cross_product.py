@@ -24,7 +24,7 @@ import numpy as np
 
 from . import ensembles, groups, metrics, ntk
 from .arch import ArchSpec
-from .results import RunDir, write_command
+from .results import RunDir
 
 __all__ = ["CrossProductConfig", "PRESETS", "problem", "run", "table", "figure", "cli"]
 
@@ -283,18 +283,5 @@ def figure(cfg: CrossProductConfig, done: dict):
 
 
 def cli(argv=None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--out", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    suffix = "" if args.preset == "small" else f"-{args.preset}"
-    out = Path(args.out or f"runs/cross_product{suffix}")
-    done = run(cfg, out, progress=not args.no_progress)
-    write_command(out, args.preset)
-    from .figures import draw_run
-    draw_run("cross_product", out)
-    print(table(cfg, done))
-    return 0
+    from .experiments import cli as experiment_cli
+    return experiment_cli("cross_product", PRESETS, run, table, __doc__, uses_data=False, argv=argv)

@@ -196,6 +196,10 @@ def figure_width(cfg: SweepConfig, done: dict):
     ax.set(xscale="log", yscale="log", xlabel="width", ylabel="||ensemble mean - mu_t|| / ||mu_t||",
            title=f"distance from the NTK mean ({s} inputs)")
     ax.legend(fontsize=7, ncol=2)
+    from matplotlib.ticker import NullFormatter
+    for ax in axes:
+        ax.set_xticks(widths, [str(int(w)) for w in widths])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return fig
 

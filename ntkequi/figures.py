@@ -167,7 +167,7 @@ def save(fig, stem, dpi: int = 110) -> list:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=dpi)
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"CreationDate": None})      # byte-stable across runs
     plt.close(fig)
     return paths
 
@@ -260,7 +260,7 @@ def make_all(results_dir="results", figures_dir="figures", tables_dir="paper/gen
         raise FileNotFoundError(
             f"no saved results in {results_dir} for: {', '.join(absent)}. Produce them with\n"
             + "\n".join(f"  {RUNS[n]}" for n in absent)
-            + f"\nthen `ntkequi figures --collect runs` (or pass --allow-missing to skip those figures)")
+            + "\nthen `ntkequi figures --collect runs` (or pass --allow-missing to skip those figures)")
     written = {"figures": [], "tables": [], "skipped": absent}
     captions_md = ["# Figure captions", "", "Written by `ntkequi figures` from the saved results in "
                    f"`{results_dir.name}/`; do not edit by hand.", ""]

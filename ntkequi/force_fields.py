@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import matrix_kernels as mk
-from .results import RunDir, write_command
+from .results import RunDir
 
 __all__ = ["ForceConfig", "PRESETS", "potential", "true_force", "brownian", "fit_model", "run", "table",
            "figure", "cli"]
@@ -319,7 +319,6 @@ def figure(cfg: ForceConfig, done: dict):
     g = np.asarray(f["grid"], dtype=float)
     n = int(round(np.sqrt(len(g))))
     X, Y = g[:, 0].reshape(n, n), g[:, 1].reshape(n, n)
-    ext = [EXTENT[0][0], EXTENT[0][1], EXTENT[1][0], EXTENT[1][1]]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     ax = axes[0, 0]
     cs = ax.contourf(X, Y, np.asarray(f["true_energy"], dtype=float).reshape(n, n), 20, cmap="viridis")
@@ -372,18 +371,5 @@ def figure(cfg: ForceConfig, done: dict):
 
 
 def cli(argv=None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--out", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    suffix = "" if args.preset == "small" else f"-{args.preset}"
-    out = Path(args.out or f"runs/force_fields{suffix}")
-    done = run(cfg, out, progress=not args.no_progress)
-    write_command(out, args.preset)
-    from .figures import draw_run
-    draw_run("force_fields", out)
-    print(table(cfg, done))
-    return 0
+    from .experiments import cli as experiment_cli
+    return experiment_cli("force_fields", PRESETS, run, table, __doc__, uses_data=False, argv=argv)

@@ -26,7 +26,7 @@ from . import data, ensembles, groups, kernels, metrics, ntk
 from .arch import ArchSpec
 from .group_stax import GroupConv, LiftingConv
 from .nt import stax
-from .results import RunDir, write_command
+from .results import RunDir
 
 __all__ = ["KernelSymmetryConfig", "PRESETS", "run", "figure"]
 
@@ -220,25 +220,17 @@ def figure(cfg: KernelSymmetryConfig, done: dict):
     return fig
 
 
-def cli(argv=None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    suffix = "" if args.preset == "small" else f"-{args.preset}"
-    out = Path(args.out or f"runs/kernel_symmetry{suffix}")
-    done = run(cfg, out, args.data_dir, progress=not args.no_progress)
-    write_command(out, args.preset)
-    from .figures import draw_run
-    draw_run("kernel_symmetry", out)
-    print(table(cfg, done))
+def report(cfg: KernelSymmetryConfig, done: dict) -> str:
+    """The table and the distances the README quotes."""
     c = done["comparison"]
-    print("\n||(ii) - (i)|| / ||(i)|| per time:", ["%.1e" % v for v in c["augmented_vs_symmetrized"]])
-    print("||(iii) - (i)|| / ||(i)|| per time:", ["%.2f" % v for v in c["augmented_vs_gcnn"]])
-    print("toy planar C8, ||(ii) - (i)|| / ||(i)||:", ["%.1e" % v for v in done["toy"]["augmented_vs_symmetrized"]])
-    print("ensemble distance to (i) (rows: steps, columns: M):", done["ensemble"]["distance_to_augmented"])
-    return 0
+    return "\n".join([
+        table(cfg, done), "",
+        "||(ii) - (i)|| / ||(i)|| per time: " + str(["%.1e" % v for v in c["augmented_vs_symmetrized"]]),
+        "||(iii) - (i)|| / ||(i)|| per time: " + str(["%.2f" % v for v in c["augmented_vs_gcnn"]]),
+        "toy planar C8, ||(ii) - (i)|| / ||(i)||: " + str(["%.1e" % v for v in done["toy"]["augmented_vs_symmetrized"]]),
+        "ensemble distance to (i) (rows: steps, columns: M): " + str(done["ensemble"]["distance_to_augmented"])])
+
+
+def cli(argv=None) -> int:
+    from .experiments import cli as experiment_cli
+    return experiment_cli("kernel_symmetry", PRESETS, run, report, __doc__, uses_data=True, argv=argv)

@@ -12,7 +12,6 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 
 __all__ = ["fmt", "parse", "macro", "write_all", "TABLES"]
 
@@ -58,11 +57,12 @@ def pm(mean, std) -> str:
     return f"{fmt(mean)} $\\pm$ {fmt(std)}"
 
 
-def macro(name: str, value) -> str:
-    """``\\newcommand{\\name}{value}``; ``name`` letters only (LaTeX macro names)."""
+def macro(name: str, value, digits: int = 3) -> str:
+    """``\\newcommand{\\name}{value}``; ``name`` letters only (LaTeX macro names); numbers
+    through :func:`fmt` with ``digits`` significant digits."""
     if not re.fullmatch(r"[A-Za-z]+", name):
         raise ValueError(f"LaTeX macro names are letters only; got {name!r}")
-    text = value if isinstance(value, str) else fmt(value)
+    text = value if isinstance(value, str) else fmt(value, digits)
     return rf"\newcommand{{\{name}}}{{{text}}}"
 
 
@@ -155,7 +155,7 @@ def _width(run) -> str:
 
 
 def _kernel_symmetry(run) -> str:
-    cfg, done = run.config, run.done
+    done = run.done
     header = ["predictor", "test", "MNIST", "noise", "accuracy"]
     rows = []
     for name, label in (("augmented", "(i) CNN NTK, C4 orbit"), ("symmetrized", "(ii) symmetrized CNN NTK"),
@@ -254,7 +254,7 @@ def numbers(runs: dict) -> list:
             for n, word in ((4, "Four"), (8, "Eight"), (16, "Sixteen")):
                 if n in summ.get(row, {}):
                     out.append(macro(f"osp{nm}{word}", summ[row][n][0]))
-        out.append(macro("ospNTrain", str(r.config.n_train)))
+        out.append(macro("ospNTrain", str(r.config.split.n_train)))
     if "force_fields" in runs:
         from .force_fields import curve
         d = runs["force_fields"].done

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import data
 from .arch import ArchSpec, empirical_ntk_errors
-from .results import RunDir, write_command
+from .results import RunDir
 
 __all__ = ["WidthConfig", "PRESETS", "specs", "run", "slope", "table", "cli"]
 
@@ -130,19 +130,5 @@ def figure(cfg: WidthConfig, done: dict):
 
 
 def cli(argv=None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    cfg = PRESETS[args.preset]
-    suffix = "" if args.preset == "small" else f"-{args.preset}"
-    out = Path(args.out or f"runs/width_convergence{suffix}")
-    done = run(cfg, out, data_dir=args.data_dir, progress=not args.no_progress)
-    write_command(out, args.preset)
-    from .figures import draw_run
-    draw_run("width_convergence", out)
-    print(table(cfg, done))
-    return 0
+    from .experiments import cli as experiment_cli
+    return experiment_cli("width_convergence", PRESETS, run, table, __doc__, uses_data=True, argv=argv)

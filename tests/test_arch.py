@@ -1,5 +1,4 @@
 """One ArchSpec, two realisations: the Flax network and the stax kernel agree."""
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +6,6 @@ import numpy as np
 import pytest
 
 from ntkequi.arch import ArchSpec, empirical_ntk, empirical_ntk_errors
-from ntkequi.nt import nt
 
 
 def _flax_params_as_stax(spec, flax_params):

@@ -4,7 +4,7 @@ augmented by C4, T, O, I or random rotations; errors under the group and under S
     python experiments/cross_product.py                  # small preset (CPU)
     python experiments/cross_product.py --preset paper   # more data, wider, larger M (GPU)
 
-Writes runs/cross_product[-paper]/ (resumable) and figures/cross_product[-paper].png.
+Writes runs/cross_product[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
 """
 import sys
 

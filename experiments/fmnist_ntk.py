@@ -11,7 +11,7 @@ the ensemble mean from mu_t for growing width (see ntkequi.ensemble_sweep).
     python experiments/fmnist_ntk.py --data-dir DIR                  # ~12 min on 2 CPU cores
     python experiments/fmnist_ntk.py --data-dir DIR --preset paper   # wider, larger M (a GPU)
 
-Writes runs/fmnist_ntk[-paper]/ (resumable) and figures/fmnist_ntk[-paper].png.
+Writes runs/fmnist_ntk[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
 """
 import dataclasses
 import sys

@@ -11,7 +11,7 @@ Gaussian-noise "configurations" (off the data manifold). See ntkequi.ensemble_sw
     python experiments/ising.py                  # small default (L=4), a few minutes on 2 CPU cores
     python experiments/ising.py --preset paper   # L=6, wider and larger ensembles (use a GPU)
 
-Writes runs/ising[-paper]/ (resumable) and figures/ising[-paper].png.
+Writes runs/ising[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
 """
 import dataclasses
 import sys

@@ -4,7 +4,7 @@ on FashionMNIST (C4, downsampled to 7x7) and the toy planar C8 data; finite ense
     python experiments/kernel_symmetry.py --data-dir DIR                 # small preset (CPU)
     python experiments/kernel_symmetry.py --data-dir DIR --preset paper  # more data, wider (GPU)
 
-Writes runs/kernel_symmetry[-paper]/ (resumable) and figures/kernel_symmetry[-paper].png.
+Writes runs/kernel_symmetry[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
 """
 import sys
 

@@ -7,7 +7,7 @@ ntkequi.ensemble_sweep for what is measured).
     python experiments/toy_ensembles.py                   # small default, ~2 min on 2 CPU cores
     python experiments/toy_ensembles.py --preset paper    # widths to 4096, M to 128 (use a GPU)
 
-Writes runs/toy_ensembles[-paper]/ (resumable) and figures/toy_ensembles[-paper].png.
+Writes runs/toy_ensembles[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
 """
 import dataclasses
 import sys

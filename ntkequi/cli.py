@@ -42,8 +42,8 @@ def main(argv=None) -> int:
                    help="discard results in --out made with a different config")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--figures-dir", default=None,
-                   help="also write the figure there (the README's figures/demo.png comes from "
-                        "`ntkequi demo --figures-dir figures`)")
+                   help="also write the figure (PNG and PDF) there (the README's figures/demo.png "
+                        "comes from results/demo by `ntkequi figures`)")
     d.set_defaults(func=_demo)
     f = sub.add_parser("figures", add_help=False,
                        help="every figure, caption and paper table from the saved results (no retraining)")

@@ -108,6 +108,7 @@ RUNS = {
     "partial_augmentation": "python experiments/partial_augmentation.py --data-dir DIR",
     "width_convergence": "python experiments/width_convergence.py --data-dir DIR",
     "force_fields": "python experiments/force_fields.py",
+    "molecules": "python experiments/molecules.py",
 }
 
 _SIZE = ("Relative invariance error of the ensemble mean against ensemble size M, with no augmentation, "
@@ -153,6 +154,12 @@ FIGURES = (
                "energy-conserving Hessian kernel (colour: error against the true force); learning "
                "curves (error bars: std over draws of the training set); curl of the learned fields; "
                "x-marginals of Brownian dynamics on each field against exp(-V)."),
+    FigureSpec("molecules", "molecules", _module_figure("molecules"),
+               "Molecule-like toy (identical atoms, Morse pairs plus a three-body term): energy error on "
+               "held-out configurations against training size for a Gaussian kernel on pairwise distances, "
+               "its symmetrized kernel over atom relabellings, the same kernel trained on the full "
+               "relabelling orbit, and a Gaussian on sorted distances (left; error bars: std over "
+               "training draws), and their invariance error under relabelling (right)."),
     FigureSpec("cross_product", "cross_product", _module_figure("cross_product"),
                "Vector targets (cross product in R^3): SO(3) equivariance error of the NTK mean over "
                "time for each augmentation group, at convergence against the group's order, and "

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import matrix_kernels as mk
-from .results import RunDir
+from .results import RunDir, learning_curve
 
 __all__ = ["ForceConfig", "PRESETS", "potential", "true_force", "brownian", "fit_model", "run", "table",
            "figure", "cli"]
@@ -281,11 +281,8 @@ def _grid(n: int) -> jnp.ndarray:
 
 
 def curve(done: dict, model: str, metric: str = "force_rmse"):
-    """``(ns, mean, std)`` of ``metric`` over seeds for ``model``."""
-    recs = [r for k, r in done.items() if k.startswith(f"curve/{model}/")]
-    ns = sorted({r["n"] for r in recs})
-    vals = [[r[metric] for r in recs if r["n"] == n] for n in ns]
-    return np.array(ns), np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
+    """``(ns, mean, std)`` of ``metric`` over training draws for ``model``."""
+    return learning_curve(done, f"curve/{model}/", metric)
 
 
 def table(cfg: ForceConfig, done: dict) -> str:

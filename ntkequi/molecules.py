@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import groups, kernels, ntk
-from .results import RunDir
+from .results import RunDir, learning_curve
 
 __all__ = ["MoleculeConfig", "PRESETS", "pair_permutations", "distances", "morse_energy", "energy", "run", "table",
            "figure", "cli"]
@@ -170,10 +170,8 @@ def run(cfg: MoleculeConfig, out, progress: bool = True) -> dict:
 
 
 def curve(done: dict, model: str, metric: str = "rmse"):
-    recs = [r for k, r in done.items() if k.startswith(f"{model}/")]
-    ns = sorted({r["n"] for r in recs})
-    vals = [[r[metric] for r in recs if r["n"] == n] for n in ns]
-    return np.array(ns), np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
+    """``(ns, mean, std)`` of ``metric`` over training draws for ``model``."""
+    return learning_curve(done, f"{model}/", metric)
 
 
 def table(cfg: MoleculeConfig, done: dict) -> str:

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["RunDir", "versions", "to_jsonable", "read_records", "write_command"]
+__all__ = ["RunDir", "versions", "to_jsonable", "read_records", "write_command", "learning_curve"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -85,6 +85,16 @@ def write_command(out, preset: str, argv=None) -> Path:
     target = Path(out) / "command.json"
     target.write_text(json.dumps(rec, indent=2) + "\n")
     return target
+
+
+def learning_curve(done: dict, prefix: str, metric: str):
+    """``(ns, mean, std)`` numpy arrays of ``metric`` over the records whose key starts with
+    ``prefix``, grouped by their ``n`` field (training-set size), ``ns`` ascending."""
+    import numpy as np
+    recs = [r for k, r in done.items() if k.startswith(prefix)]
+    ns = sorted({r["n"] for r in recs})
+    vals = [[float(r[metric]) for r in recs if r["n"] == n] for n in ns]
+    return np.array(ns), np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
 
 
 class ConfigMismatchError(RuntimeError):

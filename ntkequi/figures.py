@@ -46,12 +46,11 @@ def namespace(obj):
 
 @dataclasses.dataclass
 class SavedRun:
-    """A run directory read back: ``config`` (namespace), ``config_dict``, ``versions``,
+    """A run directory read back: ``config`` (namespace), ``versions``,
     ``command`` (the command line and preset, if the script recorded them) and ``done``
     (``{key: record}``)."""
     path: Path
     config: SimpleNamespace
-    config_dict: dict
     versions: dict
     command: dict
     done: dict
@@ -69,7 +68,7 @@ def load_run(path) -> SavedRun:
     done = {r["key"]: r for r in read_records(path / "results.jsonl") if "key" in r}
     if not done:
         raise ValueError(f"{path / 'results.jsonl'} holds no finished results")
-    return SavedRun(path, namespace(cfg), cfg, read("versions.json"), read("command.json"), done)
+    return SavedRun(path, namespace(cfg), read("versions.json"), read("command.json"), done)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,18 +81,16 @@ class FigureSpec:
     caption: str
 
 
-def _sweep(kind: str):
-    def draw(cfg, done):
-        from . import ensemble_sweep
-        return getattr(ensemble_sweep, f"figure_{kind}")(cfg.sweep, done)
-    return draw
-
-
-def _module_figure(module: str, fn: str = "figure"):
+def _draw(module: str, fn: str = "figure", sub: Optional[str] = None):
+    """``draw(cfg, done)`` calling ``ntkequi.<module>.<fn>(cfg[.sub], done)``."""
     def draw(cfg, done):
         import importlib
-        return getattr(importlib.import_module(f"ntkequi.{module}"), fn)(cfg, done)
+        return getattr(importlib.import_module(f"ntkequi.{module}"), fn)(getattr(cfg, sub) if sub else cfg, done)
     return draw
+
+
+def _sweep(kind: str):
+    return _draw("ensemble_sweep", f"figure_{kind}", "sweep")
 
 
 #: run directory name -> the command that writes it (from the repository root)
@@ -122,7 +119,7 @@ _TIME = ("Full-orbit augmentation over training: invariance error of the ensembl
          "members and of the NTK mean mu_t at the same time, on in-distribution and off-manifold inputs.")
 
 FIGURES = (
-    FigureSpec("demo", "demo", _module_figure("demo"),
+    FigureSpec("demo", "demo", _draw("demo"),
                "Analytic NTK ensembles on the plane: invariance error of mu_t under C8 against training "
                "time, plain and C8-augmented (left), and the converged means around a circle (right)."),
     FigureSpec("toy_ensembles_size", "toy_ensembles", _sweep("size"), "Toy problem (planar C8). " + _SIZE),
@@ -133,34 +130,34 @@ FIGURES = (
     FigureSpec("fmnist_ntk_size", "fmnist_ntk", _sweep("size"), "FashionMNIST, C4, CNN ensembles. " + _SIZE),
     FigureSpec("fmnist_ntk_width", "fmnist_ntk", _sweep("width"), "FashionMNIST, C4, CNN ensembles. " + _WIDTH),
     FigureSpec("fmnist_ntk_time", "fmnist_ntk", _sweep("time"), "FashionMNIST, C4, CNN ensembles. " + _TIME),
-    FigureSpec("partial_augmentation", "partial_augmentation", _module_figure("partial_augmentation"),
+    FigureSpec("partial_augmentation", "partial_augmentation", _draw("partial_augmentation"),
                "Partial augmentation on FashionMNIST: the NTK mean trained on the C4, C8 or C16 orbits "
                "(or none), evaluated at every angle of the finer C32 (left) and on average over C32 "
                "against the training group's order (right)."),
-    FigureSpec("osp_models", "fmnist_osp_table-small", _module_figure("orbit_table"),
+    FigureSpec("osp_models", "fmnist_osp_table-small", _draw("orbit_table"),
                "The orbit-consistency table's models side by side: OSP (as a fraction of |G|) of the "
                "deep ensemble, its single members, the GCNN and learned canonicalization, mean and std "
                "over seeds, for each group and evaluation set; crosses: the paper's values."),
-    FigureSpec("width_convergence", "width_convergence", _module_figure("width_convergence"),
+    FigureSpec("width_convergence", "width_convergence", _draw("width_convergence"),
                "Empirical NTK of finite Flax networks against the analytic NTK of the same "
                "architecture specification, over width (error bars: std over initialisations)."),
-    FigureSpec("kernel_symmetry", "kernel_symmetry", _module_figure("kernel_symmetry"),
+    FigureSpec("kernel_symmetry", "kernel_symmetry", _draw("kernel_symmetry"),
                "Kernel-side symmetry on 7x7 FashionMNIST: the C4-augmented CNN NTK, the symmetrized "
                "kernel and the group-convolutional NTK over training time; finite ensembles approach "
                "the augmented NTK."),
-    FigureSpec("force_fields", "force_fields", _module_figure("force_fields"),
+    FigureSpec("force_fields", "force_fields", _draw("force_fields"),
                "Force field of the 2D potential learned from Brownian-dynamics samples: the potential "
                "with the training samples; learned fields of independent Gaussian kernels and of the "
                "energy-conserving Hessian kernel (colour: error against the true force); learning "
                "curves (error bars: std over draws of the training set); curl of the learned fields; "
                "x-marginals of Brownian dynamics on each field against exp(-V)."),
-    FigureSpec("molecules", "molecules", _module_figure("molecules"),
+    FigureSpec("molecules", "molecules", _draw("molecules"),
                "Molecule-like toy (identical atoms, Morse pairs plus a three-body term): energy error on "
                "held-out configurations against training size for a Gaussian kernel on pairwise distances, "
                "its symmetrized kernel over atom relabellings, the same kernel trained on the full "
                "relabelling orbit, and a Gaussian on sorted distances (left; error bars: std over "
                "training draws), and their invariance error under relabelling (right)."),
-    FigureSpec("cross_product", "cross_product", _module_figure("cross_product"),
+    FigureSpec("cross_product", "cross_product", _draw("cross_product"),
                "Vector targets (cross product in R^3): SO(3) equivariance error of the NTK mean over "
                "time for each augmentation group, at convergence against the group's order, and "
                "finite ensembles against members."),

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import matrix_kernels as mk
+from . import ntk
 from .results import RunDir, learning_curve
 
 __all__ = ["ForceConfig", "PRESETS", "potential", "true_force", "brownian", "fit_model", "run", "table",
@@ -86,24 +87,26 @@ def smooth_potential(r) -> jnp.ndarray:
     return (x - 4) * (x - 2) * (x + 2) * (x + 3) / 50.0 + y ** 2 / 20.0
 
 
+def _minus_grad(v, r) -> jnp.ndarray:
+    flat = jnp.asarray(r).reshape(-1, 2)
+    return (-jax.vmap(jax.grad(v))(flat)).reshape(jnp.shape(r))
+
+
 def smooth_force(r) -> jnp.ndarray:
     """``-grad`` of :func:`smooth_potential` ``(..., 2)``."""
-    flat = jnp.asarray(r).reshape(-1, 2)
-    return (-jax.vmap(jax.grad(smooth_potential))(flat)).reshape(jnp.shape(r))
+    return _minus_grad(smooth_potential, r)
 
 
 def true_force(r) -> jnp.ndarray:
     """``-grad V`` ``(..., 2)``."""
-    g = jax.grad(lambda p: potential(p))
-    flat = jnp.asarray(r).reshape(-1, 2)
-    return (-jax.vmap(g)(flat)).reshape(jnp.shape(r))
+    return _minus_grad(potential, r)
 
 
 def brownian(key, r0, force_fn, steps: int, dt: float, every: int, burn: int = 0):
     """Overdamped Langevin dynamics at kT = 1 from ``r0`` ``(W, 2)`` (W walkers):
     ``r <- r + F(r) dt + sqrt(2 dt) xi``. Returns the positions after ``burn`` steps, every
     ``every`` steps: ``(S, W, 2)``. ``force_fn`` maps ``(W, 2) -> (W, 2)``."""
-    r0 = mk._finite("r0", r0)
+    r0 = ntk.check_finite("r0", r0)
     if steps <= burn or every < 1:
         raise ValueError(f"need steps > burn and every >= 1; got steps={steps}, burn={burn}, every={every}")
 
@@ -145,9 +148,10 @@ def fit_model(model: str, x, f, x_val, f_val, sigmas, regs):
     best = None
     for s in sigmas:
         kern, ekern = kernels(model, s)
+        k_xx, k_vx = mk.gram(kern, x, x), mk.gram(kern, x_val, x)      # independent of reg
         for lam in regs:
-            m = mk.fit(kern, x, f, reg=lam, energy_kernel=ekern)
-            err = float(jnp.sqrt(jnp.mean(jnp.sum((m.predict(x_val) - f_val) ** 2, -1))))
+            m = mk.fit(kern, x, f, reg=lam, energy_kernel=ekern, gram_xx=k_xx)
+            err = _rmse((k_vx @ m.alpha.reshape(-1)).reshape(f_val.shape), f_val)
             if best is None or err < best[0]:
                 best = (err, m, s, lam)
     return best[1], best[2], best[3]

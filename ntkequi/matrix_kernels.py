@@ -34,8 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import ntk
+
 __all__ = ["rbf", "covariant_pair_kernel", "covariant_pair_kernel_quadrature", "so3_quadrature",
-           "curl_free_kernel", "div_free_kernel", "hessian_kernel", "gram", "fit", "VectorKRR",
+           "curl_free_kernel", "div_free_kernel", "hessian_kernel", "energy_force_kernel", "gram", "pairwise",
+           "fit", "VectorKRR",
            "linear_features", "KernelInputError"]
 
 
@@ -44,15 +47,15 @@ class KernelInputError(ValueError):
 
 
 def _finite(name: str, a) -> jnp.ndarray:
-    a = jnp.asarray(a)
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-        a = a.astype(jnp.result_type(float))
-    if isinstance(a, jax.core.Tracer):      # under jit/vmap/grad: checked where the data enter
+    """``a`` as a float array; :class:`KernelInputError` (from :func:`ntkequi.ntk.check_finite`)
+    if it holds NaN or inf. Tracers (inside jit/vmap/grad) pass: they were checked on entry."""
+    if isinstance(a, jax.core.Tracer):
         return a
-    if not bool(jnp.all(jnp.isfinite(a))):
-        bad = int(jnp.size(a) - jnp.sum(jnp.isfinite(a)))
-        raise KernelInputError(f"{name} holds {bad} non-finite value(s) (NaN or inf); shape {tuple(a.shape)}")
-    return a
+    try:
+        a = ntk.check_finite(name, a)
+    except ValueError as e:
+        raise KernelInputError(str(e)) from None
+    return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(jnp.result_type(float))
 
 
 # ------------------------------------------------------------------ scalar base kernel
@@ -163,19 +166,18 @@ def energy_force_kernel(k: Callable, features: Optional[Callable] = None) -> Cal
 
 # ------------------------------------------------------------------ regression
 @functools.partial(jax.jit, static_argnums=0)
-def _gram(kernel: Callable, x1, x2) -> jnp.ndarray:
-    blocks = jax.vmap(lambda a: jax.vmap(lambda b: kernel(a, b))(x2))(x1)      # (N1, N2, d, d)
-    n1, n2, d, _ = blocks.shape
-    return blocks.transpose(0, 2, 1, 3).reshape(n1 * d, n2 * d)
+def pairwise(kernel: Callable, x1, x2) -> jnp.ndarray:
+    """``kernel(a, b)`` for every pair of rows of ``x1 (N1, n)`` and ``x2 (N2, n)``:
+    ``(N1, N2) + kernel's output shape`` (jitted once per kernel function and shapes)."""
+    return jax.vmap(lambda a: jax.vmap(lambda b: kernel(a, b))(x2))(x1)
 
 
 def gram(kernel: Callable, x1, x2) -> jnp.ndarray:
     """Block Gram matrix ``(N1 d, N2 d)`` of a matrix-valued ``kernel(x, x2) -> (d, d)``
-    on ``x1 (N1, n)``, ``x2 (N2, n)``; row ``i d + a`` is output ``a`` of point ``i``
-    (jitted once per kernel function and shapes)."""
-    if isinstance(x1, jax.core.Tracer) or isinstance(x2, jax.core.Tracer):
-        return _gram.__wrapped__(kernel, x1, x2)
-    return _gram(kernel, x1, x2)
+    on ``x1 (N1, n)``, ``x2 (N2, n)``; row ``i d + a`` is output ``a`` of point ``i``."""
+    blocks = pairwise(kernel, x1, x2)                                       # (N1, N2, d, d)
+    n1, n2, d, _ = blocks.shape
+    return blocks.transpose(0, 2, 1, 3).reshape(n1 * d, n2 * d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +209,7 @@ class VectorKRR:
         if self.energy_kernel is None:
             raise ValueError("this model was fitted without energy_kernel: it has no energy")
         x = _check_points("x", x, self.x.shape[1])
-        kef = jax.vmap(lambda a: jax.vmap(lambda b: self.energy_kernel(a, b))(self.x))(x)   # (M, N, n)
-        return jnp.einsum("mna,na->m", kef, self.alpha)
+        return jnp.einsum("mna,na->m", pairwise(self.energy_kernel, x, self.x), self.alpha)
 
 
 def _check_points(name, x, dim=None) -> jnp.ndarray:
@@ -220,14 +221,16 @@ def _check_points(name, x, dim=None) -> jnp.ndarray:
     return x
 
 
-def fit(kernel: Callable, x, y, reg: float = 1e-8, energy_kernel: Optional[Callable] = None) -> VectorKRR:
+def fit(kernel: Callable, x, y, reg: float = 1e-8, energy_kernel: Optional[Callable] = None,
+        gram_xx=None) -> VectorKRR:
     """Vector-valued kernel ridge regression: ``x (N, n)``, ``y (N, d)`` with ``d`` the
     kernel's output size; solves ``(K_XX + reg I) alpha = y`` by Cholesky.
 
     ``reg`` is the noise variance of the GP view (0 allowed: the system must then be
     positive definite, else a :class:`KernelInputError` says it is singular).
     ``energy_kernel`` (from :func:`energy_force_kernel`) makes ``.energy`` available for a
-    :func:`hessian_kernel` model."""
+    :func:`hessian_kernel` model. ``gram_xx``: ``gram(kernel, x, x)`` if already computed
+    (e.g. when only ``reg`` changes)."""
     x = _check_points("x", x)
     y = _finite("y", y)
     if y.ndim != 2 or y.shape[0] != x.shape[0]:
@@ -237,7 +240,7 @@ def fit(kernel: Callable, x, y, reg: float = 1e-8, energy_kernel: Optional[Calla
     d = jnp.asarray(kernel(x[0], x[0])).shape
     if d != (y.shape[1], y.shape[1]):
         raise KernelInputError(f"the kernel returns {d} blocks but y has {y.shape[1]} components per point")
-    K = gram(kernel, x, x)
+    K = gram(kernel, x, x) if gram_xx is None else gram_xx
     K = K + reg * jnp.eye(K.shape[0], dtype=K.dtype)
     chol = jnp.linalg.cholesky(K)
     if not bool(jnp.all(jnp.isfinite(chol))):

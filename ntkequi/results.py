@@ -76,8 +76,11 @@ def write_command(out, preset: str, argv=None) -> Path:
     (``command.json``), for figure captions."""
     import datetime
     argv = list(sys.argv if argv is None else argv)
-    argv = [("DIR" if i and argv[i - 1] == "--data-dir" else a.split("=")[0] + "=DIR"
-             if a.startswith("--data-dir=") else a) for i, a in enumerate(argv)]
+    for i, a in enumerate(argv):          # data paths are machine-specific: write DIR
+        if a.startswith("--data-dir="):
+            argv[i] = "--data-dir=DIR"
+        elif i and argv[i - 1] == "--data-dir":
+            argv[i] = "DIR"
     prog = Path(argv[0]).name if argv else "?"
     script = f"python experiments/{prog}" if prog.endswith(".py") else prog
     rec = {"command": " ".join([script] + argv[1:]), "preset": preset,

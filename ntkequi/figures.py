@@ -8,7 +8,9 @@
 * ``figures/captions.md`` and ``paper/generated/captions/<name>.tex``: what was run, with
   which preset, on which machine,
 * ``paper/generated/tables/*.tex`` and ``paper/generated/numbers.tex`` (the tables and the
-  numbers the paper's text quotes, as LaTeX macros; see :mod:`ntkequi.paper_tables`).
+  numbers the paper's text quotes, as LaTeX macros; see :mod:`ntkequi.paper_tables`),
+* the README's tables: every block between ``<!-- table NAME: ... -->`` and
+  ``<!-- end table NAME -->`` in ``README.md`` is rewritten from the same table as Markdown.
 
 ``ntkequi figures --collect runs`` first copies those three files of every experiment
 found in ``runs/`` (where the experiment scripts write) into ``results/`` (which is
@@ -239,10 +241,12 @@ def collect(runs_dir, results_dir) -> list:
 
 
 def make_all(results_dir="results", figures_dir="figures", tables_dir="paper/generated",
-             only: Optional[list] = None, allow_missing: bool = False, log=print) -> dict:
+             only: Optional[list] = None, allow_missing: bool = False, log=print, readme=None) -> dict:
     """Draw every figure (or those named in ``only``) and write every table and the
-    numbers file from the runs in ``results_dir``. Returns ``{'figures': [...],
-    'tables': [...], 'skipped': [...]}`` (paths written, runs missing)."""
+    numbers file from the runs in ``results_dir``; with ``readme`` (a path), also rewrite
+    the README's generated table blocks (:func:`ntkequi.paper_tables.update_readme`).
+    Returns ``{'figures': [...], 'tables': [...], 'readme': [...], 'skipped': [...]}``
+    (paths written, README tables rewritten, runs missing)."""
     import matplotlib
     matplotlib.use("Agg")
     from . import paper_tables
@@ -265,7 +269,7 @@ def make_all(results_dir="results", figures_dir="figures", tables_dir="paper/gen
             f"no saved results in {results_dir} for: {', '.join(absent)}. Produce them with\n"
             + "\n".join(f"  {RUNS[n]}" for n in absent)
             + "\nthen `ntkequi figures --collect runs` (or pass --allow-missing to skip those figures)")
-    written = {"figures": [], "tables": [], "skipped": absent}
+    written = {"figures": [], "tables": [], "readme": [], "skipped": absent}
     captions_md = ["# Figure captions", "", "Written by `ntkequi figures` from the saved results in "
                    f"`{results_dir.name}/`; do not edit by hand.", ""]
     cap_dir = tables_dir / "captions"
@@ -292,6 +296,9 @@ def make_all(results_dir="results", figures_dir="figures", tables_dir="paper/gen
         written["tables"] = paper_tables.write_all(runs, tables_dir)
         for p in written["tables"]:
             log(f"wrote {p}")
+        if readme is not None:
+            written["readme"] = paper_tables.update_readme(readme, tables_dir, missing_ok=allow_missing)
+            log(f"updated {len(written['readme'])} generated tables and numbers in {readme}")
     return written
 
 
@@ -306,12 +313,16 @@ def cli(argv=None) -> int:
     p.add_argument("--tables-dir", default="paper/generated")
     p.add_argument("--only", nargs="+", default=None, help="only these figures (no tables)")
     p.add_argument("--allow-missing", action="store_true", help="skip figures whose results are missing")
+    p.add_argument("--readme", default="README.md",
+                   help="README whose generated table blocks are rewritten (default README.md, if it exists; "
+                        "'' for none)")
     args = p.parse_args(argv)
     if args.collect:
         copied = collect(args.collect, args.results)
         print(f"collected {', '.join(copied) or 'nothing'} from {args.collect} into {args.results}")
     try:
-        make_all(args.results, args.figures_dir, args.tables_dir, args.only, args.allow_missing)
+        readme = Path(args.readme) if args.readme and Path(args.readme).exists() else None
+        make_all(args.results, args.figures_dir, args.tables_dir, args.only, args.allow_missing, readme=readme)
     except (FileNotFoundError, ValueError) as e:
         print(f"ntkequi figures: {e}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 
-__all__ = ["fmt", "parse", "macro", "write_all", "TABLES"]
+__all__ = ["fmt", "parse", "macro", "write_all", "TABLES", "markdown", "md_cell", "update_readme"]
 
 
 def fmt(v, digits: int = 2) -> str:
@@ -33,23 +33,17 @@ def fmt(v, digits: int = 2) -> str:
 
 
 _SCI = re.compile(r"\$(-?\d+(?:\.\d+)?)\\cdot 10\^\{(-?\d+)\}\$")
-_PM = re.compile(r"\$(-?\d+(?:\.\d+)?) \\pm (\d+(?:\.\d+)?)\$")
+_NUMBER = re.compile(_SCI.pattern + r"|(?<![\w_{])(-?\d+(?:\.\d+)?)(?![\w}])")
 
 
 def parse(cell: str) -> list:
-    """The numbers in a table cell written by :func:`fmt` (or ``$a \\pm b$``), as floats."""
+    """The numbers in a table cell written by :func:`fmt` (or ``$a \\pm b$``), as floats, in
+    the order they appear; ``--`` is ``[nan]``."""
     cell = cell.strip()
-    out = []
-    for m in _SCI.finditer(cell):
-        out.append(float(m.group(1)) * 10.0 ** int(m.group(2)))
-    cell = _SCI.sub(" ", cell)
-    for m in _PM.finditer(cell):
-        out += [float(m.group(1)), float(m.group(2))]
-    cell = _PM.sub(" ", cell)
-    if cell.strip() == "--":
+    if cell == "--":
         return [float("nan")]
-    out += [float(x) for x in re.findall(r"(?<![\w_{])-?\d+(?:\.\d+)?(?![\w}])", cell)]
-    return out
+    return [float(m.group(1)) * 10.0 ** int(m.group(2)) if m.group(1) is not None else float(m.group(3))
+            for m in _NUMBER.finditer(cell)]
 
 
 def pm(mean, std) -> str:
@@ -68,10 +62,12 @@ def macro(name: str, value, digits: int = 3) -> str:
 
 def _table(header: list, rows: list, caption: str, label: str) -> str:
     cols = "l" + "c" * (len(header) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(header) + r" \\", r"\midrule"]
+    # shrunk to the line width only when wider (graphicx's \resizebox; \width is the natural width)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small",
+             r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+             rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
     lines += [" & ".join(r) + r" \\" for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", rf"\label{{tab:{label}}}",
+    lines += [r"\bottomrule", r"\end{tabular}}", rf"\caption{{{caption}}}", rf"\label{{tab:{label}}}",
               r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -79,8 +75,13 @@ def _table(header: list, rows: list, caption: str, label: str) -> str:
 def rows_of(tex: str) -> list:
     """The body rows of a table written by :func:`_table`: list of cell lists."""
     body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0]
-    return [[c.strip() for c in line.rstrip("\\ ").split(" & ")]
-            for line in body.strip().splitlines() if line.strip()]
+    return [_cells(line) for line in body.strip().splitlines() if line.strip()]
+
+
+def _cells(line: str) -> list:
+    r"""The cells of one ``a & b & c \\`` row (empty cells kept; ``\&`` is not a separator)."""
+    line = re.sub(r"\\\\\s*$", "", line.strip())
+    return [c.strip() for c in re.split(r"(?<!\\)&", line)]
 
 
 # ---------------------------------------------------------------- tables per run
@@ -208,6 +209,127 @@ def _molecules(run) -> str:
     return _table(header, rows, cap, "molecules")
 
 
+_SET_NAMES = {"fashion_mnist_test": "FashionMNIST test", "mnist": "MNIST", "noise": "noise",
+              "in_distribution": "in distribution", "fresh": "fresh configurations"}
+
+
+def _set_name(s: str) -> str:
+    from .figures import tex_escape
+    return _SET_NAMES.get(s, tex_escape(s))
+
+
+def _sweep_sets(run, name: str) -> str:
+    cfg, done = run.config.sweep, run.done
+    width = max(cfg.widths)
+    rec = done[f"orbit/width{width}"]
+    header = ["orbit augmentation", "members"] + [f"$M={m}$" for m in cfg.ensemble_sizes] + [r"NTK $\mu_t$"]
+    rows = []
+    for s in rec["eval_sets"]:
+        last = rec[s][-1]
+        rows.append([f"invariance error, {_set_name(s)}", fmt(last["members"])]
+                    + [fmt(v) for v in last["ensemble"]] + [fmt(last["ntk"])])
+    for s in rec["eval_sets"]:
+        last = rec[s][-1]
+        rows.append([rf"distance to $\mu_t$, {_set_name(s)}", ""] + [fmt(v) for v in last["distance_to_ntk"]] + [""])
+    cap = (f"Full-orbit ({rec['group']}) augmentation, width {width}, after {cfg.steps} gradient-descent steps: "
+           "relative invariance error of single members (mean), of the mean of the first $M$ members and of "
+           r"the NTK mean $\mu_t$ at the same time, and the relative distance of the $M$-member mean to $\mu_t$, "
+           "on each evaluation set.")
+    return _table(header, rows, cap, f"{name}_sets")
+
+
+def _osp_metric(run, eval_set: str, metric: str, what: str, label: str) -> str:
+    from . import orbit_table
+    cfg = run.config
+    summ = orbit_table.summarize(cfg, run.done, eval_set, metric)
+    header = ["model"] + [f"$C_{{{n}}}$" for n in cfg.groups]
+    rows = [[orbit_table.ROW_NAMES[row]] + [pm(*vals[n][:2]) if n in vals else "--" for n in cfg.groups]
+            for row, vals in summ.items()]
+    cap = (f"{what}, mean $\\pm$ std over seeds (the single model: over seeds and members).")
+    return _table(header, rows, cap, label)
+
+
+def _kernel_symmetry_time(run) -> str:
+    cfg, done = run.config, run.done
+    mult = cfg.time_multiples
+    header = [""] + [r"$t=\infty$" if math.isinf(m) else rf"$t\lambda_{{max}}={fmt(m)}$" for m in mult]
+    c, ens = done["comparison"], done["ensemble"]
+    rows = [["(i) vs (ii), relative distance"] + [fmt(v) for v in c["augmented_vs_symmetrized"]],
+            ["(i) vs (iii), relative distance"] + [fmt(v) for v in c["augmented_vs_gcnn"]]]
+    for key, label in (("augmented", "(i)"), ("symmetrized", "(ii)"), ("gcnn", "(iii)")):
+        rows.append([f"invariance error on noise, {label}"] + [fmt(r["noise"]) for r in done[key]["per_time"]])
+    for key, label in (("augmented", "(i)"), ("gcnn", "(iii)")):
+        rows.append([f"test accuracy, {label}"] + [fmt(r["accuracy"], 3) for r in done[key]["per_time"]])
+    m = max(cfg.ensemble_sizes)
+    dist = [fmt(d[-1]) for d in ens["distance_to_augmented"]]
+    rows.append([f"CNN ensemble, $M={m}$, distance to (i)"] + dist + ["--"] * (len(mult) - len(dist)))
+    cap = ("Three C4-invariant kernel predictors on 7x7 FashionMNIST over training time: (i) the CNN NTK "
+           "trained on the C4 orbit, (ii) the symmetrized CNN NTK at $|G|t$, (iii) the group-CNN NTK; "
+           f"relative distances, invariance error on noise orbits, test accuracy, and the distance of a finite "
+           f"CNN ensemble (width {cfg.ensemble_width}) to (i).")
+    return _table(header, rows, cap, "kernel_symmetry_time")
+
+
+def _cross_time(run) -> str:
+    cfg, done = run.config, run.done
+    mult = cfg.time_multiples
+    header = ["augmentation", "$|G|$", "own group, max over $t$"] + [
+        r"SO(3), $t=\infty$" if math.isinf(m) else rf"SO(3), $t\lambda_{{max}}={fmt(m)}$" for m in mult]
+    rows = []
+    for aug in cfg.augmentations:
+        r = done[aug]
+        own = (fmt(max(p["flipped"]["group"] for p in r["per_time"])) if "group" in r["per_time"][0]["flipped"]
+               else "--")
+        rows.append([aug, str(r["order"]), own] + [fmt(p["flipped"]["so3"]) for p in r["per_time"]])
+    cap = ("Relative equivariance error of the NTK mean for the cross product on flipped (lower half-space) "
+           "inputs over training time: under the augmentation group (largest over $t$) and under random "
+           "rotations from SO(3).")
+    return _table(header, rows, cap, "cross_product_time")
+
+
+def _cross_ensembles(run) -> str:
+    cfg, done = run.config, run.done
+    header = ["training", "group: members / ensemble / NTK", "SO(3): members / ensemble / NTK",
+              r"distance to $\mu_t$"]
+    rows = []
+    for aug in cfg.ensemble_augmentations:
+        rec = done[f"ensemble_{aug}"]["records"][-1]
+        cells = []
+        for kind in ("group", "so3"):
+            mem = sum(m["flipped"][kind] for m in rec["members"]) / len(rec["members"])
+            cells.append(" / ".join(fmt(v) for v in (mem, rec["ensemble"][-1]["flipped"][kind],
+                                                      rec["ntk"]["flipped"][kind])))
+        rows.append([aug] + cells + [fmt(rec["distance_to_ntk"][-1])])
+    last = done[f"ensemble_{cfg.ensemble_augmentations[0]}"]["records"][-1]
+    cap = (f"Finite MLP ensembles (width {cfg.ensemble_width}, $M={max(cfg.ensemble_sizes)}$) for the cross "
+           rf"product at $t\lambda_{{max}}={fmt(last['t_lambda_max'])}$, flipped inputs: relative equivariance "
+           f"error of single members (mean), the ensemble mean and the NTK mean, under the augmentation group "
+           f"({cfg.reference_group} for none and random rotations) and under SO(3); relative distance of the "
+           r"ensemble mean to $\mu_t$.")
+    return _table(header, rows, cap, "cross_product_ensembles")
+
+
+def _forces_curl(run) -> str:
+    from .force_fields import MODELS, curve
+    done = run.done
+    ns = curve(done, MODELS[0])[0]
+    cols = [curve(done, m, "curl_mean_abs")[1] for m in MODELS]
+    rows = [[str(int(n))] + [fmt(c[i]) for c in cols] for i, n in enumerate(ns)]
+    cap = "Mean absolute curl of the learned force field over the held-out samples, mean over draws."
+    return _table(["$N$"] + list(MODELS), rows, cap, "force_fields_curl")
+
+
+def _molecules_invariance(run) -> str:
+    from .molecules import MODELS, curve
+    done = run.done
+    ns = curve(done, MODELS[0])[0]
+    cols = [curve(done, m, "invariance")[1] for m in MODELS]
+    rows = [[str(int(n))] + [fmt(c[i]) for c in cols] for i, n in enumerate(ns)]
+    cap = ("Relative invariance error of the learned energy under relabelling the atoms (held-out "
+           "configurations), mean over draws.")
+    return _table(["$N$"] + list(MODELS), rows, cap, "molecules_invariance")
+
+
 #: table name -> (run name, writer)
 TABLES = {
     "demo": ("demo", _demo),
@@ -217,6 +339,21 @@ TABLES = {
     "osp_test": ("fmnist_osp_table-small", lambda r: _osp(r, "test")),
     "osp_mnist": ("fmnist_osp_table-small", lambda r: _osp(r, "mnist")),
     "osp_noise": ("fmnist_osp_table-small", lambda r: _osp(r, "noise")),
+    "osp_accuracy": ("fmnist_osp_table-small",
+                     lambda r: _osp_metric(r, "test", "accuracy", "Test accuracy on unrotated test images",
+                                           "osp_accuracy")),
+    "osp_invariance": ("fmnist_osp_table-small",
+                       lambda r: _osp_metric(r, "mnist", "invariance_error",
+                                             "Relative invariance error of the logits on rotated MNIST digits",
+                                             "osp_invariance")),
+    "fmnist_ntk_sets": ("fmnist_ntk", lambda r: _sweep_sets(r, "fmnist_ntk")),
+    "ising_sets": ("ising", lambda r: _sweep_sets(r, "ising")),
+    "toy_ensembles_sets": ("toy_ensembles", lambda r: _sweep_sets(r, "toy_ensembles")),
+    "kernel_symmetry_time": ("kernel_symmetry", _kernel_symmetry_time),
+    "cross_product_time": ("cross_product", _cross_time),
+    "cross_product_ensembles": ("cross_product", _cross_ensembles),
+    "force_fields_curl": ("force_fields", _forces_curl),
+    "molecules_invariance": ("molecules", _molecules_invariance),
     "cross_product": ("cross_product", _cross),
     "partial_augmentation": ("partial_augmentation", _partial),
     "width_convergence": ("width_convergence", _width),
@@ -238,6 +375,24 @@ def numbers(runs: dict) -> list:
                 macro("toyEnsembleMax", last["ensemble"][-1]), macro("toyNtk", last["ntk"]),
                 macro("toyNoneNtk", r.done[f"none/width{max(cfg.widths)}"][s][-1]["ntk"]),
                 macro("toySubgroupNtk", r.done[f"subgroup/width{max(cfg.widths)}"][s][-1]["ntk"])]
+    for name, nm in (("ising", "ising"), ("fmnist_ntk", "fmnist")):
+        if name in runs:
+            cfg, d = runs[name].config.sweep, runs[name].done
+            w = max(cfg.widths)
+            orbit, none, sub = (d[f"{m}/width{w}"] for m in ("orbit", "none", "subgroup"))
+            first, last = orbit["eval_sets"][0], orbit["eval_sets"][-1]
+            out += [macro(f"{nm}Mmax", str(max(cfg.ensemble_sizes))),
+                    macro(f"{nm}DistOne", orbit[first][-1]["distance_to_ntk"][0]),
+                    macro(f"{nm}DistMax", orbit[first][-1]["distance_to_ntk"][-1]),
+                    macro(f"{nm}NoneEns", none[first][-1]["ensemble"][-1]),
+                    macro(f"{nm}NoneNtk", none[first][-1]["ntk"]),
+                    macro(f"{nm}SubgroupNtk", sub[first][-1]["ntk"]),
+                    macro(f"{nm}OffOrbitEns", orbit[last][-1]["ensemble"][-1]),
+                    macro(f"{nm}OffNoneEns", none[last][-1]["ensemble"][-1])]
+    if "kernel_symmetry" in runs:
+        d = runs["kernel_symmetry"].done
+        out += [macro("ksGcnnInf", d["comparison"]["augmented_vs_gcnn"][-1]),
+                macro("ksToyMax", max(d["toy"]["augmented_vs_symmetrized"]))]
     if "width_convergence" in runs:
         from .width_convergence import slope
         d = runs["width_convergence"].done
@@ -251,6 +406,12 @@ def numbers(runs: dict) -> list:
                for s in ("in_dist", "far", "flipped")]
         if grp:
             out.append(macro("crossGroupMax", max(grp)))
+        if "ensemble_O" in d:
+            rec = d["ensemble_O"]["records"][0]
+            out += [macro("crossEnsFirstT", rec["t_lambda_max"]),
+                    macro("crossEnsFirstO", rec["ensemble"][-1]["flipped"]["so3"]),
+                    macro("crossMembersFirstO",
+                          sum(m["flipped"]["so3"] for m in rec["members"]) / len(rec["members"]))]
     if "partial_augmentation" in runs:
         from .partial_augmentation import mean_error
         r = runs["partial_augmentation"]
@@ -258,7 +419,9 @@ def numbers(runs: dict) -> list:
         for n in r.config.train_orders:
             word = {1: "None", 4: "Four", 8: "Eight", 16: "Sixteen"}.get(n)
             if word:
-                out.append(macro(f"partial{word}", mean_error(r.done[f"C{n}"], "fashion_mnist_test", m)))
+                out += [macro(f"partial{word}", mean_error(r.done[f"C{n}"], "fashion_mnist_test", m)),
+                        macro(f"partialMnist{word}", mean_error(r.done[f"C{n}"], "mnist", m)),
+                        macro(f"partialNoise{word}", mean_error(r.done[f"C{n}"], "noise", m))]
     if "fmnist_osp_table-small" in runs:
         from . import orbit_table
         r = runs["fmnist_osp_table-small"]
@@ -283,6 +446,7 @@ def numbers(runs: dict) -> list:
                     macro("forceEnergy", curve(d, "conserving", "energy_rmse")[1][i]),
                     macro("forceCurlIndep", curve(d, "independent", "curl_mean_abs")[1][i]),
                     macro("forceCurlCons", max(curve(d, "conserving", "curl_mean_abs")[1]))]
+        out.append(macro("forceScale", next(r for k, r in d.items() if k.startswith("curve/"))["force_scale"]))
         for k, nm in (("true", "True"), ("independent", "Indep"), ("conserving", "Cons")):
             if f"bd/{k}" in d:
                 out.append(macro(f"forceTV{nm}", d[f"bd/{k}"]["tv_to_boltzmann"]))
@@ -291,7 +455,7 @@ def numbers(runs: dict) -> list:
         d = runs["molecules"].done
         ns = list(curve(d, "plain")[0])
         i = len(ns) - 1
-        out.append(macro("molN", str(int(ns[i]))))
+        out += [macro("molN", str(int(ns[i]))), macro("molEnergyStd", next(iter(d.values()))["energy_std"])]
         for m, nm in (("plain", "Plain"), ("symmetrized", "Sym"), ("augmented", "Aug"), ("sorted", "Sorted")):
             out.append(macro(f"mol{nm}", curve(d, m)[1][i]))
             out.append(macro(f"mol{nm}Inv", curve(d, m, "invariance")[1][i]))
@@ -305,16 +469,119 @@ def numbers(runs: dict) -> list:
 
 def write_all(runs: dict, out_dir) -> list:
     """Write every table whose run is in ``runs`` (name -> SavedRun) and ``numbers.tex``
-    into ``out_dir``; returns the paths."""
+    into ``out_dir``; returns the paths. A run that lacks records a table needs (it did not
+    finish) is a ``ValueError`` naming the run and the command that resumes it."""
+    from .figures import RUNS
     out_dir = Path(out_dir)
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
     paths = []
+
+    def _incomplete(run_name, err):
+        return ValueError(f"{runs[run_name].path} lacks the results {err} needed for the paper's tables: "
+                          f"the run did not finish; resume it with `{RUNS.get(run_name, run_name)}`")
+
     for name, (run_name, writer) in TABLES.items():
         if run_name in runs:
+            try:
+                tex = writer(runs[run_name])
+            except (KeyError, IndexError) as e:
+                raise _incomplete(run_name, e) from None
             p = out_dir / "tables" / f"{name}.tex"
-            p.write_text(writer(runs[run_name]))
+            p.write_text(tex)
             paths.append(p)
+    try:
+        nums = numbers(runs)
+    except (KeyError, IndexError) as e:
+        raise ValueError(f"a saved run lacks the results {e} the paper's numbers need: it did not finish; "
+                         f"resume it with its command (ntkequi.figures.RUNS)") from None
     p = out_dir / "numbers.tex"
-    p.write_text("% written by `ntkequi figures` from results/; do not edit\n" + "\n".join(numbers(runs)) + "\n")
+    p.write_text("% written by `ntkequi figures` from results/; do not edit\n" + "\n".join(nums) + "\n")
     paths.append(p)
     return paths
+
+
+# ---------------------------------------------------------------- the README's copies
+_MD = [(re.compile(r"C_\{(\d+)\}"), r"C\1"), (re.compile(r"\\texttt\{([^}]*)\}"), r"`\1`"),
+       (re.compile(r"_\{([^}]*)\}"), r"_\1")]
+_MD_WORDS = {r"\pm": "+-", r"\infty": "inf", r"\mu": "mu", r"\lambda": " lambda", r"\_": "_", r"\%": "%",
+             r"\&": "&"}
+
+
+def md_cell(cell: str) -> str:
+    """A LaTeX table cell or caption (as written here) as Markdown text: ``$2.6\\cdot 10^{-15}$``
+    -> ``2.6e-15``, ``$\\pm$`` -> ``+-``, ``$C_{4}$`` -> ``C4``, ``|`` escaped."""
+    s = _SCI.sub(lambda m: f"{m.group(1)}e{int(m.group(2))}", cell)
+    for tex, text in _MD_WORDS.items():
+        s = s.replace(tex, text)
+    for pat, rep in _MD:
+        s = pat.sub(rep, s)
+    s = s.replace("$", "").replace("{", "").replace("}", "").replace("|", r"\|")
+    return " ".join(s.split())
+
+
+def markdown(tex: str) -> str:
+    """A table written by this module (or :func:`ntkequi.orbit_table.latex`) as a Markdown
+    table followed by its caption; the numbers are the same strings."""
+    head = tex.split(r"\toprule", 1)[1].split(r"\midrule", 1)[0].strip()
+    header = [md_cell(c) for c in _cells(head)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows_of(tex)]
+    cap = next((ln.strip()[len(r"\caption{"):-1] for ln in tex.splitlines() if ln.strip().startswith(r"\caption{")),
+               None)
+    if cap:
+        lines += ["", "*" + md_cell(cap) + "*"]
+    return "\n".join(lines) + "\n"
+
+
+# markers inside `inline code` (the README explaining them) are not markers
+_README_BLOCK = re.compile(r"(?<!`)(<!-- table (\w+): [^>]*-->\n)(.*?)(<!-- end table \2 -->)", re.S)
+_README_NUM = re.compile(r"(?<!`)<!-- num (\w+) -->(.*?)<!-- /num -->")
+README_BEGIN = "<!-- table {name}: written by `ntkequi figures` from results/; do not edit -->"
+
+
+def update_readme(readme, tables_dir, missing_ok: bool = False) -> list:
+    """Rewrite every block of ``readme`` that starts with :data:`README_BEGIN` (with the
+    table's name) and ends with ``<!-- end table NAME -->`` from ``tables_dir/tables/NAME.tex``
+    (as :func:`markdown`), and every quoted number ``<!-- num NAME -->...<!-- /num -->`` from
+    the macro ``NAME`` of ``tables_dir/numbers.tex``; returns the table and number names. An
+    unknown name, a table that was not written, or an unclosed block is a ``ValueError``
+    (``missing_ok``: tables and numbers whose results are missing are left as they are)."""
+    readme, tables = Path(readme), Path(tables_dir) / "tables"
+    text = readme.read_text()
+    names = []
+
+    def repl(m):
+        name = m.group(2)
+        if name not in TABLES:
+            raise ValueError(f"{readme}: unknown table {name!r} in a generated block; known: {sorted(TABLES)}")
+        src = tables / f"{name}.tex"
+        if not src.exists() and missing_ok:
+            return m.group(0)
+        if not src.exists():
+            raise ValueError(f"{readme} shows table {name!r}, which was not written (its results are missing)")
+        names.append(name)
+        return m.group(1) + "\n" + markdown(src.read_text()) + "\n" + m.group(4)
+
+    new = _README_BLOCK.sub(repl, text)
+    opened = len(re.findall(r"(?<!`)<!-- table \w+: ", text))
+    if opened != len(names):
+        raise ValueError(f"{readme}: {opened} generated-table blocks opened, {len(names)} closed "
+                         "(each needs `<!-- end table NAME -->`)")
+    values = dict(re.findall(r"^\\newcommand\{\\(\w+)\}\{(.*)\}$",
+                             (Path(tables_dir) / "numbers.tex").read_text(), re.M))
+
+    def num(m):
+        if m.group(1) not in values and missing_ok:
+            return m.group(0)
+        if m.group(1) not in values:
+            raise ValueError(f"{readme} quotes number {m.group(1)!r}, which numbers.tex does not define "
+                             f"(see ntkequi.paper_tables.numbers)")
+        names.append(m.group(1))
+        return f"<!-- num {m.group(1)} -->{md_cell(values[m.group(1)])}<!-- /num -->"
+
+    new = _README_NUM.sub(num, new)
+    if len(re.findall(r"(?<!`)<!-- num ", new)) != len(re.findall(r"(?<!`)<!-- /num -->", new)):
+        raise ValueError(f"{readme}: a `<!-- num NAME -->` without its `<!-- /num -->`")
+    if new != text:
+        readme.write_text(new)
+    return names

@@ -30,8 +30,14 @@ def generated(tmp_path_factory):
     """Run the figure/table command on the committed results into a copy of paper/."""
     tmp = tmp_path_factory.mktemp("paper")
     shutil.copytree(ROOT / "paper", tmp / "paper", ignore=shutil.ignore_patterns("generated", "*.pdf"))
-    written = figures.make_all(RESULTS, tmp / "figures", tmp / "paper" / "generated", log=lambda *a: None)
+    shutil.copy(ROOT / "README.md", tmp / "README.md")
+    written = figures.make_all(RESULTS, tmp / "figures", tmp / "paper" / "generated", log=lambda *a: None,
+                               readme=tmp / "README.md")
     return tmp, written
+
+
+def _table_rows(tmp, name):
+    return rows_of((tmp / "paper" / "generated" / "tables" / f"{name}.tex").read_text())
 
 
 def _includes(tex_file: Path, seen=None) -> list:
@@ -165,6 +171,123 @@ def test_missing_results_name_the_command(tmp_path):
 def test_fmt_and_parse_round_trip():
     for v in (0.3214, 123.4, 2.6e-15, 1.0, 0.012, -3.5e-7, 7.0e5):
         assert parse(fmt(v))[0] == pytest.approx(v, rel=0.06)
+    assert parse(r"0.74 / $1.6\cdot 10^{-15}$ / 0.3") == pytest.approx([0.74, 1.6e-15, 0.3])   # in order
+    assert parse(r"$3.60 \pm 0.08$ (3.85)") == [3.60, 0.08, 3.85]
     assert math.isnan(parse(fmt(float("nan")))[0])
     with pytest.raises(ValueError, match="letters only"):
         paper_tables.macro("bad_name1", 1.0)
+
+
+def test_readme_tables_and_numbers_are_what_the_command_writes_now(generated):
+    tmp, written = generated
+    assert (ROOT / "README.md").read_text() == (tmp / "README.md").read_text(), \
+        "README.md's generated tables or numbers are stale: run `ntkequi figures`"
+    shown = set(written["readme"])
+    # the README shows the headline tables, and quotes numbers through macros
+    assert {"osp_test", "osp_mnist", "osp_noise", "toy_ensembles", "cross_product_time", "force_fields",
+            "molecules"} <= shown
+    assert sum(1 for n in shown if n not in paper_tables.TABLES) >= 10
+
+
+def _md_numbers(line):
+    return [float(x) for x in re.findall(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])", line)]
+
+
+def test_markdown_tables_keep_every_number_of_the_latex(generated):
+    tmp, _ = generated
+    for f in sorted((tmp / "paper" / "generated" / "tables").glob("*.tex")):
+        tex = f.read_text()
+        md_rows = [ln for ln in paper_tables.markdown(tex).splitlines() if ln.startswith("| ")][1:]
+        tex_rows = rows_of(tex)
+        assert len(md_rows) == len(tex_rows), f.name
+        for md, row in zip(md_rows, tex_rows):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", md)[1:-1]]
+            assert len(cells) == len(row), (f.name, md)
+            for c, t in zip(cells, row):
+                want = [v for v in parse(t) if not math.isnan(v)]
+                np.testing.assert_allclose(_md_numbers(c), want, rtol=1e-12, err_msg=f"{f.name}: {c} vs {t}")
+    assert paper_tables.md_cell(r"$2.6\cdot 10^{-15}$") == "2.6e-15"
+    assert paper_tables.md_cell(r"$3.60 \pm 0.00$ (3.85)") == "3.60 +- 0.00 (3.85)"
+    assert paper_tables.md_cell(r"$t\lambda_{max}=10$") == "t lambda_max=10"
+
+
+def test_update_readme_refuses_unknown_or_unclosed_blocks(generated, tmp_path):
+    tmp, _ = generated
+    gen = tmp / "paper" / "generated"
+    readme = tmp_path / "README.md"
+    begin = paper_tables.README_BEGIN
+    readme.write_text(begin.format(name="no_such_table") + "\nold\n<!-- end table no_such_table -->\n")
+    with pytest.raises(ValueError, match="unknown table 'no_such_table'"):
+        paper_tables.update_readme(readme, gen)
+    readme.write_text(begin.format(name="demo") + "\nold\n")
+    with pytest.raises(ValueError, match="1 generated-table blocks opened, 0 closed"):
+        paper_tables.update_readme(readme, gen)
+    readme.write_text("value <!-- num notAMacro -->3<!-- /num -->\n")
+    with pytest.raises(ValueError, match="notAMacro"):
+        paper_tables.update_readme(readme, gen)
+    assert paper_tables.update_readme(readme, gen, missing_ok=True) == []        # --allow-missing: left alone
+    assert readme.read_text() == "value <!-- num notAMacro -->3<!-- /num -->\n"
+    readme.write_text(begin.format(name="demo") + "\nold\n<!-- end table demo -->\n"
+                      "x <!-- num toyMmax -->999<!-- /num -->\n")
+    assert paper_tables.update_readme(readme, gen) == ["demo", "toyMmax"]
+    text = readme.read_text()
+    assert "old" not in text and "| 0.01 |" in text and "-->32<!--" in text
+
+
+def test_tables_of_an_unfinished_run_name_the_command(tmp_path):
+    src = RESULTS / "cross_product"
+    dst = tmp_path / "cross_product"
+    dst.mkdir()
+    for f in ("config.json", "versions.json"):
+        shutil.copy(src / f, dst / f)
+    lines = (src / "results.jsonl").read_text().splitlines()
+    (dst / "results.jsonl").write_text("\n".join(ln for ln in lines if '"key": "I"' not in ln) + "\n")
+    with pytest.raises(ValueError, match="python experiments/cross_product.py"):
+        paper_tables.write_all({"cross_product": figures.load_run(dst)}, tmp_path / "gen")
+
+
+def test_readme_only_tables_equal_the_results(generated):
+    tmp, _ = generated
+    # OSP accuracy: mean and std over seeds of the ensemble's test accuracy
+    recs, cfg = _records("fmnist_osp_table-small"), _config("fmnist_osp_table-small")
+    ens = next(r for r in _table_rows(tmp, "osp_accuracy") if r[0].startswith("DeepEns"))
+    for cell, n in zip(ens[1:], cfg["groups"]):
+        vals = [recs[f"deep_ensemble/C{n}/seed{seed}"]["test"]["accuracy"] for seed in cfg["seeds"]]
+        np.testing.assert_allclose(parse(cell), [np.mean(vals), np.std(vals)], rtol=0.06, atol=1e-12)
+    # fmnist_ntk per eval set: the distance rows
+    recs, cfg = _records("fmnist_ntk"), _config("fmnist_ntk")["sweep"]
+    orbit = recs[f"orbit/width{max(cfg['widths'])}"]
+    dist = [r for r in _table_rows(tmp, "fmnist_ntk_sets") if r[0].startswith("distance")]
+    assert len(dist) == len(orbit["eval_sets"])
+    for row, s in zip(dist, orbit["eval_sets"]):
+        assert row[2:-1] == [fmt(v) for v in orbit[s][-1]["distance_to_ntk"]]
+    # kernel symmetry over time
+    recs = _records("kernel_symmetry")
+    rows = {r[0]: r[1:] for r in _table_rows(tmp, "kernel_symmetry_time")}
+    assert rows["(i) vs (iii), relative distance"] == [fmt(v) for v in recs["comparison"]["augmented_vs_gcnn"]]
+    assert rows["invariance error on noise, (iii)"] == [fmt(p["noise"]) for p in recs["gcnn"]["per_time"]]
+    # cross product: own-group error is the largest over time; ensembles' member means
+    recs = _records("cross_product")
+    for row in _table_rows(tmp, "cross_product_time"):
+        per = recs[row[0]]["per_time"]
+        if row[2] != "--":
+            assert parse(row[2])[0] == pytest.approx(max(p["flipped"]["group"] for p in per), rel=0.06)
+        assert row[3:] == [fmt(p["flipped"]["so3"]) for p in per]
+    for row in _table_rows(tmp, "cross_product_ensembles"):
+        rec = recs[f"ensemble_{row[0]}"]["records"][-1]
+        members = np.mean([m["flipped"]["so3"] for m in rec["members"]])
+        assert row[2].split(" / ") == [fmt(members), fmt(rec["ensemble"][-1]["flipped"]["so3"]),
+                                       fmt(rec["ntk"]["flipped"]["so3"])]
+    # curl and invariance learning curves: means over draws at each N
+    for name, prefix, metric in (("force_fields_curl", "curve/{m}/", "curl_mean_abs"),
+                                 ("molecules_invariance", "{m}/", "invariance")):
+        run = name.split("_")[0] + ("_fields" if name.startswith("force") else "")
+        recs = _records(run)
+        rows = _table_rows(tmp, name)
+        header = (tmp / "paper" / "generated" / "tables" / f"{name}.tex").read_text().split("\\toprule")[1]
+        models = [c.strip() for c in header.split("\\midrule")[0].strip().rstrip("\\ ").split("&")][1:]
+        for row in rows:
+            for cell, m in zip(row[1:], models):
+                vals = [r[metric] for k, r in recs.items()
+                        if k.startswith(prefix.format(m=m)) and r["n"] == int(row[0])]
+                assert vals and cell == fmt(np.mean(vals)), (name, row[0], m)

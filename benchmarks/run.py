@@ -54,6 +54,16 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _device_bytes(key: str) -> int:
+    """``bytes_in_use`` / ``peak_bytes_in_use`` of the first accelerator (0 on CPU)."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return int(stats.get(key, 0))
+
+
+def _memory_kind() -> str:
+    return "host RSS" if jax.default_backend() == "cpu" else "device memory"
+
+
 def _timed(fn, repeats: int = 2) -> float:
     """Seconds of the fastest of ``repeats`` calls after one warm-up (compilation)."""
     jax.block_until_ready(fn())
@@ -100,12 +110,14 @@ def _prediction_child(order: int, n: int, method: str) -> dict:
     else:
         kern = lambda: (structured.kernel_blocks(arch, g, x, None, ("ntk",)),  # noqa: E731
                         structured.kernel_blocks(arch, g, xt, x, ("ntk",)))
-    base = _rss_bytes()
+    on_cpu = jax.default_backend() == "cpu"
+    base = _rss_bytes() if on_cpu else _device_bytes("bytes_in_use")
     jax.block_until_ready(fn())              # warm-up: compilation
     t = time.perf_counter()
     mean = jax.block_until_ready(fn())
     sec = time.perf_counter() - t
-    peak = (_peak_rss_bytes() - base) / 2 ** 20
+    # peak over the process (its own child): host RSS on CPU, the accelerator's allocator elsewhere
+    peak = ((_peak_rss_bytes() if on_cpu else _device_bytes("peak_bytes_in_use")) - base) / 2 ** 20
     jax.block_until_ready(kern())
     t = time.perf_counter()
     jax.block_until_ready(kern())
@@ -115,8 +127,9 @@ def _prediction_child(order: int, n: int, method: str) -> dict:
 
 
 def _child(order: int, n: int, method: str) -> dict:
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}   # GPU: allocate what is used
     out = subprocess.run([sys.executable, __file__, "--child", json.dumps([order, n, method])],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -294,7 +307,7 @@ def write_markdown(path: Path, label: str, quick: bool, rates: dict, st, en, ke)
              "evaluation timed alone, 'solve' the rest.", "",
              "| group | N | direct s | structured s (kernels + solve) | unaugmented s (kernels + solve) | "
              "direct / structured | structured / unaugmented, total | same, solve only | "
-             "peak MiB direct / structured / unaugmented | rel. diff |",
+             f"peak MiB ({_memory_kind()}) direct / structured / unaugmented | rel. diff |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in st:
         lines.append(f"| {r['group']} | {r['n']} | {_fmt(r['direct_s'], '.2f')} | {r['structured_s']:.3f} "

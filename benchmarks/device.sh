@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The one prepared check for a session that is lent a GPU machine (device tool), sized to
+# its 15 minutes of device time. The machine has Python 3.12, JAX 0.11.x with CUDA, flax,
+# optax, numpy, scipy, matplotlib, pytest -- but not neural-tangents or frozendict, and it
+# cannot download anything. So:
+#
+#   here (CPU machine):  bash benchmarks/device.sh prepare
+#                        (puts their wheels into .whl/, which git ignores)
+#   device tool:         run(command="bash benchmarks/device.sh run", carry=[".whl"], timeout_s=600)
+#
+# `run` installs the wheels into /tmp/site, puts the repository on PYTHONPATH (no pip
+# install of ntkequi: its pins name the JAX range tested on CPU), checks versions, runs the
+# compatibility and core tests on the GPU (they use no data files), then the benchmarks
+# (--quick, then full sizes), and leaves versions.txt, tests.log, bench*.log and
+# RESULTS*.md in $OUT (at most about 9.5 minutes in all). Copy the new section of
+# RESULTS.md into benchmarks/RESULTS.md, with the device named.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+prepare)
+    grep -qxF "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+        neural-tangents==0.6.5 frozendict==2.5.1 && ls -l .whl
+    ;;
+run)
+    OUT="${OUT:-/tmp/ntkequi-device}"
+    mkdir -p "$OUT"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || { echo "no wheels: run 'bash benchmarks/device.sh prepare' here and carry .whl"; exit 2; }
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+    python3 - <<'PY' 2>&1 | tee "$OUT/versions.txt"
+import importlib.metadata as md, sys
+import ntkequi                     # applies the compatibility fixes before neural-tangents is imported
+from ntkequi.nt import nt          # noqa: F401  (fails here if the fixes do not hold on this JAX)
+import jax
+print("python", sys.version.split()[0], *(f"{p} {md.version(p)}" for p in
+      ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "neural-tangents")))
+print("devices", jax.devices())
+PY
+    # core tests on the GPU (jax default backend); data tests skip without NTKEQUI_DATA_DIR
+    # SIGINT at the time limit: pytest stops and still prints its summary of what ran
+    timeout -s INT -k 20 200 python3 -m pytest -q -p no:cacheprovider -m "not slow" \
+        tests/test_compat.py tests/test_ntk.py tests/test_structured.py tests/test_ensembles.py \
+        tests/test_kernels.py tests/test_cross_product.py 2>&1 | tee "$OUT/tests.log"
+    label="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+    # --quick first (smaller sizes: a result even if the full run is cut), then the full sizes
+    timeout 110 python3 benchmarks/run.py --quick --label "${label:-accelerator}" --out "$OUT/RESULTS-quick.md" \
+        2>&1 | tee "$OUT/bench-quick.log"
+    timeout 240 python3 benchmarks/run.py --label "${label:-accelerator}" --out "$OUT/RESULTS.md" 2>&1 \
+        | tee "$OUT/bench.log"
+    ;;
+*)
+    echo "usage: bash benchmarks/device.sh prepare|run" >&2
+    exit 2
+    ;;
+esac

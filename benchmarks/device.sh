@@ -28,7 +28,7 @@ run)
     mkdir -p "$OUT"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl || { echo "no wheels: run 'bash benchmarks/device.sh prepare' here and carry .whl"; exit 2; }
-    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
     python3 - <<'PY' 2>&1 | tee "$OUT/versions.txt"
 import importlib.metadata as md, sys
 import ntkequi                     # applies the compatibility fixes before neural-tangents is imported
@@ -38,9 +38,11 @@ print("python", sys.version.split()[0], *(f"{p} {md.version(p)}" for p in
       ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "neural-tangents")))
 print("devices", jax.devices())
 PY
-    # core tests on the GPU (jax default backend); data tests skip without NTKEQUI_DATA_DIR
+    # core tests on the GPU (jax default backend), serially (addopts cleared: no xdist workers
+    # sharing the GPU);
+    # data tests skip without NTKEQUI_DATA_DIR
     # SIGINT at the time limit: pytest stops and still prints its summary of what ran
-    timeout -s INT -k 20 200 python3 -m pytest -q -p no:cacheprovider -m "not slow" \
+    timeout -s INT -k 20 200 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m "not slow" \
         tests/test_compat.py tests/test_ntk.py tests/test_structured.py tests/test_ensembles.py \
         tests/test_kernels.py tests/test_cross_product.py 2>&1 | tee "$OUT/tests.log"
     label="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"

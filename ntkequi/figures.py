@@ -9,8 +9,9 @@
   which preset, on which machine,
 * ``paper/generated/tables/*.tex`` and ``paper/generated/numbers.tex`` (the tables and the
   numbers the paper's text quotes, as LaTeX macros; see :mod:`ntkequi.paper_tables`),
-* the README's tables: every block between ``<!-- table NAME: ... -->`` and
-  ``<!-- end table NAME -->`` in ``README.md`` is rewritten from the same table as Markdown.
+* the README's tables and quoted numbers: every block between ``<!-- table NAME: ... -->``
+  and ``<!-- end table NAME -->`` in ``README.md`` is rewritten from the same table as
+  Markdown, every ``<!-- num NAME -->...<!-- /num -->`` from the macro ``NAME``.
 
 ``ntkequi figures --collect runs`` first copies those three files of every experiment
 found in ``runs/`` (where the experiment scripts write) into ``results/`` (which is
@@ -244,9 +245,9 @@ def make_all(results_dir="results", figures_dir="figures", tables_dir="paper/gen
              only: Optional[list] = None, allow_missing: bool = False, log=print, readme=None) -> dict:
     """Draw every figure (or those named in ``only``) and write every table and the
     numbers file from the runs in ``results_dir``; with ``readme`` (a path), also rewrite
-    the README's generated table blocks (:func:`ntkequi.paper_tables.update_readme`).
+    the README's generated tables and quoted numbers (:func:`ntkequi.paper_tables.update_readme`).
     Returns ``{'figures': [...], 'tables': [...], 'readme': [...], 'skipped': [...]}``
-    (paths written, README tables rewritten, runs missing)."""
+    (paths written, README tables and numbers rewritten, runs missing)."""
     import matplotlib
     matplotlib.use("Agg")
     from . import paper_tables
@@ -314,7 +315,7 @@ def cli(argv=None) -> int:
     p.add_argument("--only", nargs="+", default=None, help="only these figures (no tables)")
     p.add_argument("--allow-missing", action="store_true", help="skip figures whose results are missing")
     p.add_argument("--readme", default="README.md",
-                   help="README whose generated table blocks are rewritten (default README.md, if it exists; "
+                   help="README whose generated tables and numbers are rewritten (default README.md, if it exists; "
                         "'' for none)")
     args = p.parse_args(argv)
     if args.collect:

@@ -312,13 +312,33 @@ def kernel_invariance_error(kernel_fn: Callable, group: Group, x1, x2=None,
     return np.asarray(errs)
 
 
-def max_learning_rate(arch: Union[ArchSpec, Callable], x_train, group: Optional[Group] = None) -> float:
+#: orbit size above which ``max_learning_rate(solver='auto')`` uses the group-structured eigensolve
+STRUCTURED_MIN_POINTS = 2048
+
+
+def max_learning_rate(arch: Union[ArchSpec, Callable], x_train, group: Optional[Group] = None,
+                      solver: str = "auto") -> float:
     """Largest stable learning rate ``2 / lambda_max(Theta(X, X))`` of full-batch
     gradient descent on the summed MSE loss in the infinite-width limit (``X``
     orbit-augmented if ``group`` is given; that multiplies lambda_max by up to |G|).
     Discrete steps follow the gradient flow mu_t only for learning rates well
-    below this (``eta * lambda_max << 1``)."""
+    below this (``eta * lambda_max << 1``). With a group, 'structured' takes lambda_max
+    from the |G| kernel blocks (:func:`ntkequi.structured.max_eigenvalue`: exact groups,
+    invariant kernels), 'direct' from the full ``|G| N x |G| N`` orbit kernel, and 'auto'
+    (default) the former for an exact group once the orbit has more than
+    ``STRUCTURED_MIN_POINTS`` points (below that the direct eigensolve is cheaper than
+    the blocks' compilation), falling back to 'direct' where the structure check fails."""
+    if solver not in ("direct", "structured", "auto"):
+        raise ValueError(f"solver must be 'direct', 'structured' or 'auto'; got {solver!r}")
     x_train = check_finite("x_train", x_train)
+    large = group is not None and group.order * x_train.shape[0] > STRUCTURED_MIN_POINTS
+    if group is not None and (solver == "structured" or (solver == "auto" and group.exact and large)):
+        from . import structured
+        try:
+            return 2.0 / structured.max_eigenvalue(arch, x_train, group)
+        except structured.StructureError:
+            if solver == "structured":
+                raise
     if group is not None:
         x_train = group.orbit(group.check_input(x_train)).reshape((-1,) + x_train.shape[1:])
     kernel_fn = arch.kernel_fn if isinstance(arch, ArchSpec) else arch

@@ -147,3 +147,24 @@ def test_bad_arguments_give_clear_errors():
                     max_bytes=1000)
     with pytest.raises(ValueError, match="y_train"):
         structured.predict(arch, x, y[:3], xt, 1.0, group=groups.planar_rotations(8))
+
+
+def test_largest_eigenvalue_from_blocks_equals_the_orbit_kernels():
+    """max_learning_rate from the |G| blocks (one eigensolve per irrep) equals the one from
+    the full orbit kernel, for image rotations (CNN; real 1-d irreps) and the icosahedral
+    group (irreps of dimension 1, 3, 3, 4, 5); an interpolated group is refused by
+    'structured' and left to the direct path by 'auto'."""
+    cases = [(groups.rotations(4, (5, 5)), ArchSpec(kind="cnn", depth=1, width=4), (4, 5, 5, 1)),
+             (groups.rotations3d("I"), ArchSpec(kind="mlp", depth=1), (3, 2, 3))]
+    for g, arch, shape in cases:
+        x = jax.random.normal(jax.random.PRNGKey(0), shape)
+        direct = ntk.max_learning_rate(arch, x, g, solver="direct")
+        assert ntk.max_learning_rate(arch, x, g, solver="structured") == pytest.approx(direct, rel=1e-10), g.name
+    c8 = groups.rotations(8, (5, 5))
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 5, 5, 1))
+    mlp = ArchSpec(kind="mlp", depth=1)
+    with pytest.raises(structured.StructureError):
+        ntk.max_learning_rate(mlp, x, c8, solver="structured")
+    assert ntk.max_learning_rate(mlp, x, c8) == ntk.max_learning_rate(mlp, x, c8, solver="direct")
+    with pytest.raises(ValueError, match="solver must be"):
+        ntk.max_learning_rate(mlp, x, c8, solver="fast")

@@ -249,10 +249,15 @@ def _osp_metric(run, eval_set: str, metric: str, what: str, label: str) -> str:
     return _table(header, rows, cap, label)
 
 
+def _time_label(m: float) -> str:
+    """Column label of a training time given as a multiple of 1 / lambda_max."""
+    return r"$t=\infty$" if math.isinf(m) else rf"$t\lambda_{{max}}={fmt(m)}$"
+
+
 def _kernel_symmetry_time(run) -> str:
     cfg, done = run.config, run.done
     mult = cfg.time_multiples
-    header = [""] + [r"$t=\infty$" if math.isinf(m) else rf"$t\lambda_{{max}}={fmt(m)}$" for m in mult]
+    header = [""] + [_time_label(m) for m in mult]
     c, ens = done["comparison"], done["ensemble"]
     rows = [["(i) vs (ii), relative distance"] + [fmt(v) for v in c["augmented_vs_symmetrized"]],
             ["(i) vs (iii), relative distance"] + [fmt(v) for v in c["augmented_vs_gcnn"]]]
@@ -273,8 +278,7 @@ def _kernel_symmetry_time(run) -> str:
 def _cross_time(run) -> str:
     cfg, done = run.config, run.done
     mult = cfg.time_multiples
-    header = ["augmentation", "$|G|$", "own group, max over $t$"] + [
-        r"SO(3), $t=\infty$" if math.isinf(m) else rf"SO(3), $t\lambda_{{max}}={fmt(m)}$" for m in mult]
+    header = ["augmentation", "$|G|$", "own group, max over $t$"] + [f"SO(3), {_time_label(m)}" for m in mult]
     rows = []
     for aug in cfg.augmentations:
         r = done[aug]

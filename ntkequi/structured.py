@@ -188,12 +188,15 @@ class _Solver:
     def __init__(self, fourier: _Fourier, blocks: jnp.ndarray, reg: float):
         self.f, self.blocks, self.reg = fourier, blocks, reg
 
-    @functools.lru_cache(maxsize=None)
-    def eig(self, r: int):
+    def matrix(self, r: int):
+        """The regularised Hermitian block of irrep ``r``, ``(d N, d N)``."""
         k = self.f.matrix(r, self.blocks)
         k = 0.5 * (k + k.conj().T)
-        k = k + self.reg * jnp.eye(k.shape[0], dtype=k.dtype)
-        return jnp.linalg.eigh(k)
+        return k + self.reg * jnp.eye(k.shape[0], dtype=k.dtype) if self.reg else k
+
+    @functools.lru_cache(maxsize=None)
+    def eig(self, r: int):
+        return jnp.linalg.eigh(self.matrix(r))
 
     def apply(self, r: int, vhat, t: float, kind: str):
         """``phi(K^(rho)) vhat``."""
@@ -211,16 +214,19 @@ def max_eigenvalue(arch: Union[ArchSpec, Callable], x_train, group: Group, get: 
     as :func:`predict` does."""
     kernel_fn = _kernel_fn(arch)
     x_train = group.check_input(ntk.check_finite("x_train", x_train))
+    blocks = _checked_train_blocks(kernel_fn, group, x_train, (get,), get, batch_size, check_tol)[get]
+    solver = _Solver(_Fourier(irreps(group)), blocks, 0.0)
+    return max(float(jnp.linalg.eigvalsh(solver.matrix(r)).max()) for r in range(len(solver.f.reps)))
+
+
+def _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol) -> dict:
+    """The blocks ``k(X, a X)`` after checking the structure (before computing them for an
+    interpolated action; on the blocks themselves for every action)."""
     if not group.exact:
         check_structure(kernel_fn, group, x_train, get=get, tol=check_tol)
-    blocks = kernel_blocks(kernel_fn, group, x_train, None, (get,), batch_size)[get]
-    check_structure(kernel_fn, group, x_train, blocks, get=get, tol=check_tol)
-    fourier = _Fourier(irreps(group))
-    top = []
-    for r in range(len(fourier.reps)):
-        m = fourier.matrix(r, blocks)
-        top.append(float(jnp.linalg.eigvalsh(0.5 * (m + m.conj().T)).max()))
-    return max(top)
+    train = kernel_blocks(kernel_fn, group, x_train, None, gets, batch_size)
+    check_structure(kernel_fn, group, x_train, train[get], get=get, tol=check_tol)
+    return train
 
 
 def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *, group: Group,
@@ -252,11 +258,7 @@ def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *, gro
             f"structured {group.name} prediction for {n} training x {m} test inputs needs about "
             f"{ntk._fmt_bytes(need)} (budget {ntk._fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES "
             f"to change): use fewer training or test samples")
-    if not group.exact:
-        check_structure(kernel_fn, group, x_train, get=get, tol=check_tol)
-
-    train = kernel_blocks(kernel_fn, group, x_train, None, gets, batch_size)
-    check_structure(kernel_fn, group, x_train, train[get], get=get, tol=check_tol)
+    train = _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol)
     test = kernel_blocks(kernel_fn, group, x_test, x_train, gets, batch_size)   # (|G|, M, N)
 
     fourier = _Fourier(irreps(group))

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 import ntkequi  # noqa: F401
-from ntkequi.arch import ArchSpec
+from ntkequi.nn import ArchSpec
 from ntkequi.ensembles import init_ensemble
 
 M, N, BATCH, STEPS = 4, 2000, 128, 10

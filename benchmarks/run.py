@@ -39,8 +39,9 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import ntkequi  # noqa: E402,F401
-from ntkequi import ensembles, groups, ntk, structured  # noqa: E402
-from ntkequi.arch import ArchSpec  # noqa: E402
+from ntkequi import ensembles, groups  # noqa: E402
+from ntkequi.kernels import ntk, structured  # noqa: E402
+from ntkequi.nn import ArchSpec  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

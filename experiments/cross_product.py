@@ -1,14 +1,14 @@
-"""Emergent SO(3) equivariance for vector targets: MLP NTK and ensembles predicting a x b,
-augmented by C4, T, O, I or random rotations; errors under the group and under SO(3).
+"""Equivariant (vector-valued) targets: emergent SO(3) equivariance for the cross product.
 
-    python experiments/cross_product.py                  # small preset (CPU)
-    python experiments/cross_product.py --preset paper   # more data, wider, larger M (GPU)
+    python experiments/cross_product.py [--preset P] [--data-dir DIR] [--out DIR] [--no-progress]
 
-Writes runs/cross_product[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
+is ``ntkequi run cross_product ...`` (the experiment itself is ntkequi/experiments/cross_product.py;
+``ntkequi list`` shows its presets and their CPU time). Writes runs/cross_product[-PRESET]/
+(resumable); ``ntkequi figures --collect runs`` makes figures/ and the tables from it.
 """
 import sys
 
-from ntkequi import cross_product
+from ntkequi.cli import main
 
 if __name__ == "__main__":
-    sys.exit(cross_product.cli())
+    sys.exit(main(["run", "cross_product", *sys.argv[1:]]))

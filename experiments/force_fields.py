@@ -1,16 +1,14 @@
-"""Energy-conserving kernels for a force field: the seeds' 2D potential sampled by Brownian
-dynamics, forces learned from few samples with independent Gaussian kernels and with the
-gradient-domain (Hessian) kernel; learning curve, curl, energy, and Brownian dynamics on the
-learned fields against exp(-V).
+"""Learning an energy-conserving force field from few samples (the seeds' 2D example).
 
-    python experiments/force_fields.py                  # small preset, ~1.5 min on 2 CPU cores
-    python experiments/force_fields.py --preset paper   # more seeds, longer dynamics
+    python experiments/force_fields.py [--preset P] [--data-dir DIR] [--out DIR] [--no-progress]
 
-Writes runs/force_fields[-paper]/ (resumable); `ntkequi figures` draws its figure.
+is ``ntkequi run force_fields ...`` (the experiment itself is ntkequi/experiments/force_fields.py;
+``ntkequi list`` shows its presets and their CPU time). Writes runs/force_fields[-PRESET]/
+(resumable); ``ntkequi figures --collect runs`` makes figures/ and the tables from it.
 """
 import sys
 
-from ntkequi import force_fields
+from ntkequi.cli import main
 
 if __name__ == "__main__":
-    sys.exit(force_fields.cli())
+    sys.exit(main(["run", "force_fields", *sys.argv[1:]]))

@@ -1,14 +1,14 @@
-"""(i) augmented CNN NTK, (ii) symmetrized kernel, (iii) group-convolutional NTK side by side,
-on FashionMNIST (C4, downsampled to 7x7) and the toy planar C8 data; finite ensembles vs (i).
+"""Three symmetric infinite-width predictors side by side (issue: kernel-side symmetry).
 
-    python experiments/kernel_symmetry.py --data-dir DIR                 # small preset (CPU)
-    python experiments/kernel_symmetry.py --data-dir DIR --preset paper  # more data, wider (GPU)
+    python experiments/kernel_symmetry.py [--preset P] [--data-dir DIR] [--out DIR] [--no-progress]
 
-Writes runs/kernel_symmetry[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
+is ``ntkequi run kernel_symmetry ...`` (the experiment itself is ntkequi/experiments/kernel_symmetry.py;
+``ntkequi list`` shows its presets and their CPU time). Writes runs/kernel_symmetry[-PRESET]/
+(resumable); ``ntkequi figures --collect runs`` makes figures/ and the tables from it.
 """
 import sys
 
-from ntkequi import kernel_symmetry
+from ntkequi.cli import main
 
 if __name__ == "__main__":
-    sys.exit(kernel_symmetry.cli())
+    sys.exit(main(["run", "kernel_symmetry", *sys.argv[1:]]))

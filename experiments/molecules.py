@@ -1,15 +1,14 @@
-"""A molecule-like toy: kernels on pairwise distances of identical atoms, plain, symmetrized
-over atom relabellings (S_n), trained on the full S_n orbit, or on sorted distances;
-energy error and invariance against training size.
+"""A molecule-like toy: permutation-symmetrized kernels on pairwise distances.
 
-    python experiments/molecules.py                  # small preset, a few minutes on 2 CPU cores
-    python experiments/molecules.py --preset paper   # 5 atoms (|S5| = 120), more draws
+    python experiments/molecules.py [--preset P] [--data-dir DIR] [--out DIR] [--no-progress]
 
-Writes runs/molecules[-paper]/ (resumable); `ntkequi figures` draws its figure.
+is ``ntkequi run molecules ...`` (the experiment itself is ntkequi/experiments/molecules.py;
+``ntkequi list`` shows its presets and their CPU time). Writes runs/molecules[-PRESET]/
+(resumable); ``ntkequi figures --collect runs`` makes figures/ and the tables from it.
 """
 import sys
 
-from ntkequi import molecules
+from ntkequi.cli import main
 
 if __name__ == "__main__":
-    sys.exit(molecules.cli())
+    sys.exit(main(["run", "molecules", *sys.argv[1:]]))

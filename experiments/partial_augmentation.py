@@ -1,12 +1,15 @@
-"""Partial augmentation: NTK ensembles augmented with C4, C8 or C16 rotations of FashionMNIST,
-evaluated under finer rotations (C32).
+"""Partial augmentation: NTK ensembles augmented with C4, C8 or C16 rotations, evaluated
+under finer rotations.
 
-See ntkequi/partial_augmentation.py for what is measured; `--help` for the options.
-Writes runs/partial_augmentation[-paper]/ (resumable); `ntkequi figures` draws its figure.
+    python experiments/partial_augmentation.py [--preset P] [--data-dir DIR] [--out DIR] [--no-progress]
+
+is ``ntkequi run partial_augmentation ...`` (the experiment itself is ntkequi/experiments/partial_augmentation.py;
+``ntkequi list`` shows its presets and their CPU time). Writes runs/partial_augmentation[-PRESET]/
+(resumable); ``ntkequi figures --collect runs`` makes figures/ and the tables from it.
 """
 import sys
 
-from ntkequi import partial_augmentation
+from ntkequi.cli import main
 
 if __name__ == "__main__":
-    sys.exit(partial_augmentation.cli())
+    sys.exit(main(["run", "partial_augmentation", *sys.argv[1:]]))

@@ -448,3 +448,15 @@ def apply() -> None:
     _patch_batch(importlib.import_module("neural_tangents._src.batching"), neural_tangents)
     _patch_structured_derivatives(importlib.import_module("neural_tangents._src.empirical"))
     _applied = True
+
+
+def stax_layer_api():
+    """neural-tangents' (internal, unexported) helpers for writing a stax layer with its own
+    kernel recursion: ``(Bool, Diagonal, layer, requires, utils)`` from
+    ``neural_tangents._src.stax.requirements`` and ``neural_tangents._src.utils``. Kept here
+    so that this module stays the only one touching neural-tangents' internals; used by
+    :mod:`ntkequi.kernels.group_stax`."""
+    apply()
+    from neural_tangents._src.stax.requirements import Bool, Diagonal, layer, requires
+    from neural_tangents._src.utils import utils
+    return Bool, Diagonal, layer, requires, utils

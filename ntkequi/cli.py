@@ -1,41 +1,102 @@
-"""The ``ntkequi`` command."""
+"""The ``ntkequi`` command: ``run``, ``list``, ``demo``, ``figures``.
+
+    ntkequi list                                   # experiments, presets, CPU time
+    ntkequi run NAME [--preset P] [--data-dir D] [--out O] [--no-progress] [--overwrite]
+    ntkequi demo [--group-order N ...]             # the demo with its own knobs
+    ntkequi figures [--collect runs] ...           # figures, tables, pages from results/
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from . import experiments
+from .report import build
+
+
+def run_and_report(name: str, preset: str = "small", out=None, *, cfg=None, data_dir=None,
+                   progress: bool = True, overwrite: bool = False, argv=None) -> int:
+    """Run (or resume) an experiment (:func:`ntkequi.experiments.run_experiment`), draw its
+    figures into its run directory and print its summary."""
+    module = experiments.get(name)
+    kw = {"overwrite": True} if overwrite else {}
+    cfg, out, done = experiments.run_experiment(name, preset, out, cfg=cfg, data_dir=data_dir,
+                                                progress=progress, argv=argv, **kw)
+    build.draw_run(name, out)
+    print(module.summary(cfg, done))
+    return 0
+
+
+def _run(args) -> int:
+    return run_and_report(args.name, args.preset, args.out, data_dir=args.data_dir,
+                          progress=not args.no_progress, overwrite=args.overwrite, argv=args.argv)
+
+
+def _list(args) -> int:
+    print(f"{'experiment':<22} {'data':<5} presets (expected time on 2 CPU cores)")
+    for m in experiments.all_modules():
+        presets = ", ".join(f"{p} ({m.CPU_TIME.get(p, '?')})" for p in m.PRESETS)
+        print(f"{m.NAME:<22} {'yes' if m.USES_DATA else '':<5} {presets}")
+    print("\nntkequi run NAME [--preset P] [--data-dir DIR] [--out DIR]; results go to runs/NAME[-PRESET]/")
+    return 0
 
 
 def _demo(args) -> int:
-    from . import demo
-    from .arch import ArchSpec
+    from .experiments import demo
+    from .nn import ArchSpec
     cfg = demo.DemoConfig(
         arch=ArchSpec(kind="mlp", depth=args.depth, activation=args.activation, b_std=1.0),
         group_order=args.group_order, n_train=args.n_train, n_eval=args.n_eval,
         seed=args.seed)
     print(f"ntkequi demo -> {args.out}  (config: group C{cfg.group_order} on the plane, "
           f"{cfg.n_train} training points, {cfg.arch.depth}-layer {cfg.arch.activation} MLP NTK)")
-    done = demo.run(cfg, args.out, overwrite=args.overwrite, progress=not args.no_progress)
-    print(demo.table(done, cfg))
-    from .results import write_command
-    write_command(args.out, "default" if cfg == demo.DemoConfig() else "custom", ["ntkequi"] + sys.argv[1:])
+    rc = run_and_report("demo", "small", args.out, cfg=cfg, progress=not args.no_progress,
+                        overwrite=args.overwrite, argv=["ntkequi"] + list(args.argv))
     print(f"\nwrote {args.out}/config.json, versions.json, results.jsonl, demo.png, demo.pdf")
     if args.figures_dir:
-        from pathlib import Path
-        from .figures import save
-        paths = save(demo.figure(cfg, done), Path(args.figures_dir) / "demo")
+        from .runs import load_run
+        paths = build.save(demo.figure(cfg, load_run(args.out, demo.Config).done), Path(args.figures_dir) / "demo")
         print(f"wrote {paths[0]} and .pdf")
-    return 0
+    return rc
+
+
+def _positive(name):
+    def parse(v):
+        try:
+            n = int(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--{name} must be an integer; got {v!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"--{name} must be >= 1; got {n}")
+        return n
+    return parse
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="ntkequi", description=__doc__)
+    """Entry point of the ``ntkequi`` command; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["figures"]:
+        return build.cli(argv[1:])
+    p = argparse.ArgumentParser(prog="ntkequi", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run (or resume) an experiment")
+    r.add_argument("name", choices=experiments.NAMES, metavar="NAME", help="an experiment (ntkequi list)")
+    r.add_argument("--preset", default="small")
+    r.add_argument("--out", default=None, help="run directory (default runs/NAME[-PRESET])")
+    r.add_argument("--data-dir", default=None,
+                   help="folder with the FashionMNIST/MNIST IDX files (default $NTKEQUI_DATA_DIR)")
+    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--overwrite", action="store_true", help="discard results in --out made with another config")
+    r.set_defaults(func=_run)
+    sub.add_parser("list", help="experiments and presets with their expected CPU time").set_defaults(func=_list)
     d = sub.add_parser("demo", help="analytic NTK ensembles with/without orbit augmentation on toy data")
     d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
-    d.add_argument("--group-order", type=int, default=8, help="n of the rotation group C_n")
-    d.add_argument("--n-train", type=int, default=64)
-    d.add_argument("--n-eval", type=int, default=32)
-    d.add_argument("--depth", type=int, default=2)
+    d.add_argument("--group-order", type=_positive("group-order"), default=8, help="n of the rotation group C_n")
+    d.add_argument("--n-train", type=_positive("n-train"), default=64)
+    d.add_argument("--n-eval", type=_positive("n-eval"), default=32)
+    d.add_argument("--depth", type=_positive("depth"), default=2)
     d.add_argument("--activation", default="relu", choices=["relu", "erf", "gelu"])
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--overwrite", action="store_true",
@@ -45,17 +106,15 @@ def main(argv=None) -> int:
                    help="also write the figure (PNG and PDF) there (the README's figures/demo.png "
                         "comes from results/demo by `ntkequi figures`)")
     d.set_defaults(func=_demo)
-    f = sub.add_parser("figures", add_help=False,
-                       help="every figure, caption and paper table from the saved results (no retraining)")
-    f.set_defaults(func=None)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["figures"]:
-        from . import figures
-        return figures.cli(argv[1:])
+    sub.add_parser("figures", add_help=False,
+                   help="every figure, caption, table and results page from the saved results (no retraining)")
     args = p.parse_args(argv)
-    for name in ("group_order", "n_train", "n_eval", "depth"):
-        if getattr(args, name, 1) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
+    args.argv = argv
+    if args.command == "run":
+        module = experiments.get(args.name)
+        if args.preset not in module.PRESETS:
+            p.error(f"experiment {args.name!r} has no preset {args.preset!r}; presets: {', '.join(module.PRESETS)}")
+        args.argv = ["ntkequi"] + argv          # recorded in command.json
     return args.func(args)
 
 

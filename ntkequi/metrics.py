@@ -11,10 +11,11 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .groups import Group
 
-__all__ = ["InvarianceError", "equivariance_error", "transform_error", "orbit_predictions", "orbit_same_predictions",
+__all__ = ["EvalOrbits", "InvarianceError", "equivariance_error", "transform_error", "orbit_predictions", "orbit_same_predictions",
            "relative_std", "symmetric_kl", "ntk_distance", "accuracy"]
 
 
@@ -71,6 +72,55 @@ def orbit_predictions(flat_predictions, group: Group):
     return p.reshape(p.shape[:-2] + (group.order, p.shape[-2] // group.order, p.shape[-1]))
 
 
+@dataclasses.dataclass(frozen=True)
+class EvalOrbits:
+    """The group orbits of several named evaluation sets as one batch of inputs, so one
+    prediction covers them all, and the predictions split back per set.
+
+    ``x``: ``(sum_s |G| n_s, ...)``, set after set, each set group-major (as
+    ``group.orbit(x_s).reshape(-1, ...)``); ``bounds``: where each set starts and ends.
+
+    >>> from ntkequi import groups
+    >>> import jax.numpy as jnp
+    >>> c4 = groups.planar_rotations(4)
+    >>> ev = EvalOrbits.of(c4, {"a": jnp.ones((3, 2)), "b": jnp.ones((5, 2))})
+    >>> ev.x.shape, ev.bounds
+    ((32, 2), (0, 12, 32))
+    >>> ev.orbits(jnp.zeros((32, 1)))["b"].shape
+    (4, 5, 1)
+    """
+    group: Group
+    names: tuple
+    x: jnp.ndarray
+    bounds: tuple
+
+    @classmethod
+    def of(cls, group: Group, evals: dict) -> "EvalOrbits":
+        """From ``{name: inputs (n_s, ...)}`` (insertion order kept)."""
+        names = tuple(evals)
+        if not names:
+            raise ValueError("evals is empty: give at least one evaluation set")
+        parts = [group.orbit(evals[s]) for s in names]
+        parts = [o.reshape((-1,) + o.shape[2:]) for o in parts]
+        bounds = (0,) + tuple(int(b) for b in np.cumsum([p.shape[0] for p in parts]))
+        return cls(group, names, jnp.concatenate(parts), bounds)
+
+    def slice(self, name: str) -> slice:
+        """The rows of set ``name`` in :attr:`x`."""
+        j = self.names.index(name)
+        return slice(self.bounds[j], self.bounds[j + 1])
+
+    def split(self, flat, axis: int = 0) -> dict:
+        """``{name: the rows of flat predictions (..., sum_s |G| n_s, ...) along axis}``."""
+        flat = jnp.asarray(flat)
+        return {s: jnp.take(flat, jnp.arange(self.slice(s).start, self.slice(s).stop), axis=axis)
+                for s in self.names}
+
+    def orbits(self, flat) -> dict:
+        """``{name: (..., |G|, n_s, k)}`` from flat predictions ``(..., sum_s |G| n_s, k)``."""
+        return {s: orbit_predictions(flat[..., self.slice(s), :], self.group) for s in self.names}
+
+
 def orbit_same_predictions(f_orbit, group: Group):
     """OSP: for each input, the number of g with ``argmax f(g x) == argmax f(x)``
     (identity included, so between 1 and |G|). Returns ``(mean, std)`` over inputs.
@@ -84,7 +134,7 @@ def orbit_same_predictions(f_orbit, group: Group):
 
 
 def relative_std(f_orbit, group: Group, eps: float = 1e-12) -> float:
-    """Relative standard deviation across the orbit:
+    """Relative standard deviation across the orbit::
 
         mean_{x, c} [ std_g f_c(g x) / mean_g |f_c(g x)| ]
 

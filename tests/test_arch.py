@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi.arch import ArchSpec, empirical_ntk, empirical_ntk_errors
+from ntkequi.nn import ArchSpec, empirical_ntk, empirical_ntk_errors
 
 
 def _flax_params_as_stax(spec, flax_params):

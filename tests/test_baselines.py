@@ -6,9 +6,9 @@ import optax
 import pytest
 
 from ntkequi import groups, metrics
-from ntkequi.arch import ArchSpec
-from ntkequi.baselines import CanonSpec, GCNNSpec, filter_bank
-from ntkequi.baselines.report import invariance_report, orbit_logits
+from ntkequi.nn import ArchSpec
+from ntkequi.nn import CanonSpec, GCNNSpec, filter_bank
+from ntkequi.experiments.baseline_invariance import invariance_report, orbit_logits
 
 
 def test_filter_bank_rotates_like_the_image_group(key):

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import cross_product as cp
-from ntkequi import figures, groups, metrics, ntk
+from ntkequi.experiments import cross_product as cp
+from ntkequi import groups, metrics
+from ntkequi.report import build as figures
+from ntkequi.kernels import ntk
 from ntkequi.groups import GroupError
 
 
@@ -48,7 +50,7 @@ def test_rotation_group_errors_and_haar_samples():
     with pytest.raises(GroupError, match="unknown finite rotation group"):
         groups.rotations3d("X7")
     with pytest.raises(GroupError, match="closure fails"):
-        groups.VectorGroup("not a group", np.stack([np.eye(3), groups._axis_rotation((0, 0, 1), 1.0)]))
+        groups.VectorGroup("not a group", np.stack([np.eye(3), groups.points._axis_rotation((0, 0, 1), 1.0)]))
     r = groups.random_rotations3d(jax.random.PRNGKey(0), 200)
     np.testing.assert_allclose(jnp.einsum("aji,ajk->aik", r, r), jnp.broadcast_to(jnp.eye(3), r.shape), atol=1e-12)
     np.testing.assert_allclose(jnp.linalg.det(r), 1.0, atol=1e-12)
@@ -111,6 +113,6 @@ def test_cross_product_experiment_runs_and_resumes(tmp_path):
         assert max(p[s]["group"] for p in done[aug]["per_time"] for s in cp.EVAL_SETS) < 1e-6
     again = cp.run(cfg, tmp_path, progress=False)
     assert again == done
-    assert "| I | 60 |" in cp.table(cfg, done)
+    assert "| I | 60 |" in cp.summary(cfg, done)
     figures.save(cp.figure(cfg, done), tmp_path / "f")
     assert (tmp_path / "f.png").stat().st_size > 10_000

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from ntkequi import data
-
 FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
 

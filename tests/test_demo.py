@@ -3,9 +3,10 @@ import math
 
 import pytest
 
-from ntkequi import cli, demo, ntk
-from ntkequi.arch import ArchSpec
-from ntkequi.results import ConfigMismatchError, RunDir
+from ntkequi import cli
+from ntkequi.experiments import demo
+from ntkequi.nn import ArchSpec
+from ntkequi.runs import ConfigMismatchError, RunDir, load_run
 
 SMALL = demo.DemoConfig(arch=ArchSpec(kind="mlp", depth=1, b_std=1.0), group_order=4,
                         n_train=12, n_eval=6, times=(0.1, 10.0, math.inf), circle_points=13)
@@ -13,8 +14,9 @@ SMALL = demo.DemoConfig(arch=ArchSpec(kind="mlp", depth=1, b_std=1.0), group_ord
 
 def test_demo_writes_results_and_shows_emergent_invariance(tmp_path):
     out = tmp_path / "demo"
-    done = demo.run(SMALL, out, progress=False)
-    for name in ("config.json", "versions.json", "results.jsonl", "demo.png"):
+    assert cli.run_and_report("demo", out=out, cfg=SMALL, progress=False, argv=["ntkequi", "demo"]) == 0
+    done = load_run(out, demo.Config).done
+    for name in ("config.json", "versions.json", "results.jsonl", "command.json", "demo.png", "demo.pdf"):
         assert (out / name).stat().st_size > 0, name
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["group_order"] == 4 and cfg["arch"]["kind"] == "mlp"
@@ -23,23 +25,23 @@ def test_demo_writes_results_and_shows_emergent_invariance(tmp_path):
     for s in demo.EVAL_SETS:
         assert max(done[f"augmented/{s}"]["invariance_rel"]) < 1e-10
         assert min(done[f"plain/{s}"]["invariance_rel"]) > 1e-2
-    table = demo.table(done, SMALL)
+    table = demo.summary(SMALL, done)
     assert "inf" in table and len(table.splitlines()) == 3 + len(SMALL.times)
 
 
 def test_demo_resumes_without_recomputing(tmp_path, monkeypatch):
     out = tmp_path / "demo"
-    demo.run(SMALL, out, progress=False, make_figure=False)
+    demo.run(SMALL, out, progress=False)
     lines = (out / "results.jsonl").read_text().splitlines()
     # interrupted run: drop the last two records and leave a torn line
     (out / "results.jsonl").write_text("\n".join(lines[:-2]) + "\n{\"key\": \"plain/ci")
     calls = []
-    real = ntk.predict
-    monkeypatch.setattr(ntk, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
-    done = demo.run(SMALL, out, progress=False, make_figure=False)
+    real = demo.predict
+    monkeypatch.setattr(demo, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    done = demo.run(SMALL, out, progress=False)
     assert len(calls) == 2 and len(done) == len(lines)
     calls.clear()
-    demo.run(SMALL, out, progress=False, make_figure=False)
+    demo.run(SMALL, out, progress=False)
     assert calls == []
 
 

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import data, ensembles, groups, metrics, ntk
-from ntkequi.arch import ArchSpec
+from ntkequi import data, ensembles, groups, metrics
+from ntkequi.kernels import ntk
+from ntkequi.nn import ArchSpec
 
 G4 = groups.planar_rotations(4)
 SPEC = ArchSpec(kind="mlp", depth=2, width=256, b_std=1.0)
@@ -139,9 +140,9 @@ def test_unrolled_members_equal_vmapped():
     u = jax.jit(map_members(jax.grad(loss), 3, "unroll", in_axes=(0, None)))(params, x)
     for a, b in zip(jax.tree_util.tree_leaves(v), jax.tree_util.tree_leaves(u)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    assert member_map_for(spec, sharded=True, ensemble_size=8) == "vmap"
-    assert member_map_for(spec, sharded=False, ensemble_size=128) == "vmap"
+    assert member_map_for(sharded=True, ensemble_size=8) == "vmap"
+    assert member_map_for(sharded=False, ensemble_size=128) == "vmap"
     expected = "unroll" if jax.default_backend() == "cpu" else "vmap"
-    assert member_map_for(ArchSpec(kind="mlp"), sharded=False, ensemble_size=8) == expected
+    assert member_map_for(sharded=False, ensemble_size=8) == expected
     with pytest.raises(ValueError, match="member map"):
         map_members(loss, 3, "pmap")

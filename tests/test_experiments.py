@@ -1,22 +1,14 @@
-"""The experiment scripts' machinery on tiny settings (the real runs are in experiments/)."""
-import importlib.util
+"""The experiment runner and the sweep machinery on tiny settings (the real runs: ntkequi run NAME)."""
 import json
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import data, ensemble_sweep, figures
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from ntkequi import cli, data, experiments
+from ntkequi.experiments import sweep
+from ntkequi.report import build
+from ntkequi.runs import load_run
 
 
 def test_ising_energy_hand_cases():
@@ -27,31 +19,87 @@ def test_ising_energy_hand_cases():
     assert s.shape == (5, 4, 4, 1) and set(np.unique(s)) <= {-1.0, 1.0}
 
 
-# ising and fmnist_ntk use the same ensemble_sweep machinery as toy_ensembles (~30-40 s each):
+# ising and fmnist_ntk use the same sweep machinery as toy_ensembles (~30-40 s each):
 # run with -m slow
-@pytest.mark.parametrize("script", [pytest.param("ising", marks=pytest.mark.slow), "toy_ensembles",
-                                    pytest.param("fmnist_ntk", marks=pytest.mark.slow)])
-def test_sweep_runs_resumes_and_reports(script, tmp_path, request, monkeypatch):
-    mod = _load(script)
-    tiny = ensemble_sweep.SweepConfig(widths=(8,), ensemble_sizes=(1, 2), steps=4, record_steps=(0, 4))
-    cfg = mod.PRESETS["small"].__class__(sweep=tiny)
-    if script == "fmnist_ntk":       # real images: the offline data, a few of them
-        monkeypatch.setenv("NTKEQUI_DATA_DIR", str(request.getfixturevalue("data_dir")))
-        cfg = mod.PRESETS["small"].__class__(n_train=6, n_eval=2, sweep=tiny)
-    prob = mod.problem(cfg)
-    out = tmp_path / script
-    done = ensemble_sweep.run(prob, tiny, out, config=cfg, progress=False)
-    assert set(done) == {f"{m}/width8" for m in ensemble_sweep.MODES}
-    for kind in ("size", "width", "time"):       # the figures draw from what was saved
-        figures.save(getattr(ensemble_sweep, f"figure_{kind}")(tiny, figures.load_run(out).done),
-                     tmp_path / "fig" / kind)
-        assert (tmp_path / "fig" / f"{kind}.pdf").exists()
-    assert (np.asarray(done["orbit/width8"]["noise"][-1]["ensemble_std"][:1]) >= 0).all()
+@pytest.mark.parametrize("name", [pytest.param("ising", marks=pytest.mark.slow), "toy_ensembles",
+                                  pytest.param("fmnist_ntk", marks=pytest.mark.slow)])
+def test_sweep_runs_resumes_and_reports(name, tmp_path, request, monkeypatch):
+    mod = experiments.get(name)
+    tiny = sweep.SweepConfig(widths=(8,), ensemble_sizes=(1, 2), steps=4, record_steps=(0, 4))
+    cfg = mod.Config(sweep=tiny)
+    data_dir = None
+    if name == "fmnist_ntk":       # real images: the offline data, a few of them
+        data_dir = request.getfixturevalue("data_dir")
+        cfg = mod.Config(n_train=6, n_eval=2, sweep=tiny)
+    out = tmp_path / name
+    cfg, out, done = experiments.run_experiment(name, out=out, cfg=cfg, data_dir=data_dir, progress=False,
+                                                argv=["ntkequi", "run", name])
+    assert set(done) == {f"{m}/width8" for m in sweep.MODES}
+    saved = load_run(out, mod.Config)
+    assert saved.config == cfg                                  # read back as the same dataclass
+    for fig in mod.FIGURES:                                     # the figures draw from what was saved
+        build.save(fig.draw(saved.config, saved.done), tmp_path / "fig" / fig.name)
+        assert (tmp_path / "fig" / f"{fig.name}.pdf").exists()
     rec = done["orbit/width8"]["noise"][-1]
+    # M = 1: the disjoint groups of one member are the members, so the spread is the members' std
+    assert rec["ensemble_std"][0] == pytest.approx(rec["members_std"], rel=1e-12)
     assert rec["ntk"] < 1e-6 and len(rec["ensemble"]) == 2       # augmented NTK is invariant
     assert done["none/width8"]["noise"][-1]["ntk"] > 1e-3
     n = len((out / "results.jsonl").read_text().splitlines())
-    ensemble_sweep.run(prob, tiny, out, config=cfg, progress=False)       # resume: nothing to do
+    experiments.run_experiment(name, out=out, cfg=cfg, data_dir=data_dir, progress=False)   # resume: nothing to do
     assert len((out / "results.jsonl").read_text().splitlines()) == n
-    assert "orbit" in ensemble_sweep.table(done, tiny, prob.group.name, "noise")
+    assert "orbit" in mod.summary(cfg, done)
     assert json.loads((out / "config.json").read_text())["sweep"]["steps"] == 4
+    assert json.loads((out / "command.json").read_text())["preset"] == "custom"
+
+
+def test_runner_switches_float64_on_from_the_config(tmp_path):
+    import jax
+    jax.config.update("jax_enable_x64", False)
+    try:
+        cfg = experiments.get("toy_ensembles").Config(sweep=sweep.SweepConfig(
+            widths=(4,), ensemble_sizes=(1,), steps=1, record_steps=(1,)))
+        experiments.run_experiment("toy_ensembles", out=tmp_path / "t", cfg=cfg, progress=False)
+        assert jax.config.jax_enable_x64
+        assert json.loads((tmp_path / "t" / "versions.json").read_text())["x64"] is True
+    finally:
+        jax.config.update("jax_enable_x64", True)
+
+
+def test_runner_and_cli_reject_unknown_names_and_presets(tmp_path, capsys):
+    with pytest.raises(KeyError, match="unknown experiment 'nope'; known: demo, toy_ensembles"):
+        experiments.run_experiment("nope")
+    with pytest.raises(KeyError, match="has no preset 'huge'; presets: small, paper"):
+        experiments.run_experiment("toy_ensembles", "huge")
+    with pytest.raises(TypeError, match="cfg must be a toy_ensembles.Config"):
+        experiments.run_experiment("toy_ensembles", cfg=experiments.get("demo").Config())
+    for argv, msg in ((["run", "nope"], "invalid choice: 'nope'"),
+                      (["run", "demo", "--preset", "huge"], "has no preset 'huge'"),
+                      (["demo", "--group-order", "0"], "--group-order must be >= 1; got 0"),
+                      (["demo", "--n-train", "x"], "--n-train must be an integer; got 'x'")):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        assert msg in capsys.readouterr().err
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(n in out for n in experiments.NAMES) and "fmnist_osp_table" in out
+
+
+def test_command_records_the_script_as_given_and_hides_data_paths(tmp_path, monkeypatch):
+    from ntkequi.runs import write_command
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    rec = lambda argv: json.loads(write_command(tmp_path, "small", argv).read_text())["command"]  # noqa: E731
+    assert rec([str(tmp_path / "mine" / "run_it.py"), "--data-dir", "/secret/data"]) == \
+        "python mine/run_it.py --data-dir DIR"
+    assert rec(["/elsewhere/script.py", "--data-dir=/x"]) == "python /elsewhere/script.py --data-dir=DIR"
+    assert rec(["/usr/bin/ntkequi", "run", "demo"]) == "ntkequi run demo"
+
+
+def test_numbers_name_every_group_order():
+    """Macro names spell any group order (LaTeX names hold no digits), none is dropped."""
+    from ntkequi.experiments import fmnist_osp_table as osp
+    cfg = osp.TableConfig(groups=(4, 12), seeds=(0,), models=("gcnn",))
+    done = {f"gcnn/C{n}/seed0": {"noise": {"osp": float(n)}} for n in (4, 12)}
+    nums = osp.numbers(cfg, done)
+    assert nums["ospGcnnFour"] == 4.0 and nums["ospGcnnTwelve"] == 12.0

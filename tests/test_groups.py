@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 from ntkequi import groups as G
-
-
 def _imgs(n=3, h=6, c=2, seed=0):
     return jax.random.normal(jax.random.PRNGKey(seed), (n, h, h, c))
 

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import data, groups, kernels, ntk
-from ntkequi.arch import ArchSpec
+from ntkequi import data, groups, kernels
+from ntkequi.kernels import ntk
+from ntkequi.nn import ArchSpec
 from ntkequi.groups import GroupError
 
 

@@ -4,11 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import force_fields as ff
+from ntkequi.experiments import force_fields as ff
 from ntkequi import groups
-from ntkequi import matrix_kernels as mk
-
-
+from ntkequi.kernels import matrix as mk
 def _orthogonal(key, n, reflect):
     """Haar rotations ``(n, 3, 3)``; with ``reflect``, times -1 (improper: det -1)."""
     r = groups.random_rotations3d(key, n)
@@ -196,7 +194,7 @@ def test_seed_potential_and_force():
 
 @pytest.mark.slow        # ~1 min: the experiment end to end on a tiny setting
 def test_force_field_experiment_runs_resumes_and_reports(tmp_path):
-    from ntkequi import figures
+    from ntkequi.report import build as figures
     cfg = ff.ForceConfig(n_trains=(10, 30), seeds=2, n_val=50, n_test=100, pool_walkers=40, pool_burn=500,
                          pool_snapshots=10, pool_every=50, bd_n_train=30, bd_walkers=32, bd_steps=600, bd_burn=100,
                          sigmas=(2.0, 4.0), regs=(1e-2, 1e-1))
@@ -208,4 +206,4 @@ def test_force_field_experiment_runs_resumes_and_reports(tmp_path):
     ff.run(cfg, tmp_path / "ff", progress=False)
     assert len((tmp_path / "ff" / "results.jsonl").read_text().splitlines()) == n
     figures.save(ff.figure(cfg, done), tmp_path / "fig")
-    assert "conserving" in ff.table(cfg, done)
+    assert "conserving" in ff.summary(cfg, done)

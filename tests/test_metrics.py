@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from ntkequi import groups, metrics
-
 C4 = groups.planar_rotations(4)
 C4_VEC = groups.planar_rotations(4, "standard")
 

@@ -6,11 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntkequi import groups
-from ntkequi import molecules as mo
-
-
+from ntkequi.experiments import molecules as mo
 def test_relabelling_atoms_is_the_group_acting_on_distances():
-    g = mo.pair_permutations(4)
+    g = groups.pair_permutations(4)
     rep = groups.check_group(g)
     assert g.order == 24 and rep.exact and rep.composition_error == 0.0
     x = mo.configurations(jax.random.PRNGKey(0), 3, 4)
@@ -35,7 +33,7 @@ def test_distances_and_energy_are_isometry_and_relabelling_invariant():
 
 
 def test_symmetrized_kernel_equals_orbit_augmentation_and_is_invariant():
-    g = mo.pair_permutations(4)
+    g = groups.pair_permutations(4)
     xs = mo.distances(mo.configurations(jax.random.PRNGKey(3), 16, 4))
     x, y, xe = xs[:10], mo.energy(xs[:10]), xs[10:]
     xo = g.orbit(xe).reshape((-1,) + xe.shape[1:])

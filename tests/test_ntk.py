@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from ntkequi import groups as G
-from ntkequi import metrics, ntk
-from ntkequi.arch import ArchSpec
+from ntkequi import metrics
+from ntkequi.kernels import ntk
+from ntkequi.nn import ArchSpec
 
 TIMES = (1e-4, 1.0, math.inf)      # t = 0+, intermediate, converged
 

@@ -9,8 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntkequi import figures, paper_tables
-from ntkequi.paper_tables import fmt, parse, rows_of
+from ntkequi import experiments
+from ntkequi.experiments import cross_product
+from ntkequi.report import build as figures
+from ntkequi.report import tables as paper_tables
+from ntkequi.report.tables import fmt, parse, rows_of
+from ntkequi.runs import load_run
+
+ALL_FIGURES = {f.name for m in experiments.all_modules() for f in getattr(m, "FIGURES", ())}
+ALL_TABLES = {t for m in experiments.all_modules() for t in getattr(m, "TABLES", {})}
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -31,8 +38,10 @@ def generated(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("paper")
     shutil.copytree(ROOT / "paper", tmp / "paper", ignore=shutil.ignore_patterns("generated", "*.pdf"))
     shutil.copy(ROOT / "README.md", tmp / "README.md")
+    (tmp / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "guide.md", tmp / "docs" / "guide.md")
     written = figures.make_all(RESULTS, tmp / "figures", tmp / "paper" / "generated", log=lambda *a: None,
-                               readme=tmp / "README.md")
+                               readme=[tmp / "README.md", tmp / "docs" / "guide.md"], pages_dir=tmp / "docs" / "results")
     return tmp, written
 
 
@@ -65,7 +74,7 @@ def test_every_file_the_latex_includes_is_written(generated):
             assert (tmp / "figures" / target).with_suffix(".pdf").exists(), target
     # every figure of the registry is in the paper, and has its PNG for the README
     drawn = {p.stem for p in written["figures"]}
-    assert drawn == {f.name for f in figures.FIGURES}
+    assert drawn == ALL_FIGURES
     assert drawn <= {t for k, t in incs if k == "includegraphics"}
     assert all((tmp / "figures" / f"{n}.png").exists() for n in drawn)
 
@@ -117,7 +126,7 @@ def test_sweep_tables_equal_the_results(generated):
 
 def test_osp_tables_equal_the_results(generated):
     tmp, _ = generated
-    recs, cfg = _records("fmnist_osp_table-small"), _config("fmnist_osp_table-small")
+    recs, cfg = _records("fmnist_osp_table"), _config("fmnist_osp_table")
     for s in ("test", "mnist", "noise"):
         rows = rows_of((tmp / "paper" / "generated" / "tables" / f"osp_{s}.tex").read_text())
         ens = next(r for r in rows if r[0].startswith("DeepEns"))
@@ -164,7 +173,7 @@ def test_width_table_and_slope_equal_the_results(generated):
 
 
 def test_missing_results_name_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python experiments/cross_product.py"):
+    with pytest.raises(FileNotFoundError, match="ntkequi run cross_product"):
         figures.make_all(tmp_path / "none", tmp_path / "f", tmp_path / "g", log=lambda *a: None)
 
 
@@ -182,11 +191,13 @@ def test_readme_tables_and_numbers_are_what_the_command_writes_now(generated):
     tmp, written = generated
     assert (ROOT / "README.md").read_text() == (tmp / "README.md").read_text(), \
         "README.md's generated tables or numbers are stale: run `ntkequi figures`"
+    assert (ROOT / "docs" / "guide.md").read_text() == (tmp / "docs" / "guide.md").read_text(), \
+        "docs/guide.md's generated tables or numbers are stale: run `ntkequi figures`"
     shown = set(written["readme"])
-    # the README shows the headline tables, and quotes numbers through macros
-    assert {"osp_test", "osp_mnist", "osp_noise", "toy_ensembles", "cross_product_time", "force_fields",
+    # README and guide show the headline tables, and quote numbers through macros
+    assert {"demo", "osp_test", "osp_mnist", "osp_noise", "toy_ensembles", "cross_product_time", "force_fields",
             "molecules"} <= shown
-    assert sum(1 for n in shown if n not in paper_tables.TABLES) >= 10
+    assert sum(1 for n in shown if n not in ALL_TABLES) >= 30
 
 
 def _md_numbers(line):
@@ -208,6 +219,7 @@ def test_markdown_tables_keep_every_number_of_the_latex(generated):
                 np.testing.assert_allclose(_md_numbers(c), want, rtol=1e-12, err_msg=f"{f.name}: {c} vs {t}")
     assert paper_tables.md_cell(r"$2.6\cdot 10^{-15}$") == "2.6e-15"
     assert paper_tables.md_cell(r"$3.60 \pm 0.00$ (3.85)") == "3.60 +- 0.00 (3.85)"
+    assert paper_tables.md_cell(r"3.60 $\pm$ 0.00 (3.85)") == "3.60 +- 0.00 (3.85)"
     assert paper_tables.md_cell(r"$t\lambda_{max}=10$") == "t lambda_max=10"
 
 
@@ -218,18 +230,18 @@ def test_update_readme_refuses_unknown_or_unclosed_blocks(generated, tmp_path):
     begin = paper_tables.README_BEGIN
     readme.write_text(begin.format(name="no_such_table") + "\nold\n<!-- end table no_such_table -->\n")
     with pytest.raises(ValueError, match="unknown table 'no_such_table'"):
-        paper_tables.update_readme(readme, gen)
+        paper_tables.update_readme(readme, gen, ALL_TABLES)
     readme.write_text(begin.format(name="demo") + "\nold\n")
     with pytest.raises(ValueError, match="1 generated-table blocks opened, 0 closed"):
-        paper_tables.update_readme(readme, gen)
+        paper_tables.update_readme(readme, gen, ALL_TABLES)
     readme.write_text("value <!-- num notAMacro -->3<!-- /num -->\n")
     with pytest.raises(ValueError, match="notAMacro"):
-        paper_tables.update_readme(readme, gen)
-    assert paper_tables.update_readme(readme, gen, missing_ok=True) == []        # --allow-missing: left alone
+        paper_tables.update_readme(readme, gen, ALL_TABLES)
+    assert paper_tables.update_readme(readme, gen, ALL_TABLES, missing_ok=True) == []        # --allow-missing: left alone
     assert readme.read_text() == "value <!-- num notAMacro -->3<!-- /num -->\n"
     readme.write_text(begin.format(name="demo") + "\nold\n<!-- end table demo -->\n"
                       "x <!-- num toyMmax -->999<!-- /num -->\n")
-    assert paper_tables.update_readme(readme, gen) == ["demo", "toyMmax"]
+    assert paper_tables.update_readme(readme, gen, ALL_TABLES) == ["demo", "toyMmax"]
     text = readme.read_text()
     assert "old" not in text and "| 0.01 |" in text and "-->32<!--" in text
 
@@ -242,14 +254,14 @@ def test_tables_of_an_unfinished_run_name_the_command(tmp_path):
         shutil.copy(src / f, dst / f)
     lines = (src / "results.jsonl").read_text().splitlines()
     (dst / "results.jsonl").write_text("\n".join(ln for ln in lines if '"key": "I"' not in ln) + "\n")
-    with pytest.raises(ValueError, match="python experiments/cross_product.py"):
-        paper_tables.write_all({"cross_product": figures.load_run(dst)}, tmp_path / "gen")
+    with pytest.raises(ValueError, match="ntkequi run cross_product"):
+        figures.write_tables({"cross_product": load_run(dst, cross_product.Config)}, tmp_path / "gen")
 
 
 def test_readme_only_tables_equal_the_results(generated):
     tmp, _ = generated
     # OSP accuracy: mean and std over seeds of the ensemble's test accuracy
-    recs, cfg = _records("fmnist_osp_table-small"), _config("fmnist_osp_table-small")
+    recs, cfg = _records("fmnist_osp_table"), _config("fmnist_osp_table")
     ens = next(r for r in _table_rows(tmp, "osp_accuracy") if r[0].startswith("DeepEns"))
     for cell, n in zip(ens[1:], cfg["groups"]):
         vals = [recs[f"deep_ensemble/C{n}/seed{seed}"]["test"]["accuracy"] for seed in cfg["seeds"]]
@@ -291,3 +303,48 @@ def test_readme_only_tables_equal_the_results(generated):
                 vals = [r[metric] for k, r in recs.items()
                         if k.startswith(prefix.format(m=m)) and r["n"] == int(row[0])]
                 assert vals and cell == fmt(np.mean(vals)), (name, row[0], m)
+
+
+def test_allow_missing_keeps_blocks_of_missing_tables(generated, tmp_path):
+    """``ntkequi figures --allow-missing`` on a fresh tables directory: the README's blocks
+    whose tables were not written are left as they are (they were once counted as unclosed)."""
+    tmp, _ = generated
+    gen = tmp_path / "gen"
+    (gen / "tables").mkdir(parents=True)
+    shutil.copy(tmp / "paper" / "generated" / "tables" / "demo.tex", gen / "tables" / "demo.tex")
+    readme = tmp_path / "README.md"
+    begin = paper_tables.README_BEGIN
+    readme.write_text(begin.format(name="demo") + "\nold\n<!-- end table demo -->\n"
+                      + begin.format(name="molecules") + "\nkept\n<!-- end table molecules -->\n"
+                      + "n <!-- num toyMmax -->7<!-- /num -->\n")
+    assert paper_tables.update_readme(readme, gen, ALL_TABLES, missing_ok=True) == ["demo"]
+    text = readme.read_text()
+    assert "old" not in text and "kept" in text and "-->7<!--" in text
+    with pytest.raises(ValueError, match="'molecules', which was not written"):
+        paper_tables.update_readme(readme, gen, ALL_TABLES)
+
+
+def test_results_pages_carry_every_figure_and_table(generated):
+    tmp, written = generated
+    pages = {p.stem: p.read_text() for p in written["pages"]}
+    assert set(pages) == {m.NAME for m in experiments.all_modules() if getattr(m, "FIGURES", ())}
+    for m in experiments.all_modules():
+        for f in getattr(m, "FIGURES", ()):
+            assert f"(../../figures/{f.name}.png)" in pages[m.NAME]
+        for t in getattr(m, "TABLES", {}):
+            md = paper_tables.markdown((tmp / "paper" / "generated" / "tables" / f"{t}.tex").read_text())
+            assert md in pages[m.NAME], (m.NAME, t)
+    # the committed pages are current
+    for name, text in pages.items():
+        committed = ROOT / "docs" / "results" / f"{name}.md"
+        assert committed.exists() and committed.read_text() == text, f"docs/results/{name}.md is stale: ntkequi figures"
+
+
+def test_osp_cells_use_the_one_table_writer():
+    from ntkequi.experiments.protocol import PM, Num, Table
+    tex = paper_tables.latex(Table(["a", "b"], [["x", (PM(3.6, 0.0, decimals=2), " (", Num(3.85, decimals=2), ")")]],
+                                   "cap", "t"))
+    assert rows_of(tex) == [["x", r"3.60 $\pm$ 0.00 (3.85)"]]
+    assert parse(rows_of(tex)[0][1]) == [3.60, 0.0, 3.85]
+    with pytest.raises(ValueError, match="1 cells for 2 columns"):
+        paper_tables.latex(Table(["a", "b"], [["x"]], "cap", "t"))

@@ -11,8 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import groups, kernels, ntk, structured
-from ntkequi.arch import ArchSpec
+from ntkequi import groups, kernels
+from ntkequi.kernels import ntk
+from ntkequi.kernels import structured
+from ntkequi.nn import ArchSpec
 
 TOL = 1e-7
 TS = [0.5, 5.0, math.inf]
@@ -93,7 +95,7 @@ def test_irreps_complete_and_multiplicative():
                     (groups.lattice_translations(3), [1] * 9)]:
         reps = groups.irreps(g)
         assert sorted(r.shape[1] for r in reps) == dims
-        assert groups._check_irreps(reps, g.table) == ""
+        assert groups.reps._check_irreps(reps, g.table) == ""
         np.testing.assert_allclose(reps[0][:, 0, 0], 1.0)
         # Schur orthogonality of characters
         chi = np.stack([np.trace(r, axis1=1, axis2=2) for r in reps])
@@ -168,3 +170,44 @@ def test_largest_eigenvalue_from_blocks_equals_the_orbit_kernels():
     assert ntk.max_learning_rate(mlp, x, c8) == ntk.max_learning_rate(mlp, x, c8, solver="direct")
     with pytest.raises(ValueError, match="solver must be"):
         ntk.max_learning_rate(mlp, x, c8, solver="fast")
+
+
+def test_solver_eigendecompositions_live_as_long_as_the_solver():
+    """The per-irrep eigendecompositions are cached on the solver, computed once, and freed
+    with it (a class-level lru_cache once kept every solver's blocks alive for the process)."""
+    import gc
+    import weakref
+    from ntkequi.kernels.structured import _Fourier, _Solver
+    g = groups.rotations(4, (3, 3))
+    blocks = jnp.stack([jnp.eye(5) * (4 - a) for a in range(4)])
+    solver = _Solver(_Fourier(groups.irreps(g)), blocks, 0.1)
+    first = solver.eig(1)
+    assert solver.eig(1) is first                          # cached
+    ref = weakref.ref(solver)
+    del solver, first
+    gc.collect()
+    assert ref() is None
+
+
+def test_predict_and_max_learning_rate_share_one_solver_rule(monkeypatch):
+    """'structured' without a group is an error for both; 'auto' without a group is the
+    direct path for both; a failed structure check under 'auto' warns in both."""
+    arch = ArchSpec(kind="mlp", depth=1)
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 2))
+    y = x[:, :1]
+    with pytest.raises(ValueError, match="solver='structured' needs a group"):
+        ntk.predict(arch, x, y, x, 1.0, solver="structured")
+    with pytest.raises(ValueError, match="solver='structured' needs a group"):
+        ntk.max_learning_rate(arch, x, solver="structured")
+    np.testing.assert_array_equal(ntk.predict(arch, x, y, x, 1.0, solver="auto").mean,
+                                  ntk.predict(arch, x, y, x, 1.0, solver="direct").mean)
+    assert ntk.max_learning_rate(arch, x, solver="auto") == ntk.max_learning_rate(arch, x, solver="direct")
+    # an anisotropic kernel is not C8-invariant: 'auto' falls back, with a warning, in both
+    aniso = kernels.from_function(lambda a, b: jnp.exp(-((a[:, None, 0] - b[None, :, 0]) ** 2)
+                                                       - 0.1 * (a[:, None, 1] - b[None, :, 1]) ** 2))
+    g8 = groups.planar_rotations(8)
+    monkeypatch.setattr(ntk, "STRUCTURED_MIN_POINTS", 16)        # 'auto' tries the structured eigensolve
+    with pytest.warns(UserWarning, match="using the direct path"):
+        ntk.predict(aniso, x, y, x, 1.0, group=g8, diag_reg=1e-4, solver="auto")
+    with pytest.warns(UserWarning, match="using the direct path"):
+        ntk.max_learning_rate(aniso, x, g8, solver="auto")

@@ -11,8 +11,9 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ntkequi import ensembles, groups, structured  # noqa: E402
-from ntkequi.arch import ArchSpec  # noqa: E402
+from ntkequi import ensembles, groups  # noqa: E402
+from ntkequi.kernels import structured  # noqa: E402
+from ntkequi.nn import ArchSpec  # noqa: E402
 
 out = {"devices": jax.local_device_count()}
 x = jax.random.normal(jax.random.PRNGKey(0), (8, 6, 6, 1))

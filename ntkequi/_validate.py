@@ -1,0 +1,35 @@
+"""Input checks shared across the library: finite numeric arrays and training times.
+Each raises ``ValueError`` naming the argument and the offending value."""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["check_finite", "check_times"]
+
+
+def check_finite(name: str, x) -> jnp.ndarray:
+    """Return ``x`` as an array; raise ValueError naming ``name`` if it has NaN/inf."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.number):
+        raise ValueError(f"{name} must be numeric; got dtype {x.dtype}")
+    bad = ~jnp.isfinite(x)
+    if bool(jnp.any(bad)):
+        idx = tuple(int(i) for i in np.argwhere(np.asarray(bad))[0])
+        raise ValueError(f"{name} contains {int(bad.sum())} non-finite value(s), "
+                         f"first at index {idx}: {x[idx]}")
+    return x
+
+
+def check_times(t) -> np.ndarray:
+    """Training times as a 1-d float array; each ``>= 0`` (``inf`` allowed)."""
+    ts = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    if ts.ndim != 1:
+        raise ValueError(f"t must be a scalar or a 1-d sequence of times; got shape {ts.shape}")
+    if ts.size == 0:
+        raise ValueError("t is empty: give at least one training time")
+    if np.any(np.isnan(ts)):
+        raise ValueError(f"t contains NaN: {ts.tolist()}")
+    if np.any(ts < 0):
+        raise ValueError(f"training time t must be >= 0; got {ts[ts < 0].tolist()}")
+    return ts

@@ -1,0 +1,88 @@
+"""Experiments: one module per experiment, each following :mod:`.protocol`, and the
+registry that lists them.
+
+>>> from ntkequi import experiments
+>>> experiments.get("demo").NAME
+'demo'
+>>> "toy_ensembles" in experiments.NAMES
+True
+
+:func:`run_experiment` is the one runner (``ntkequi run NAME`` and the scripts in
+``experiments/`` call it): it switches float64 on from the config, runs or resumes the
+experiment into its run directory and records the command that made it.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Optional, Union
+
+from ..runs import write_command
+
+__all__ = ["NAMES", "get", "all_modules", "config_class", "default_out", "run_experiment"]
+
+#: every experiment, in the order the report and ``ntkequi list`` show them
+NAMES = ("demo", "toy_ensembles", "ising", "fmnist_ntk", "partial_augmentation", "fmnist_osp_table",
+         "width_convergence", "kernel_symmetry", "force_fields", "molecules", "cross_product",
+         "baseline_invariance")
+
+
+def get(name: str) -> ModuleType:
+    """The experiment module ``name``; ``KeyError`` naming the known ones otherwise."""
+    if name not in NAMES:
+        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def all_modules() -> list:
+    """Every experiment module, in :data:`NAMES` order."""
+    return [get(n) for n in NAMES]
+
+
+def config_class(module: ModuleType) -> type:
+    """The frozen config dataclass of an experiment (the type of its presets)."""
+    return module.Config
+
+
+def default_out(name: str, preset: str) -> Path:
+    """``runs/<name>`` for the 'small' preset, ``runs/<name>-<preset>`` otherwise."""
+    return Path(f"runs/{name}" + ("" if preset == "small" else f"-{preset}"))
+
+
+def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None] = None, *,
+                   cfg=None, data_dir=None, progress: bool = True, argv=None):
+    """Run (or resume) experiment ``name`` and record its command.
+
+    Args:
+        name: a name in :data:`NAMES`.
+        preset: a key of the module's ``PRESETS`` (ignored when ``cfg`` is given).
+        out: the run directory (default :func:`default_out`).
+        cfg: a config of the experiment's ``Config`` type instead of a preset.
+        data_dir: folder with the FashionMNIST/MNIST IDX files; default ``$NTKEQUI_DATA_DIR``.
+        progress: progress bars.
+        argv: the command line recorded in ``command.json`` (default ``sys.argv``).
+
+    Returns:
+        ``(cfg, out, done)``: the config, the run directory and the records ``{key: record}``.
+
+    Raises:
+        KeyError: unknown experiment or preset (the message names the known ones).
+    """
+    module = get(name)
+    if cfg is None:
+        if preset not in module.PRESETS:
+            raise KeyError(f"experiment {name!r} has no preset {preset!r}; presets: {', '.join(module.PRESETS)}")
+        cfg = module.PRESETS[preset]
+    elif not isinstance(cfg, config_class(module)):
+        raise TypeError(f"cfg must be a {name}.Config; got {type(cfg).__name__}")
+    if getattr(cfg, "x64", False):
+        import jax
+        jax.config.update("jax_enable_x64", True)     # before any data exist
+    if data_dir is None:
+        data_dir = os.environ.get("NTKEQUI_DATA_DIR") or None
+    out = Path(out) if out is not None else default_out(name, preset)
+    done = module.run(cfg, out, data_dir=data_dir, progress=progress)
+    write_command(out, preset if cfg == module.PRESETS.get(preset) else "custom", argv)
+    return cfg, out, done

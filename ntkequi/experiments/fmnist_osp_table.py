@@ -1,0 +1,333 @@
+"""The orbit-consistency table on rotated FashionMNIST (the paper's headline table).
+
+For each rotation group C_n (n in ``cfg.groups``) and seed, trains
+
+* ``deep_ensemble``: ``ensemble_size`` CNNs (an :class:`ArchSpec`, so the analytic
+  kernel of the same network exists) with full-orbit augmentation: every minibatch
+  draws (image, rotation) pairs uniformly from the full C_n orbit of the training
+  set (``augmentation='random'`` of :mod:`ntkequi.ensembles`: one random rotation
+  per image per step, i.e. minibatches of the orbit-augmented set). The ensemble
+  prediction is the mean of the members' logits (the quantity the NTK theory is
+  about). The "single model, data augmentation only" row is each member on its own
+  (mean +- std over members and seeds);
+* ``gcnn``: the E2CNN-style C_n group CNN (:mod:`ntkequi.nn.gcnn`);
+* ``canonicalization``: learned canonicalization (:mod:`ntkequi.nn.canonicalization`);
+
+the baselines with the same optimizer, steps and augmented minibatches. Each model is
+evaluated on the C_n orbits of the FashionMNIST test subset (accuracy, and
+in-distribution OSP) and of the out-of-distribution sets (MNIST digits, uniform
+noise): orbit same predictions (OSP, out of n), relative invariance error of the
+logits, relative standard deviation across the orbit.
+
+Every trained model lives in its own resumable run directory (checkpointed while
+training) and every finished (model, group, seed) appends its metrics to
+``results.jsonl`` at once, so an interrupted table run keeps all finished work.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import data, ensembles, groups, metrics
+from ..nn import ArchSpec, CanonSpec, GCNNSpec, channels_for
+from ..runs import RunDir
+from .protocol import PM, Figure, Num, Table, number_word, pyplot
+
+NAME = "fmnist_osp_table"
+USES_DATA = True
+CPU_TIME = {"small": "20 min", "paper": "weeks on a CPU (use a GPU)"}
+
+MODELS = ("deep_ensemble", "gcnn", "canonicalization")
+ROWS = ("deep_ensemble", "single", "gcnn", "canonicalization")
+ROW_NAMES = {"deep_ensemble": "DeepEns + DA", "single": "single model, DA only",
+             "gcnn": "E2CNN-style GCNN", "canonicalization": "learned canonicalization"}
+#: the paper's table (Gerken & Kessel 2024): OSP out of distribution, mean +- std (which OOD set is not known)
+PAPER_OSP = {
+    "deep_ensemble": {4: (3.85, 0.12), 8: (7.72, 0.34), 16: (15.24, 0.69)},
+    "single": {4: (3.41, 0.18), 8: (6.73, 0.24), 16: (12.77, 0.71)},
+    "gcnn": {4: (4.0, 0.0), 8: (7.71, 0.21), 16: (15.08, 0.34)},
+    "canonicalization": {4: (4.0, 0.0), 8: (7.45, 0.14), 16: (12.41, 0.85)},
+}
+EVAL_SETS = ("test", "mnist", "noise")
+
+
+@dataclasses.dataclass(frozen=True)
+class TableConfig:
+    """Everything that determines the table (saved as the run's config.json).
+
+    cnn: the ensemble members' architecture; gcnn_channels / canon_channels: channels
+    per rotation at C4, scaled by ``channels_for`` for other n (fixed parameter budget).
+    """
+    groups: tuple = (4, 8, 16)
+    seeds: tuple = (0, 1)
+    split: data.SplitConfig = data.SplitConfig(n_train=2000, n_val=0, n_test=200)
+    n_ood: int = 200
+    cnn: ArchSpec = ArchSpec(kind="cnn", depth=2, width=16, out_dim=10, pool=True)
+    ensemble_size: int = 4
+    gcnn_depth: int = 1
+    gcnn_channels: int = 8
+    canon_channels: int = 8
+    kernel_size: int = 5
+    steps: int = 250
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    optimizer: str = "adam"
+    models: tuple = MODELS
+
+    def __post_init__(self):
+        bad = [m for m in self.models if m not in MODELS]
+        if bad:
+            raise ValueError(f"unknown models {bad}; available: {MODELS}")
+        if any(n < 1 for n in self.groups):
+            raise ValueError(f"group orders must be >= 1; got {self.groups}")
+
+
+Config = TableConfig
+PRESETS = {
+    # about 15 min on a 2-core CPU
+    "small": TableConfig(),
+    # the paper's scale (a GPU): all training data, CNNs of ~118k parameters (the paper's
+    # non-invariant CNNs had about 120k), 10 members, 5 seeds
+    "paper": TableConfig(seeds=(0, 1, 2, 3, 4), split=data.SplitConfig(n_train=55000, n_val=5000, n_test=2000),
+                         n_ood=1000, cnn=ArchSpec(kind="cnn", depth=2, width=90, out_dim=10, pool=True),
+                         ensemble_size=10, gcnn_depth=2, gcnn_channels=24, canon_channels=16,
+                         steps=20000, batch_size=128, learning_rate=1e-3),
+}
+
+
+def model_spec(cfg: TableConfig, model: str, n: int):
+    """The spec (ArchSpec / GCNNSpec / CanonSpec) of ``model`` for C_n."""
+    if model == "deep_ensemble":
+        return cfg.cnn
+    if model == "gcnn":
+        return GCNNSpec(n=n, depth=cfg.gcnn_depth, channels=channels_for(n, cfg.gcnn_channels),
+                        kernel_size=cfg.kernel_size, out_dim=cfg.cnn.out_dim, pool=True)
+    return CanonSpec(canonicalizer=GCNNSpec(n=n, depth=0, channels=channels_for(n, cfg.canon_channels),
+                                            kernel_size=cfg.kernel_size, out_dim=1),
+                     classifier=cfg.cnn, image_size=28)
+
+
+def parameter_counts(cfg: TableConfig) -> dict:
+    """``{(model, n): number of parameters}`` of one network of each model and group."""
+    x = jnp.zeros((1, 28, 28, 1))
+    count = lambda spec: sum(int(np.size(p)) for p in
+                             jax.tree_util.tree_leaves(spec.flax().init(jax.random.PRNGKey(0), x)))
+    return {(m, n): count(model_spec(cfg, m, n)) for m in cfg.models for n in cfg.groups}
+
+
+def _eval_metrics(logits_orbit, group, labels=None) -> dict:
+    """Metrics of one model's orbit logits ``(|G|, N, k)``."""
+    osp_mean, osp_std = metrics.orbit_same_predictions(logits_orbit, group)
+    out = {"osp": osp_mean, "osp_std": osp_std,
+           "invariance_error": metrics.equivariance_error(logits_orbit, group).relative,
+           "relative_std": metrics.relative_std(logits_orbit, group)}
+    if labels is not None:
+        out["accuracy"] = metrics.accuracy(logits_orbit[0], labels)
+        out["accuracy_orbit"] = float(np.mean([metrics.accuracy(f, labels) for f in logits_orbit]))
+    return out
+
+
+def run(cfg: TableConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:
+    """Train and evaluate everything in ``cfg`` (resuming what ``out`` holds); returns
+    ``{key: record}`` with key ``'{model}/C{n}/seed{seed}'``."""
+    out = Path(out)
+    rd = RunDir(out, cfg, overwrite=overwrite)
+    done = rd.done()
+    for seed in cfg.seeds:
+        split = dataclasses.replace(cfg.split, seed=seed)
+        sets = data.splits(split, "fashion_mnist", data_dir)
+        x_tr, y_tr = sets["train"]
+        y_onehot = np.eye(cfg.cnn.out_dim, dtype=np.float32)[y_tr]
+        evals = {"test": sets["test"][0],
+                 "mnist": data.ood_set("mnist", cfg.n_ood, seed, data_dir),
+                 "noise": data.ood_set("noise", cfg.n_ood, seed, data_dir)}
+        for n in cfg.groups:
+            group = groups.rotations(n, (28, 28))
+            ev = metrics.EvalOrbits.of(group, {s: evals[s] for s in EVAL_SETS})
+            for model in cfg.models:
+                key = f"{model}/C{n}/seed{seed}"
+                if key in done:
+                    continue
+                spec = model_spec(cfg, model, n)
+                tcfg = ensembles.TrainConfig(
+                    ensemble_size=cfg.ensemble_size if model == "deep_ensemble" else 1,
+                    steps=cfg.steps, learning_rate=cfg.learning_rate, optimizer=cfg.optimizer,
+                    loss="xent", batch_size=cfg.batch_size, augmentation="random",
+                    record_steps=(cfg.steps,), checkpoint_every=max(1, cfg.steps // 10), seed=seed)
+                print(f"[{out.name}] {key}", flush=True)
+                res = ensembles.train(spec, tcfg, x_tr, y_onehot, ev.x, group=group,
+                                      run_dir=out / "models" / key.replace("/", "_"), progress=progress)
+                members = res.members[-1]                       # (M, N_eval, k)
+                rec = {"model": model, "n": n, "seed": seed, "n_train": int(x_tr.shape[0])}
+                for s in EVAL_SETS:
+                    sl = ev.slice(s)
+                    lab = sets["test"][1] if s == "test" else None
+                    orbit = lambda f: metrics.orbit_predictions(f[sl], group)
+                    rec[s] = _eval_metrics(orbit(members.mean(0)), group, lab)
+                    if model == "deep_ensemble":
+                        rec[s + "_members"] = [_eval_metrics(orbit(m), group, lab) for m in members]
+                done[key] = rd.record(key, **rec)
+    write_csv(cfg, done, out)
+    return done
+
+
+def summarize(cfg: TableConfig, done: dict, eval_set: str, metric: str = "osp") -> dict:
+    """``{row: {n: (mean, std, count)}}`` over seeds (and members for 'single')."""
+    out = {}
+    for row in ROWS:
+        model = "deep_ensemble" if row == "single" else row
+        if model not in cfg.models:
+            continue
+        out[row] = {}
+        for n in cfg.groups:
+            vals = []
+            for seed in cfg.seeds:
+                rec = done.get(f"{model}/C{n}/seed{seed}")
+                if rec is None:
+                    continue
+                if row == "single":
+                    vals += [m[metric] for m in rec[eval_set + "_members"]]
+                else:
+                    vals.append(rec[eval_set][metric])
+            if vals:
+                out[row][n] = (float(np.mean(vals)), float(np.std(vals)), len(vals))
+    return out
+
+
+def markdown(cfg: TableConfig, done: dict, eval_set: str, metric: str = "osp", paper: bool = True) -> str:
+    """Markdown table of ``metric`` on ``eval_set``, mean +- std, beside the paper's OSP."""
+    summ = summarize(cfg, done, eval_set, metric)
+    head = "| model | " + " | ".join(f"C{n}" + (f" | C{n} paper" if paper else "") for n in cfg.groups) + " |"
+    lines = [head, "|---" * (1 + len(cfg.groups) * (2 if paper else 1)) + "|"]
+    for row, vals in summ.items():
+        cells = []
+        for n in cfg.groups:
+            v = vals.get(n)
+            cells.append("-" if v is None else f"{v[0]:.3g} +- {v[1]:.2g}")
+            if paper:
+                p = PAPER_OSP[row].get(n)
+                cells.append("-" if p is None else f"{p[0]} +- {p[1]}")
+        lines.append(f"| {ROW_NAMES[row]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(cfg: TableConfig, done: dict, out: Path) -> None:
+    """``results.csv`` (one row per model, group, seed and eval set; members as
+    ``single[i]``) and ``summary.json`` (mean, std and count over seeds per row and
+    group), in ``out``, for analysis outside ntkequi."""
+    out = Path(out)
+    fields = ["model", "n", "seed", "eval_set", "osp", "osp_std", "invariance_error", "relative_std",
+              "accuracy", "accuracy_orbit"]
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        for key in sorted(done):
+            rec = done[key]
+            for s in EVAL_SETS:
+                w.writerow({"model": rec["model"], "n": rec["n"], "seed": rec["seed"], "eval_set": s, **rec[s]})
+                for i, m in enumerate(rec.get(s + "_members", [])):
+                    w.writerow({"model": f"single[{i}]", "n": rec["n"], "seed": rec["seed"], "eval_set": s, **m})
+    summary_ = {s: {m: summarize(cfg, done, s, m) for m in ("osp", "invariance_error", "relative_std")}
+                for s in EVAL_SETS}
+    summary_["test"]["accuracy"] = summarize(cfg, done, "test", "accuracy")
+    (out / "summary.json").write_text(json.dumps(summary_, indent=2, sort_keys=True) + "\n")
+
+
+def summary(cfg: TableConfig, done: dict) -> str:
+    """Markdown: OSP per eval set beside the paper's, test accuracy, logit invariance error."""
+    md = [f"parameters per network: " + ", ".join(f"{m} C{n}: {c}" for (m, n), c in parameter_counts(cfg).items()), ""]
+    for s in EVAL_SETS:
+        md += [f"### OSP (out of |G|) on {s} inputs", "", markdown(cfg, done, s), ""]
+    md += ["### test accuracy (unrotated test images)", "", markdown(cfg, done, "test", "accuracy", paper=False), ""]
+    md += ["### relative invariance error of the logits, mnist inputs", "",
+           markdown(cfg, done, "mnist", "invariance_error", paper=False)]
+    return "\n".join(md)
+
+
+def figure(cfg: TableConfig, done: dict):
+    """(e) the table's models side by side: OSP / |G| (mean +- std over seeds; members and
+    seeds for the single model) per group, one panel per evaluation set; crosses: the
+    paper's values (its evaluation set is not known). Returns the matplotlib Figure."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(EVAL_SETS), figsize=(5 * len(EVAL_SETS), 4), sharey=True)
+    groups_ = list(cfg.groups)
+    rows = [r for r in ROWS if ("deep_ensemble" if r == "single" else r) in cfg.models]
+    bw = 0.8 / len(rows)
+    for ax, s in zip(axes, EVAL_SETS):
+        summ = summarize(cfg, done, s, "osp")
+        for i, row in enumerate(rows):
+            xs = np.arange(len(groups_)) + (i - (len(rows) - 1) / 2) * bw
+            vals = [summ.get(row, {}).get(n, (np.nan, 0.0, 0)) for n in groups_]
+            ax.bar(xs, [v[0] / n for v, n in zip(vals, groups_)], bw, yerr=[v[1] / n for v, n in zip(vals, groups_)],
+                   capsize=2, color=f"C{i}", label=ROW_NAMES[row])
+            paper = [PAPER_OSP[row].get(n, (np.nan,))[0] / n for n in groups_]
+            ax.plot(xs, paper, "kx", ms=6, label="paper" if i == 0 else None)
+        ax.set_xticks(np.arange(len(groups_)), [f"C{n}" for n in groups_])
+        ax.set(ylim=(0, 1.05), xlabel="group", title=f"{s} inputs")
+    axes[0].set_ylabel("OSP / |G| (1: all orbit predictions agree)")
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+
+
+def osp_table(eval_set: str):
+    """``fn(cfg, done) -> Table``: OSP on ``eval_set`` (mean +- std over seeds), the paper's
+    value in parentheses."""
+    def table_(cfg: TableConfig, done: dict) -> Table:
+        summ = summarize(cfg, done, eval_set, "osp")
+        rows = []
+        for row, vals in summ.items():
+            cells = []
+            for n in cfg.groups:
+                v, p = vals.get(n), PAPER_OSP[row].get(n)
+                ours = "--" if v is None else PM(v[0], v[1], decimals=2)
+                cells.append(ours if p is None else (ours, " (", Num(p[0], decimals=2), ")"))
+            rows.append([ROW_NAMES[row]] + cells)
+        cap = (f"Orbit same predictions (out of $|G|$) on rotated {eval_set} inputs, mean "
+               r"$\pm$ std over seeds; the paper's value in parentheses.")
+        return Table(["model"] + [f"$C_{{{n}}}$" for n in cfg.groups], rows, cap, f"osp_{eval_set}")
+    return table_
+
+
+def metric_table(eval_set: str, metric: str, what: str, label: str):
+    """``fn(cfg, done) -> Table``: ``metric`` on ``eval_set`` per model and group, mean +- std."""
+    def table_(cfg: TableConfig, done: dict) -> Table:
+        summ = summarize(cfg, done, eval_set, metric)
+        rows = [[ROW_NAMES[row]] + [PM(*vals[n][:2]) if n in vals else "--" for n in cfg.groups]
+                for row, vals in summ.items()]
+        cap = f"{what}, mean $\\pm$ std over seeds (the single model: over seeds and members)."
+        return Table(["model"] + [f"$C_{{{n}}}$" for n in cfg.groups], rows, cap, label)
+    return table_
+
+
+def numbers(cfg: TableConfig, done: dict) -> dict:
+    """Mean OSP on noise images of every model and group (``osp<Model><Order>``) and the
+    training-set size."""
+    summ = summarize(cfg, done, "noise", "osp")
+    out = {}
+    for row, nm in (("deep_ensemble", "Ens"), ("single", "Single"), ("gcnn", "Gcnn"), ("canonicalization", "Canon")):
+        for n in cfg.groups:
+            if n in summ.get(row, {}):
+                out[f"osp{nm}{number_word(n)}"] = summ[row][n][0]
+    out["ospNTrain"] = str(cfg.split.n_train)
+    return out
+
+
+FIGURES = (Figure("osp_models", figure,
+                  "The orbit-consistency table's models side by side: OSP (as a fraction of |G|) of the "
+                  "deep ensemble, its single members, the GCNN and learned canonicalization, mean and std "
+                  "over seeds, for each group and evaluation set; crosses: the paper's values."),)
+TABLES = {
+    "osp_test": osp_table("test"), "osp_mnist": osp_table("mnist"), "osp_noise": osp_table("noise"),
+    "osp_accuracy": metric_table("test", "accuracy", "Test accuracy on unrotated test images", "osp_accuracy"),
+    "osp_invariance": metric_table("mnist", "invariance_error",
+                                   "Relative invariance error of the logits on rotated MNIST digits", "osp_invariance"),
+}

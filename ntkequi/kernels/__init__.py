@@ -1,0 +1,22 @@
+"""Analytic kernels and the predictions of infinite ensembles.
+
+* :mod:`~ntkequi.kernels.ntk`: :func:`predict` (mu_t and covariance of gradient flow,
+  plain or orbit-augmented), :func:`max_learning_rate`, :func:`augment`,
+  :func:`kernel_invariance_error`;
+* :mod:`~ntkequi.kernels.structured`: the group-structured solve (``|G|`` kernel blocks,
+  one eigendecomposition per irrep);
+* :mod:`~ntkequi.kernels.symmetrized`: :func:`symmetrize` (one- and two-sided k^G),
+  :func:`augmented_as_symmetrized`, :func:`from_function`;
+* :mod:`~ntkequi.kernels.matrix`: matrix-valued kernels for vector fields (covariant,
+  curl-free, divergence-free, energy-conserving);
+* :mod:`~ntkequi.kernels.group_stax`: C4 group-convolutional neural-tangents layers.
+"""
+from ._common import KernelTooLargeError, Prediction, kernel_memory_bytes, memory_budget_bytes
+from .ntk import STRUCTURED_MIN_POINTS, augment, kernel_invariance_error, max_learning_rate, predict
+from .structured import StructureError, check_structure, kernel_blocks, max_eigenvalue
+from .symmetrized import SymmetrizedProblem, augmented_as_symmetrized, from_function, symmetrize
+
+__all__ = ["Prediction", "KernelTooLargeError", "predict", "augment", "max_learning_rate",
+           "kernel_invariance_error", "kernel_memory_bytes", "memory_budget_bytes", "STRUCTURED_MIN_POINTS",
+           "StructureError", "check_structure", "kernel_blocks", "max_eigenvalue", "symmetrize",
+           "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]

@@ -1,0 +1,173 @@
+"""What every analytic predictor shares: the :class:`Prediction` type, input checks, the
+memory guard, and the cached (jitted) kernel of an ArchSpec. Private to
+:mod:`ntkequi.kernels`; :mod:`~ntkequi.kernels.ntk` and :mod:`~ntkequi.kernels.structured`
+both import it and not each other's internals."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import warnings
+from typing import Callable, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._validate import check_finite, check_times
+from ..nn.arch import ArchSpec
+
+__all__ = ["Prediction", "KernelTooLargeError", "check_finite", "check_times", "check_solver_args",
+           "check_data", "memory_budget_bytes", "kernel_memory_bytes", "fmt_bytes", "kernel_of",
+           "jit_kernel", "nt_time", "divisor_batch", "check_solver", "fall_back_to_direct"]
+
+
+class KernelTooLargeError(MemoryError):
+    """A kernel matrix (or its intermediate) would not fit in the memory budget."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Mean (and covariance) of the infinite ensemble.
+
+    ts: ``(T,)`` training times (``inf`` allowed).
+    mean: ``(T, M, k)``.
+    cov: ``(T, M, M)`` covariance over test points (the same for every output
+        component), or None.
+    """
+    ts: np.ndarray
+    mean: jnp.ndarray
+    cov: Optional[jnp.ndarray] = None
+
+    @property
+    def std(self) -> Optional[jnp.ndarray]:
+        """``(T, M)`` standard deviation of a single ensemble member's output."""
+        if self.cov is None:
+            return None
+        return jnp.sqrt(jnp.clip(jnp.diagonal(self.cov, axis1=-2, axis2=-1), 0, None))
+
+
+# ----------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------
+
+def check_solver_args(get: str, learning_rate: float, diag_reg: float) -> None:
+    """ValueError naming a bad ``get``, ``learning_rate`` or ``diag_reg``."""
+    if get not in ("ntk", "nngp"):
+        raise ValueError(f"get must be 'ntk' or 'nngp'; got {get!r}")
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise ValueError(f"learning_rate must be a positive finite number; got {learning_rate}")
+    if not (diag_reg >= 0 and math.isfinite(diag_reg)):
+        raise ValueError(f"diag_reg must be >= 0; got {diag_reg}")
+
+
+def check_data(x_train, y_train, x_test):
+    x_train = check_finite("x_train", x_train)
+    y_train = check_finite("y_train", y_train)
+    x_test = check_finite("x_test", x_test)
+    if x_train.ndim < 2:
+        raise ValueError(f"x_train must be a batch (N, ...) of rank >= 2; got shape {x_train.shape}")
+    if y_train.ndim != 2:
+        raise ValueError(f"y_train must have shape (N, k); got {y_train.shape}")
+    if y_train.shape[0] != x_train.shape[0]:
+        raise ValueError(f"x_train has {x_train.shape[0]} samples but y_train has {y_train.shape[0]}")
+    if x_test.shape[1:] != x_train.shape[1:]:
+        raise ValueError(f"x_test per-sample shape {x_test.shape[1:]} differs from x_train's "
+                         f"{x_train.shape[1:]}")
+    return x_train, y_train, x_test
+
+
+# ----------------------------------------------------------------------------
+# memory
+# ----------------------------------------------------------------------------
+
+def memory_budget_bytes() -> int:
+    """Bytes a kernel computation may use: ``NTKEQUI_MAX_KERNEL_BYTES`` if set,
+    else half the machine's physical memory."""
+    env = os.environ.get("NTKEQUI_MAX_KERNEL_BYTES")
+    if env:
+        return int(float(env))
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 8 << 30
+
+
+def kernel_memory_bytes(n_train: int, n_test: int, itemsize: int, per_pair: int = 1,
+                        batch_size: int = 0, compute_cov: bool = False) -> int:
+    """Estimated peak bytes of a prediction: the stored kernels (train-train NNGP
+    and NTK, test-train, test-test if ``compute_cov``, plus the
+    eigendecomposition), and the per-batch intermediate of the kernel computation
+    (``per_pair`` floats per input pair, a few arrays at a time)."""
+    stored = (3 * n_train * n_train + 2 * n_test * n_train
+              + (n_test * n_test if compute_cov else 0)) * itemsize
+    b1 = batch_size if batch_size else max(n_train, n_test)
+    b2 = batch_size if batch_size else max(n_train, n_test)
+    intermediate = 4 * b1 * b2 * per_pair * itemsize
+    return int(stored + intermediate)
+
+
+def fmt_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if b < 1024 or unit == "TiB":
+            return f"{b:.1f} {unit}"
+        b /= 1024
+
+
+# ----------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=64)
+def _spec_kernel(spec: ArchSpec) -> Callable:
+    return spec.kernel_fn
+
+
+def kernel_of(arch: Union[ArchSpec, Callable]) -> Callable:
+    """The kernel_fn of an ArchSpec (one object per spec, so that its jitted form is
+    compiled once per shape), or ``arch`` itself if it is a kernel_fn."""
+    return _spec_kernel(arch) if isinstance(arch, ArchSpec) else arch
+
+
+@functools.lru_cache(maxsize=64)
+def jit_kernel(kernel_fn: Callable) -> Callable:
+    """``jax.jit`` of a kernel_fn (static ``get``), cached per kernel_fn object: fusing
+    the elementwise recursion is several times faster than eager evaluation on large
+    blocks (``python benchmarks/run.py``)."""
+    return jax.jit(kernel_fn, static_argnums=(2,))
+
+
+def nt_time(t: np.ndarray, y_size: int) -> np.ndarray:
+    """ntkequi time (summed loss) -> neural-tangents time (loss / y_train.size)."""
+    return t * y_size
+
+
+def divisor_batch(n_values: Sequence[int], requested: int) -> int:
+    g = 0
+    for n in n_values:
+        g = math.gcd(g, n)
+    for b in range(min(requested, g), 0, -1):
+        if g % b == 0:
+            return b
+    return 1
+
+
+SOLVERS = ("direct", "structured", "auto")
+
+
+def check_solver(solver: str, group) -> None:
+    """The one rule for ``solver`` in :func:`~ntkequi.kernels.predict` and
+    :func:`~ntkequi.kernels.max_learning_rate`: one of :data:`SOLVERS`; 'structured'
+    needs a group (it solves the orbit-augmented problem); 'auto' without a group is the
+    direct path (there is no orbit to exploit)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be 'direct', 'structured' or 'auto'; got {solver!r}")
+    if solver == "structured" and group is None:
+        raise ValueError("solver='structured' needs a group (it solves the orbit-augmented problem)")
+
+
+def fall_back_to_direct(solver: str, error: Exception, what: str) -> None:
+    """After a failed structure check: re-raise for ``solver='structured'``, else warn
+    (naming the reason) that ``what`` uses the direct path."""
+    if solver == "structured":
+        raise error
+    warnings.warn(f"structured {what} not possible, using the direct path: {error}", stacklevel=3)

@@ -1,0 +1,205 @@
+"""Analytic NTK predictions of infinite deep ensembles, plain or orbit-augmented.
+
+Time convention (used everywhere in ntkequi): full-batch gradient descent on the
+summed loss ``L = 1/2 ||f(X) - Y||^2`` with learning rate ``eta`` for ``s`` steps is
+training time ``t = eta * s``, and the infinite ensemble's mean is
+
+    mu_t(x) = Theta(x, X) Theta(X, X)^-1 (I - exp(-Theta(X, X) t)) Y.
+
+neural-tangents' ``predict`` normalises the loss by the number of training
+targets (``y_train.size``), so ``t_nt = t * y_train.size``; the conversion happens
+only in :func:`_nt_time` (``y_train.size`` grows by |G| under augmentation).
+
+``diag_reg`` is neural-tangents' relative regulariser: ``diag_reg * trace(K)/n``
+is added to the diagonal of the train-train kernel (``trace(K)/n`` is the same
+with and without orbit augmentation when the kernel is invariant).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..groups import Group
+from ..nn.arch import ArchSpec
+from ..nt import nt
+from . import structured
+from ._common import (KernelTooLargeError, Prediction, check_data, check_finite, check_solver, check_solver_args,
+                      check_times, divisor_batch, fall_back_to_direct, fmt_bytes, jit_kernel, kernel_memory_bytes,
+                      memory_budget_bytes, nt_time)
+
+__all__ = ["predict", "augment", "max_learning_rate", "kernel_invariance_error", "STRUCTURED_MIN_POINTS"]
+
+
+def augment(group: Group, x, y):
+    """Full-orbit augmentation: ``(|G| N, ...)`` inputs ``g x_i`` and ``(|G| N, k)``
+    targets ``rho_out(g) y_i``, ordered group-major (all of g=0, then g=1, ...)."""
+    x = group.check_input(x)
+    xo = group.orbit(x)
+    yo = group.orbit_out(y)
+    return xo.reshape((-1,) + x.shape[1:]), yo.reshape((-1,) + yo.shape[2:])
+
+
+
+def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *,
+            group: Optional[Group] = None, learning_rate: float = 1.0,
+            diag_reg: float = 0.0, compute_cov: bool = False, get: str = "ntk",
+            batch_size: int = 0, max_bytes: Optional[int] = None,
+            solver: str = "direct") -> Prediction:
+    """Mean (and covariance) of the infinite ensemble trained by gradient flow.
+
+    Args:
+        arch: an :class:`~ntkequi.nn.ArchSpec` or a neural-tangents ``kernel_fn``.
+        x_train: training inputs ``(N, ...)``.
+        y_train: training targets ``(N, k)``.
+        x_test: test inputs ``(M, ...)``.
+        t: time or times ``(T,)`` in ntkequi units (see the module doc), ``>= 0``,
+            ``inf`` for the converged predictor; multiplied by ``learning_rate``.
+        group: if given, train on the full orbit (``|G| N`` samples, targets
+            transformed by the group's output representation).
+        learning_rate: multiplies ``t``.
+        diag_reg: neural-tangents' relative regulariser (see the module doc).
+        compute_cov: also return the covariance over test points.
+        get: 'ntk' (gradient descent on all layers) or 'nngp' (last layer only).
+        batch_size: compute kernels in blocks of this many rows with ``nt.batch``
+            (bounds the intermediate memory; adjusted down to divide the sizes).
+        max_bytes: memory budget (default :func:`~ntkequi.kernels.memory_budget_bytes`).
+        solver: with a group, 'direct' builds the ``|G| N x |G| N`` orbit kernel;
+            'structured' uses the group-structured solve of :mod:`ntkequi.kernels.structured`
+            (``|G|`` blocks of ``N x N``); 'auto' tries 'structured' and falls back to
+            'direct' with a warning naming the reason (without a group: 'direct').
+
+    Returns:
+        A :class:`~ntkequi.kernels.Prediction` with ``mean (T, M, k)`` and, with
+        ``compute_cov``, ``cov (T, M, M)``.
+
+    Raises:
+        ValueError: bad shapes, non-finite data, negative or NaN times, unknown ``get`` or ``solver``.
+        KernelTooLargeError: the kernels would not fit in ``max_bytes`` (the message names
+            a ``batch_size`` that fits, if one does).
+        StructureError: ``solver='structured'`` with an inexact action or a non-invariant kernel.
+
+    Example: with the C4 orbit, the converged mean is invariant on any input.
+
+    >>> import jax; jax.config.update("jax_enable_x64", True)
+    >>> from ntkequi import data, groups, metrics
+    >>> from ntkequi.nn import ArchSpec
+    >>> c4 = groups.planar_rotations(4)
+    >>> x = data.wedge_points(jax.random.PRNGKey(0), 6)
+    >>> x_test = c4.orbit(data.noise_points(jax.random.PRNGKey(1), 3)).reshape(-1, 2)
+    >>> mu = predict(ArchSpec(kind="mlp", depth=2), x, data.radial_target(x), x_test, [1.0, float("inf")], group=c4)
+    >>> mu.mean.shape
+    (2, 12, 1)
+    >>> err = metrics.equivariance_error(metrics.orbit_predictions(mu.mean[-1], c4), c4).relative
+    >>> bool(err < 1e-10)
+    True
+    """
+    check_solver(solver, group)
+    if solver != "direct" and group is not None:
+        kwargs = dict(group=group, learning_rate=learning_rate, diag_reg=diag_reg,
+                      compute_cov=compute_cov, get=get, batch_size=batch_size, max_bytes=max_bytes)
+        try:
+            return structured.predict(arch, x_train, y_train, x_test, t, **kwargs)
+        except structured.StructureError as e:
+            fall_back_to_direct(solver, e, "solve")
+    check_solver_args(get, learning_rate, diag_reg)
+    ts = check_times(t) * learning_rate
+    x_train, y_train, x_test = check_data(x_train, y_train, x_test)
+    if group is not None:
+        group.check_input(x_train)
+        group.check_input(x_test)
+        x_train, y_train = augment(group, x_train, y_train)
+
+    kernel_fn = arch.kernel_fn if isinstance(arch, ArchSpec) else arch
+    per_pair = arch.kernel_entries_per_pair(tuple(x_train.shape[1:])) if isinstance(arch, ArchSpec) else 1
+    n, m = x_train.shape[0], x_test.shape[0]
+    itemsize = jnp.dtype(x_train.dtype).itemsize
+    need = kernel_memory_bytes(n, m, itemsize, per_pair, batch_size, compute_cov)
+    budget = memory_budget_bytes() if max_bytes is None else max_bytes
+    if need > budget:
+        stored = kernel_memory_bytes(n, m, itemsize, per_pair, 1, compute_cov)
+        hint = (f"pass batch_size (e.g. batch_size=64) to compute the kernel in blocks "
+                f"(needs about {fmt_bytes(stored)})" if stored <= budget else
+                f"the stored {n}x{n} train kernel alone needs {fmt_bytes(stored)}: use fewer "
+                f"training samples" + (" or a smaller group" if group is not None else ""))
+        raise KernelTooLargeError(
+            f"kernel for {n} training x {m} test inputs needs about {fmt_bytes(need)} "
+            f"(budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES to change); {hint}")
+    if batch_size:
+        bs = divisor_batch([n, m], batch_size)
+        kernel_fn = nt.batch(kernel_fn, batch_size=bs, device_count=0)
+
+    predict_fn = nt.predict.gradient_descent_mse_ensemble(
+        kernel_fn, x_train, y_train, learning_rate=1.0, diag_reg=diag_reg)
+    finite = np.isfinite(ts)
+    means, covs = [None] * len(ts), [None] * len(ts)
+
+    def _store(idx, out, leading):
+        mean, cov = out if compute_cov else (out, None)
+        if not leading:
+            mean, cov = mean[None], (None if cov is None else cov[None])
+        for j, i in enumerate(idx):
+            means[i] = mean[j if leading else 0]
+            covs[i] = None if cov is None else cov[j if leading else 0]
+
+    if finite.any():
+        idx = np.flatnonzero(finite)
+        t_nt = jnp.asarray(nt_time(ts[idx], y_train.size), dtype=x_train.dtype)
+        _store(idx, predict_fn(t_nt, x_test, get, compute_cov=compute_cov), True)
+    if (~finite).any():
+        _store(np.flatnonzero(~finite), predict_fn(None, x_test, get, compute_cov=compute_cov), False)
+    mean = jnp.stack(means)
+    cov = jnp.stack(covs) if compute_cov else None
+    return Prediction(ts=ts / learning_rate, mean=mean, cov=cov)
+
+
+def kernel_invariance_error(kernel_fn: Callable, group: Group, x1, x2=None,
+                            get: str = "ntk") -> np.ndarray:
+    """Relative error ``||K(g x1, g x2) - K(x1, x2)|| / ||K(x1, x2)||`` for every g.
+
+    Zero (to rounding) when the kernel is invariant under the simultaneous action
+    (MLPs under orthogonal actions, CNNs under pixel permutations by rotation);
+    measurably non-zero for interpolated rotations. Returns ``(|G|,)``."""
+    x1 = group.check_input(check_finite("x1", x1))
+    o1 = group.orbit(x1)
+    o2 = [None] * group.order if x2 is None else group.orbit(group.check_input(check_finite("x2", x2)))
+    if x2 is not None:
+        # |G| calls of one shape: compiled once. Not for x2=None: there the eager path keeps
+        # nt's precise diagonal, which XLA's fused multiply-adds undo under jit (~1e-10)
+        kernel_fn = jit_kernel(kernel_fn)
+    ref = kernel_fn(x1, o2[0], get)
+    errs = [float(jnp.linalg.norm(kernel_fn(o1[g], o2[g], get) - ref) / jnp.linalg.norm(ref))
+            for g in range(group.order)]
+    return np.asarray(errs)
+
+
+#: orbit size above which ``max_learning_rate(solver='auto')`` uses the group-structured eigensolve
+STRUCTURED_MIN_POINTS = 2048
+
+
+def max_learning_rate(arch: Union[ArchSpec, Callable], x_train, group: Optional[Group] = None,
+                      solver: str = "auto") -> float:
+    """Largest stable learning rate ``2 / lambda_max(Theta(X, X))`` of full-batch
+    gradient descent on the summed MSE loss in the infinite-width limit (``X``
+    orbit-augmented if ``group`` is given; that multiplies lambda_max by up to |G|).
+    Discrete steps follow the gradient flow mu_t only for learning rates well
+    below this (``eta * lambda_max << 1``). With a group, 'structured' takes lambda_max
+    from the |G| kernel blocks (:func:`ntkequi.kernels.structured.max_eigenvalue`: exact groups,
+    invariant kernels), 'direct' from the full ``|G| N x |G| N`` orbit kernel, and 'auto'
+    (default) the former for an exact group once the orbit has more than
+    ``STRUCTURED_MIN_POINTS`` points (below that the direct eigensolve is cheaper than
+    the blocks' compilation), falling back to 'direct' where the structure check fails."""
+    check_solver(solver, group)
+    x_train = check_finite("x_train", x_train)
+    large = group is not None and group.order * x_train.shape[0] > STRUCTURED_MIN_POINTS
+    if group is not None and (solver == "structured" or (solver == "auto" and group.exact and large)):
+        try:
+            return 2.0 / structured.max_eigenvalue(arch, x_train, group)
+        except structured.StructureError as e:
+            fall_back_to_direct(solver, e, "eigensolve")
+    if group is not None:
+        x_train = group.orbit(group.check_input(x_train)).reshape((-1,) + x_train.shape[1:])
+    kernel_fn = arch.kernel_fn if isinstance(arch, ArchSpec) else arch
+    theta = kernel_fn(x_train, None, "ntk")
+    return float(nt.predict.max_learning_rate(theta, y_train_size=1))

@@ -1,0 +1,302 @@
+"""Group-structured NTK solves for orbit-augmented training sets.
+
+Training on the full orbit ``{g x_i}`` of ``N`` inputs under a finite group ``G`` makes
+the kernel matrix ``|G| N x |G| N``: done directly it costs ``|G|^2`` times the memory
+and ``|G|^3`` times the solve of the unaugmented problem. When ``G`` acts exactly and
+the kernel is invariant under the simultaneous action, ``k(g x, g x') = k(x, x')``,
+
+    K_aug[(g, i), (h, j)] = k(g x_i, h x_j) = k(x_i, g^-1 h x_j) = B_{g^-1 h}[i, j],
+
+with only ``|G|`` blocks ``B_a = k(X, a X)`` (``N x N``). ``K_aug = sum_a R(a) (x) B_a``
+for the regular representation ``R``; the group Fourier transform
+``K^(rho) = sum_a rho(a) (x) B_a`` over the irreducible representations ``rho``
+(:func:`ntkequi.groups.irreps`; for a cyclic group the DFT over the group index) turns
+it into independent Hermitian blocks of size ``d_rho N`` (``sum d_rho^2 = |G|``), and
+every function of ``K_aug`` (inverse, ``(I - exp(-K t)) K^-1``, products with the
+NNGP blocks) is computed block by block.
+
+Targets ``rho_out(g) y_i`` only have components in the irreps contained in
+``rho_out``, so the mean needs those blocks only: a single real ``N x N`` block (the
+trivial irrep, ``sum_a B_a``) for invariant targets. The covariance at test points
+needs all blocks.
+
+Conventions (time, ``diag_reg``, ``get``) are those of :func:`ntkequi.kernels.ntk.predict`,
+whose ``solver='structured'`` calls :func:`predict` here; results agree with the
+direct path to rounding (``tests/test_structured.py``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..groups import Group, GroupError, irreps
+from ..nn.arch import ArchSpec
+from ..nt import nt
+from ._common import (KernelTooLargeError, Prediction, check_data, check_finite, check_solver_args,
+                      check_times, divisor_batch, fmt_bytes, jit_kernel, kernel_of, memory_budget_bytes)
+
+__all__ = ["max_eigenvalue", "predict", "kernel_blocks", "check_structure", "StructureError",
+           "structured_memory_bytes"]
+
+
+class StructureError(GroupError):
+    """The augmented kernel is not group-structured (inexact action or non-invariant
+    kernel), so the structured solve would give a wrong answer."""
+
+
+def _gets(get, compute_cov: bool) -> tuple:
+    return ("nngp", "ntk") if (compute_cov and get == "ntk") else (get,)
+
+
+def kernel_blocks(kernel_fn: Callable, group: Group, x1, x2=None, get=("ntk",),
+                  batch_size: int = 0) -> dict:
+    """``{g: (|G|, N1, N2)}`` with ``[a] = k_g(x1, a x2)`` for each kernel ``g`` in ``get``.
+
+    One kernel call on ``x1`` against the whole orbit of ``x2`` (``|G| N2`` inputs).
+    ``x2=None`` means ``x2 = x1``; the identity block is then recomputed with
+    ``x2=None`` (neural-tangents' precise diagonal). ``batch_size`` computes the
+    kernel in row/column batches with ``nt.batch``, spread over all local devices."""
+    get = tuple(get)
+    same = x2 is None
+    x2 = x1 if same else x2
+    n1, n2, order = x1.shape[0], x2.shape[0], group.order
+    orbit = group.orbit(x2).reshape((order * n2,) + x2.shape[1:])
+    fn = kernel_fn
+    if batch_size:
+        bs = divisor_batch([n1, n2], batch_size)
+        fn = nt.batch(kernel_fn, batch_size=bs,
+                      device_count=-1 if jax.local_device_count() > 1 else 0)
+    k = jit_kernel(fn)(x1, orbit, get)
+    out = {g: jnp.moveaxis(getattr(k, g).reshape(n1, order, n2), 1, 0) for g in get}
+    if same:
+        k0 = fn(x1, None, get)
+        out = {g: v.at[0].set(getattr(k0, g)) for g, v in out.items()}
+    return out
+
+
+def check_structure(kernel_fn: Callable, group: Group, x, blocks: Optional[jnp.ndarray] = None,
+                    get: str = "ntk", tol: float = 1e-8, n_sample: int = 6,
+                    key=None) -> float:
+    """Measured relative error of the assumptions of the structured solve; raises
+    :class:`StructureError` naming the failure if it exceeds ``tol``.
+
+    Checks: the action is exact (``group.exact``); the kernel is invariant under the
+    simultaneous action, ``k(g x, g x') = k(x, x')``, on ``n_sample`` inputs of ``x``
+    and every g (at most 8 random g for larger groups; one kernel call); and, if the
+    train blocks are given, their symmetry ``B_a^T = B_{a^-1}`` on 64 random rows
+    of every block (all rows for N <= 64; implied by invariance). Returns the largest measured error."""
+    if not group.exact:
+        raise StructureError(
+            f"{group.name} acts inexactly (interpolated rotations): the augmented kernel is not "
+            f"block-structured; use solver='direct'")
+    key = jax.random.PRNGKey(0) if key is None else key
+    n = x.shape[0]
+    k1, k2, k3 = jax.random.split(key, 3)      # inputs, group elements, block rows: independent
+    s = min(n, n_sample)
+    xs = x[np.asarray(jax.random.choice(k1, n, (s,), replace=False))]
+    gs = np.arange(group.order)
+    if gs.size > 9:
+        gs = np.concatenate([[0], np.asarray(jax.random.choice(k2, gs[1:], (8,), replace=False))])
+    pts = jnp.concatenate([group.act(int(g), xs) for g in gs])
+    kk = jit_kernel(kernel_fn)(pts, pts, get).reshape(len(gs), s, len(gs), s)
+    ref = kk[0, :, 0, :]
+    diag = jnp.stack([kk[i, :, i, :] for i in range(len(gs))])
+    err = float(jnp.max(jnp.linalg.norm(diag - ref, axis=(1, 2))) / jnp.linalg.norm(ref))
+    if blocks is not None:
+        # B_a[i, :] == B_{a^-1}[:, i] for a sample of rows i (all of them for N <= 64)
+        inv = group.inverses
+        rows = np.asarray(jax.random.choice(k3, n, (min(n, 64),), replace=False))
+        a = blocks[:, rows, :]
+        b = jnp.swapaxes(blocks[:, :, rows][inv], 1, 2)
+        err = max(err, float(jnp.linalg.norm(a - b) / jnp.linalg.norm(a)))
+    if not err <= tol:
+        raise StructureError(
+            f"the kernel is not invariant under the simultaneous action of {group.name} "
+            f"(relative error {err:.2e} > tol={tol:.0e}): the augmented kernel is not "
+            f"block-structured; use solver='direct'")
+    return err
+
+
+def structured_memory_bytes(order: int, n_train: int, n_test: int, itemsize: int,
+                            n_kernels: int = 1, compute_cov: bool = False) -> int:
+    """Estimated peak bytes of :func:`predict`: ``|G|`` train blocks and ``|G|`` test
+    blocks per kernel, their Fourier transforms and eigenvectors (complex, ``sum d^2 =
+    |G|``, so twice the real blocks each), and the test-test kernel."""
+    blocks = n_kernels * order * (n_train * n_train + n_test * n_train)
+    fourier = 2 * 2 * order * n_train * n_train
+    return int((blocks + fourier + (n_test * n_test if compute_cov else 0)) * itemsize)
+
+
+class _Fourier:
+    """Group Fourier transform over a list of unitary irreps ``(|G|, d, d)``."""
+
+    def __init__(self, reps):
+        self.reps = [jnp.asarray(r) for r in reps]
+        self.order = int(self.reps[0].shape[0])
+
+    def matrix(self, r: int, B) -> jnp.ndarray:
+        """``sum_a rho(a) (x) B_a`` for blocks ``B (|G|, N, N)`` -> ``(d N, d N)``."""
+        rho = self.reps[r]
+        d, n = rho.shape[1], B.shape[1]
+        if d == 1 and bool(jnp.all(jnp.abs(rho.imag) == 0)):
+            return jnp.einsum("a,aij->ij", rho[:, 0, 0].real.astype(B.dtype), B)
+        return jnp.einsum("akl,aij->kilj", rho, B).reshape(d * n, d * n)
+
+    def forward(self, r: int, V) -> jnp.ndarray:
+        """``sum_h rho(h)^H (x) V(h)`` for a function ``V (|G|, N, P)`` on the group
+        -> ``(d N, d P)``; ``K^(rho) forward(V) = forward(K_aug V)``."""
+        rho = self.reps[r]
+        d, n, p = rho.shape[1], V.shape[1], V.shape[2]
+        if d == 1 and bool(jnp.all(jnp.abs(rho.imag) == 0)):
+            return jnp.einsum("a,aip->ip", rho[:, 0, 0].real.astype(V.dtype), V)
+        return jnp.einsum("hlk,hip->kilp", rho.conj(), V).reshape(d * n, d * p)
+
+    def inverse(self, parts: dict, n: int, p: int) -> jnp.ndarray:
+        """``V(h) = 1/|G| sum_rho d_rho ptr[(rho(h) (x) I) V^(rho)]`` from
+        ``{r: (d N, d P)}`` (irreps absent from ``parts`` contribute zero)."""
+        out = 0.0
+        for r, m in parts.items():
+            rho = self.reps[r]
+            d = rho.shape[1]
+            m4 = m.reshape(d, n, d, p)
+            out = out + d * jnp.einsum("hkl,likp->hip", rho, m4)
+        return (out / self.order).real
+
+
+def _phi(evals, t, kind: str):
+    """Spectral functions of the gradient-flow solution: 'mean' ``(1 - e^{-l t}) / l``,
+    'cov_nngp' ``(1 - e^{-2 l t}) / l``; ``t = inf`` gives ``1 / l`` (times 1 or 1)."""
+    factor = 2.0 if kind == "cov_nngp" else 1.0
+    if math.isinf(t):
+        return 1.0 / evals
+    lt = factor * evals * t
+    safe = jnp.where(evals == 0, 1.0, evals)
+    return jnp.where(evals == 0, factor * t, -jnp.expm1(-lt) / safe)
+
+
+class _Solver:
+    """Per-irrep eigendecompositions of the regularised train kernel (lazy, cached on the
+    instance: they live as long as the solver, not the process)."""
+
+    def __init__(self, fourier: _Fourier, blocks: jnp.ndarray, reg: float):
+        self.f, self.blocks, self.reg = fourier, blocks, reg
+        self._eig = {}
+
+    def matrix(self, r: int):
+        """The regularised Hermitian block of irrep ``r``, ``(d N, d N)``."""
+        k = self.f.matrix(r, self.blocks)
+        k = 0.5 * (k + k.conj().T)
+        return k + self.reg * jnp.eye(k.shape[0], dtype=k.dtype) if self.reg else k
+
+    def eig(self, r: int):
+        """``(eigenvalues, eigenvectors)`` of :meth:`matrix` ``r``, computed once."""
+        if r not in self._eig:
+            self._eig[r] = jnp.linalg.eigh(self.matrix(r))
+        return self._eig[r]
+
+    def apply(self, r: int, vhat, t: float, kind: str):
+        """``phi(K^(rho)) vhat``."""
+        w, U = self.eig(r)
+        return U @ (_phi(w, t, kind)[:, None] * (U.conj().T @ vhat))
+
+
+def max_eigenvalue(arch: Union[ArchSpec, Callable], x_train, group: Group, get: str = "ntk",
+                   batch_size: int = 0, check_tol: float = 1e-8) -> float:
+    """Largest eigenvalue of the orbit-augmented train kernel ``k(X_aug, X_aug)``
+    (``x_train (N, ...)`` un-augmented) from the ``|G|`` blocks ``k(X, a X)``: the
+    union of the per-irrep blocks' spectra is the augmented matrix's spectrum, so this
+    costs ``|G| N^2`` kernel entries and one ``d N x d N`` eigensolve per irrep instead
+    of ``(|G| N)^2`` entries and one ``|G| N`` eigensolve. Raises :class:`StructureError`
+    as :func:`predict` does."""
+    kernel_fn = kernel_of(arch)
+    x_train = group.check_input(check_finite("x_train", x_train))
+    blocks = _checked_train_blocks(kernel_fn, group, x_train, (get,), get, batch_size, check_tol)[get]
+    solver = _Solver(_Fourier(irreps(group)), blocks, 0.0)
+    return max(float(jnp.linalg.eigvalsh(solver.matrix(r)).max()) for r in range(len(solver.f.reps)))
+
+
+def _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol) -> dict:
+    """The blocks ``k(X, a X)`` after checking the structure (before computing them for an
+    interpolated action; on the blocks themselves for every action)."""
+    if not group.exact:
+        check_structure(kernel_fn, group, x_train, get=get, tol=check_tol)
+    train = kernel_blocks(kernel_fn, group, x_train, None, gets, batch_size)
+    check_structure(kernel_fn, group, x_train, train[get], get=get, tol=check_tol)
+    return train
+
+
+def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *, group: Group,
+            learning_rate: float = 1.0, diag_reg: float = 0.0, compute_cov: bool = False,
+            get: str = "ntk", batch_size: int = 0, max_bytes: Optional[int] = None,
+            check_tol: float = 1e-8) -> Prediction:
+    """Orbit-augmented infinite-ensemble prediction by the group-structured solve.
+
+    Same arguments and result as ``ntk.predict(..., group=group)`` (x_train ``(N, ...)``,
+    y_train ``(N, k)`` un-augmented, x_test ``(M, ...)``; returns ``mean (T, M, k)`` and
+    ``cov (T, M, M)``), computing only the ``|G|`` blocks ``k(X, a X)`` and
+    ``k(x_test, a X)`` and one eigendecomposition per irrep that the result needs.
+    Raises :class:`StructureError` if the action is inexact or the kernel is not
+    invariant (relative error > ``check_tol``), and
+    :class:`~ntkequi.KernelTooLargeError` if it would not fit ``max_bytes``."""
+    check_solver_args(get, learning_rate, diag_reg)
+    ts = check_times(t) * learning_rate
+    x_train, y_train, x_test = check_data(x_train, y_train, x_test)
+    x_train = group.check_input(x_train)
+    x_test = group.check_input(x_test)
+    kernel_fn = kernel_of(arch)
+    order, n, m, k = group.order, x_train.shape[0], x_test.shape[0], y_train.shape[1]
+    gets = _gets(get, compute_cov)
+    itemsize = jnp.dtype(x_train.dtype).itemsize
+    need = structured_memory_bytes(order, n, m, itemsize, len(gets), compute_cov)
+    budget = memory_budget_bytes() if max_bytes is None else max_bytes
+    if need > budget:
+        raise KernelTooLargeError(
+            f"structured {group.name} prediction for {n} training x {m} test inputs needs about "
+            f"{fmt_bytes(need)} (budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES "
+            f"to change): use fewer training or test samples")
+    train = _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol)
+    test = kernel_blocks(kernel_fn, group, x_test, x_train, gets, batch_size)   # (|G|, M, N)
+
+    fourier = _Fourier(irreps(group))
+    reg = diag_reg * float(jnp.trace(train[get][0])) / n if diag_reg else 0.0
+    solver = _Solver(fourier, train[get], reg)
+    n_irreps = len(fourier.reps)
+
+    y_aug = group.orbit_out(y_train)                                    # (|G|, N, k)
+    yhat = {r: fourier.forward(r, y_aug) for r in range(n_irreps)}
+    ynorm = float(jnp.linalg.norm(y_aug))
+    active = [r for r in range(n_irreps)
+              if float(jnp.linalg.norm(yhat[r])) > 1e-13 * max(ynorm, 1e-300) * order]
+
+    tget = test[get]
+    means, covs = [], []
+    if compute_cov:
+        tv = jnp.swapaxes(tget, 1, 2)                                    # (|G|, N, M)
+        tvhat = {r: fourier.forward(r, tv) for r in range(n_irreps)}
+        nngp_tt = kernel_fn(x_test, None, "nngp")
+        if get == "ntk":
+            nngp_hat = {r: fourier.matrix(r, train["nngp"]) for r in range(n_irreps)}
+            tn = test["nngp"]                                            # (|G|, M, N)
+    for tt in ts:
+        tt = float(tt)
+        z = fourier.inverse({r: solver.apply(r, yhat[r], tt, "mean") for r in active}, n, k)
+        means.append(jnp.einsum("gmn,gnk->mk", tget, z))
+        if not compute_cov:
+            continue
+        if get == "nngp":
+            a = fourier.inverse({r: solver.apply(r, tvhat[r], tt, "cov_nngp")
+                                 for r in range(n_irreps)}, n, m)         # (|G|, N, M)
+            covs.append(nngp_tt - jnp.einsum("gmn,gnl->ml", tget, a))
+        else:
+            ahat = {r: solver.apply(r, tvhat[r], tt, "mean") for r in range(n_irreps)}
+            a = fourier.inverse(ahat, n, m)                              # A^T, (|G|, N, M)
+            ka = fourier.inverse({r: nngp_hat[r] @ ahat[r] for r in range(n_irreps)}, n, m)
+            term2 = jnp.einsum("gnm,gln->ml", a, tn)
+            covs.append(nngp_tt + jnp.einsum("gnm,gnl->ml", a, ka) - term2 - term2.T)
+    mean = jnp.stack(means)
+    cov = jnp.stack(covs) if compute_cov else None
+    return Prediction(ts=ts / learning_rate, mean=mean, cov=cov)

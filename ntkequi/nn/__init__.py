@@ -1,0 +1,16 @@
+"""Networks: :class:`ArchSpec` (one description -> the Flax network, its neural-tangents
+kernel, its empirical NTK) and the baselines of the orbit-consistency table, an
+E2CNN-style group CNN (:mod:`~ntkequi.nn.gcnn`) and learned canonicalization
+(:mod:`~ntkequi.nn.canonicalization`).
+
+The baselines are specs (frozen dataclasses, saved beside results) with ``.flax()`` and
+``out_dim`` like :class:`ArchSpec`, so :func:`ntkequi.ensembles.train` trains them (and
+ensembles of them) the same way.
+"""
+from .arch import ACTIVATIONS, ArchSpec, FlaxNet, avg_pool2, empirical_ntk, empirical_ntk_errors
+from .canonicalization import CanonNet, CanonSpec
+from .gcnn import GCNNSpec, GroupConvNet, channels_for, filter_bank, group_conv_filters, lifting_filters
+
+__all__ = ["ArchSpec", "FlaxNet", "ACTIVATIONS", "avg_pool2", "empirical_ntk", "empirical_ntk_errors",
+           "GCNNSpec", "GroupConvNet", "CanonSpec", "CanonNet", "filter_bank", "lifting_filters",
+           "group_conv_filters", "channels_for"]

@@ -1,0 +1,130 @@
+"""E2CNN-style group-equivariant CNN for the rotation group C_n acting on images.
+
+Regular-representation feature maps ``(N, H, W, n, C)`` (one channel block per
+rotation). Layers:
+
+* lifting convolution: the filter ``psi (k, k, C_in, C)`` is rotated by every
+  element r (``out[:, :, :, r] = x * (r . psi)``, cross-correlation);
+* group convolution: ``psi (k, k, n, C_in, C)``; for output rotation r the filter
+  is ``(r . psi)(delta, h - r)``: rotated in space and cyclically shifted along the
+  group axis;
+* invariant pooling: mean over space, max over the group axis, then a Dense readout.
+
+Filters are rotated with the same :func:`ntkequi.groups.rotations` action as the
+images: exact pixel permutations for multiples of 90 degrees (so the network is
+exactly C4-invariant, also with 2x2 average pooling on 28 -> 14 -> 7 grids), bilinear
+interpolation for the other angles of C8 / C16 (as E2CNN interpolates rotated
+filters), which leaves a measurable invariance error.
+
+Convention (what makes it equivariant): with ``(g x)(p) = x(g^-1 p)`` the lifted map
+of ``g x`` at rotation r equals the lifted map of x at ``g^-1 r``, rotated in space;
+the group convolution keeps that property, and the final pooling removes it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from .arch import avg_pool2
+from ..groups import rotations
+
+
+@dataclasses.dataclass(frozen=True)
+class GCNNSpec:
+    """C_n group CNN: a lifting layer then ``depth`` group convolutions, each followed
+    by ReLU (and a 2x2 average pool if ``pool``); invariant pooling; Dense readout.
+
+    channels: channels per rotation in each regular feature map (``n * channels``
+        feature maps in all). ``channels_for(n, c4_channels)`` keeps the parameter
+        count of the group convolutions roughly fixed across n.
+    """
+    n: int = 4
+    depth: int = 1
+    channels: int = 8
+    kernel_size: int = 5
+    out_dim: int = 10
+    pool: bool = True
+
+    def __post_init__(self):
+        if self.n < 1 or self.depth < 0 or self.channels < 1 or self.out_dim < 1:
+            raise ValueError(f"GCNNSpec needs n, channels, out_dim >= 1 and depth >= 0; got {self}")
+        if self.kernel_size % 2 != 1:
+            raise ValueError(f"GCNNSpec.kernel_size must be odd (rotations about the filter centre); "
+                             f"got {self.kernel_size}")
+
+    def flax(self) -> "GroupConvNet":
+        return GroupConvNet(self)
+
+
+def channels_for(n: int, c4_channels: int) -> int:
+    """Channels per rotation so that group-conv parameters (``n * c^2``) match C4 with
+    ``c4_channels``: ``round(c4_channels * sqrt(4 / n))``, at least 2."""
+    return max(2, int(round(c4_channels * math.sqrt(4.0 / n))))
+
+
+def filter_bank(w, n: int):
+    """All C_n rotations of filters ``w (k, k, ...)``: ``(n, k, k, ...)``, element r =
+    rotation by ``2 pi r / n`` counter-clockwise (exact for multiples of 90 degrees)."""
+    k = w.shape[0]
+    flat = w.reshape(1, k, k, -1)
+    return rotations(n, (k, k)).orbit(flat)[:, 0].reshape((n,) + w.shape)
+
+
+def lifting_filters(w, n: int):
+    """``w (k, k, C_in, C)`` -> the lifting conv's filter ``(k, k, C_in, n * C)``,
+    output channel ``r * C + c``."""
+    bank = filter_bank(w, n)                                   # (n, k, k, Ci, C)
+    k, ci, c = w.shape[0], w.shape[2], w.shape[3]
+    return bank.transpose(1, 2, 3, 0, 4).reshape(k, k, ci, n * c)
+
+
+def group_conv_filters(w, n: int):
+    """``w (k, k, n, C_in, C)`` -> the group conv's filter ``(k, k, n * C_in, n * C)``:
+    input channel ``h * C_in + i``, output channel ``r * C + c``, value
+    ``(r . w)[delta, (h - r) mod n, i, c]``."""
+    bank = filter_bank(w, n)                                   # (r, k, k, h, Ci, C)
+    shifted = jax.vmap(lambda b, r: jnp.roll(b, r, axis=2))(bank, jnp.arange(n))
+    k, ci, c = w.shape[0], w.shape[3], w.shape[4]
+    return shifted.transpose(1, 2, 3, 4, 0, 5).reshape(k, k, n * ci, n * c)
+
+
+def _conv(x, w):
+    return jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _he(fan_in):
+    return nn.initializers.normal(math.sqrt(2.0 / fan_in))
+
+
+class GroupConvNet(nn.Module):
+    """Flax module of a :class:`GCNNSpec`: images ``(N, H, W, C)`` -> ``(N, out_dim)``
+    (or, with ``features_only=True``, the last regular feature map ``(N, H', W', n, C)``)."""
+    spec: GCNNSpec
+
+    @nn.compact
+    def __call__(self, x, features_only: bool = False):
+        s, n, k = self.spec, self.spec.n, self.spec.kernel_size
+        ch = s.channels
+        w = self.param("lift", _he(k * k * x.shape[-1]), (k, k, x.shape[-1], ch))
+        b = self.param("lift_bias", nn.initializers.zeros, (ch,))
+        y = _conv(x, lifting_filters(w, n))
+        y = y.reshape(y.shape[:3] + (n, ch)) + b
+        for i in range(s.depth):
+            y = jax.nn.relu(y)
+            if s.pool:
+                y = avg_pool2(y.reshape(y.shape[:3] + (n * ch,))).reshape(
+                    (y.shape[0], y.shape[1] // 2, y.shape[2] // 2, n, ch))
+            w = self.param(f"gconv{i}", _he(k * k * n * ch), (k, k, n, ch, ch))
+            b = self.param(f"gconv{i}_bias", nn.initializers.zeros, (ch,))
+            y = _conv(y.reshape(y.shape[:3] + (n * ch,)), group_conv_filters(w, n))
+            y = y.reshape(y.shape[:3] + (n, ch)) + b
+        y = jax.nn.relu(y)
+        if features_only:
+            return y
+        pooled = y.mean(axis=(1, 2)).max(axis=1)                 # (N, ch): invariant
+        return nn.Dense(s.out_dim)(pooled)

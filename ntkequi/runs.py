@@ -1,0 +1,249 @@
+"""Run directories: the config, library versions and results written as they come.
+
+A run directory holds ``config.json`` (the frozen dataclass config),
+``versions.json``, and ``results.jsonl`` (one JSON record per finished unit of
+work, appended and flushed immediately). Re-running with the same config skips
+the units already recorded; a different config in the same directory is an
+error unless ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+__all__ = ["RunDir", "ConfigMismatchError", "SavedRun", "load_run", "from_jsonable", "versions", "to_jsonable",
+           "read_records", "write_command", "learning_curve"]
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, numpy/jax arrays and floats (inf/nan as strings) -> JSON types."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {"__type__": type(obj).__name__,
+                **{f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float):
+        if obj != obj:
+            return "nan"
+        if obj in (float("inf"), float("-inf")):
+            return "inf" if obj > 0 else "-inf"
+        return obj
+    return obj
+
+
+def _plain(obj: Any) -> Any:
+    """JSON values back to Python: lists -> tuples, 'inf' / '-inf' / 'nan' -> floats."""
+    if isinstance(obj, list):
+        return tuple(_plain(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if obj in ("inf", "-inf", "nan"):
+        return float(obj)
+    return obj
+
+
+def from_jsonable(cls: type, obj: dict):
+    """A frozen config dataclass ``cls`` from what :func:`to_jsonable` wrote, nested
+    dataclasses (found through ``cls``'s field types) included; lists become tuples and
+    'inf' / 'nan' strings floats. Inverse of :func:`to_jsonable` for configs:
+    ``to_jsonable(from_jsonable(type(c), to_jsonable(c))) == to_jsonable(c)``.
+
+    Raises:
+        ValueError: ``obj`` was written by another class, or names a field ``cls`` lacks.
+    """
+    if not isinstance(obj, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(obj).__name__}")
+    typ = obj.get("__type__", cls.__name__)
+    if typ != cls.__name__:
+        raise ValueError(f"the saved config is a {typ}, not a {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(obj) - set(fields) - {"__type__"})
+    if unknown:
+        raise ValueError(f"the saved {typ} has fields {unknown} that {cls.__name__} does not define")
+    kwargs = {}
+    for name, value in obj.items():
+        if name == "__type__":
+            continue
+        hint = hints.get(name)
+        inner = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)] if hint is not None else []
+        target = hint if dataclasses.is_dataclass(hint) else (inner[0] if inner else None)
+        if isinstance(value, dict) and "__type__" in value and target is not None:
+            kwargs[name] = from_jsonable(target, value)
+        else:
+            kwargs[name] = _plain(value)
+    return cls(**kwargs)
+
+
+def versions() -> dict:
+    """Versions of Python, the libraries ntkequi uses, and the JAX backend."""
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("ntkequi", "jax", "jaxlib", "neural-tangents", "flax", "optax", "numpy", "scipy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        import jax
+        out["jax_backend"] = jax.default_backend()
+        out["devices"] = [str(d) for d in jax.devices()]
+        out["x64"] = bool(jax.config.jax_enable_x64)
+    except Exception as e:  # pragma: no cover
+        out["jax_backend"] = f"unavailable: {e}"
+    return out
+
+
+def read_records(path) -> Iterator[dict]:
+    """The records of a ``results.jsonl`` (none if it does not exist; a truncated last
+    line from a crash is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            continue
+
+
+def write_command(out, preset: str, argv=None) -> Path:
+    """Record in run directory ``out`` the command line and preset that wrote it
+    (``command.json``), for figure captions: ``argv`` (default ``sys.argv``) with data
+    paths replaced by ``DIR``; a Python script is recorded as ``python <its path as given>``,
+    made relative to the working directory when it lies inside it."""
+    import datetime
+    argv = list(sys.argv if argv is None else argv)
+    for i, a in enumerate(argv):          # data paths are machine-specific: write DIR
+        if a.startswith("--data-dir="):
+            argv[i] = "--data-dir=DIR"
+        elif i and argv[i - 1] == "--data-dir":
+            argv[i] = "DIR"
+    prog = argv[0] if argv else "?"
+    if prog.endswith(".py"):
+        path = Path(prog)
+        try:
+            path = path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            pass
+        script = f"python {path.as_posix()}"
+    else:
+        script = Path(prog).name
+    rec = {"command": " ".join([script] + argv[1:]), "preset": preset,
+           "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+    target = Path(out) / "command.json"
+    target.write_text(json.dumps(rec, indent=2) + "\n")
+    return target
+
+
+def learning_curve(done: dict, prefix: str, metric: str):
+    """``(ns, mean, std)`` numpy arrays of ``metric`` over the records whose key starts with
+    ``prefix``, grouped by their ``n`` field (training-set size), ``ns`` ascending."""
+    import numpy as np
+    recs = [r for k, r in done.items() if k.startswith(prefix)]
+    ns = sorted({r["n"] for r in recs})
+    vals = [[float(r[metric]) for r in recs if r["n"] == n] for n in ns]
+    return np.array(ns), np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
+
+
+class ConfigMismatchError(RuntimeError):
+    """The run directory holds results of a different configuration."""
+
+
+class RunDir:
+    """A directory for one run's config, versions and incremental results."""
+
+    def __init__(self, path, config, overwrite: bool = False):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        cfg = to_jsonable(config)
+        cfg_file = self.path / "config.json"
+        if cfg_file.exists():
+            old = json.loads(cfg_file.read_text())
+            if old != cfg:
+                if not overwrite:
+                    diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+                    raise ConfigMismatchError(
+                        f"{cfg_file} holds a different config (fields {diff} differ); "
+                        f"use another output directory or overwrite=True / --overwrite")
+                self.results_file.unlink(missing_ok=True)
+        self._write_json("config.json", cfg)
+        self._write_json("versions.json", versions())
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / "results.jsonl"
+
+    def _write_json(self, name: str, obj) -> Path:
+        target = self.path / name
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, target)
+        return target
+
+    def records(self) -> Iterator[dict]:
+        """Records written so far (a truncated last line from a crash is skipped)."""
+        return read_records(self.results_file)
+
+    def done(self) -> dict:
+        """``{key: record}`` of finished units of work."""
+        return {r["key"]: r for r in self.records() if "key" in r}
+
+    def record(self, key: str, **payload) -> dict:
+        """Append one finished unit of work and flush it to disk."""
+        rec = {"key": key, **to_jsonable(payload)}
+        torn = False
+        if self.results_file.exists() and self.results_file.stat().st_size:
+            with open(self.results_file, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"      # a crash mid-write left a partial line
+        with open(self.results_file, "a") as f:
+            f.write(("\n" if torn else "") + json.dumps(rec, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return rec
+
+
+@dataclasses.dataclass
+class SavedRun:
+    """A run directory read back: ``config`` (the frozen config dataclass, or the raw JSON
+    dict when no class was given), ``versions``, ``command`` (command line and preset, if
+    recorded) and ``done`` (``{key: record}``)."""
+    path: Path
+    config: Any
+    versions: dict
+    command: dict
+    done: dict
+
+
+def load_run(path, config_cls: Optional[type] = None) -> SavedRun:
+    """Read a run directory written by :class:`RunDir`; with ``config_cls``, the config
+    comes back as that dataclass (:func:`from_jsonable`).
+
+    Raises:
+        FileNotFoundError: ``config.json`` or ``results.jsonl`` is missing.
+        ValueError: no finished record, or the config is not a ``config_cls``.
+    """
+    path = Path(path)
+    missing = [f for f in ("config.json", "results.jsonl") if not (path / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a saved run: {', '.join(missing)} missing")
+    cfg = json.loads((path / "config.json").read_text())
+    if config_cls is not None:
+        cfg = from_jsonable(config_cls, cfg)
+    read = lambda f: json.loads((path / f).read_text()) if (path / f).exists() else {}
+    done = {r["key"]: r for r in read_records(path / "results.jsonl") if "key" in r}
+    if not done:
+        raise ValueError(f"{path / 'results.jsonl'} holds no finished results")
+    return SavedRun(path, cfg, read("versions.json"), read("command.json"), done)

@@ -33,7 +33,7 @@ import optax
 from flax import serialization
 
 from ._validate import check_finite
-from .groups import Group, GroupError, subgroup_elements
+from .groups import Group, subgroup_elements
 from .nn.arch import ArchSpec
 from .runs import RunDir
 
@@ -103,10 +103,12 @@ class EnsembleResult:
 
     @property
     def mean(self) -> np.ndarray:
+        """``(R, N_eval, k)``: the mean over members at each record."""
         return self.members.mean(axis=1)
 
     @property
     def std(self) -> np.ndarray:
+        """``(R, N_eval, k)``: the standard deviation over members (ddof 1; zero for one member)."""
         return self.members.std(axis=1, ddof=1) if self.members.shape[1] > 1 else 0 * self.mean
 
     def times(self, learning_rate: float) -> np.ndarray:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 import os
 import platform
 import sys
+import typing
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -183,6 +183,7 @@ class RunDir:
 
     @property
     def results_file(self) -> Path:
+        """``results.jsonl`` of this run directory."""
         return self.path / "results.jsonl"
 
     def _write_json(self, name: str, obj) -> Path:

@@ -172,3 +172,27 @@ def test_report_never_names_an_experiment():
         text = f.read_text()
         named = [n for n in experiments.NAMES if f'"{n}"' in text or f"'{n}'" in text or f".{n}" in text]
         assert not named, f"{f.name} names experiments {named}: declare it beside the experiment instead"
+
+
+def test_every_public_name_has_a_docstring():
+    import importlib
+    import inspect
+    pkgs = ["ntkequi", "ntkequi.groups", "ntkequi.nn", "ntkequi.kernels", "ntkequi.kernels.matrix",
+            "ntkequi.kernels.group_stax", "ntkequi.ensembles", "ntkequi.metrics", "ntkequi.data", "ntkequi.runs",
+            "ntkequi.experiments", "ntkequi.experiments.protocol", "ntkequi.report", "ntkequi.report.build",
+            "ntkequi.report.tables"]
+    missing = []
+    for name in pkgs:
+        mod = importlib.import_module(name)
+        assert (mod.__doc__ or "").strip(), name
+        for n in mod.__all__:
+            obj = getattr(mod, n)
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                continue
+            doc = (obj.__doc__ or "").strip()
+            if not doc or (inspect.isclass(obj) and doc.startswith(obj.__name__ + "(")):   # dataclass default
+                missing.append(f"{name}.{n}")
+            if inspect.isclass(obj):
+                missing += [f"{name}.{n}.{k}" for k, v in vars(obj).items() if not k.startswith("_")
+                            and (inspect.isfunction(v) or isinstance(v, property)) and not (v.__doc__ or "").strip()]
+    assert not missing, missing

@@ -17,7 +17,7 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Optional, Union
+from typing import Union
 
 from ..runs import write_command
 

@@ -15,9 +15,9 @@ the members' and the ensemble mean's errors against ensemble size.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp

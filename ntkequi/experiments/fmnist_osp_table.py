@@ -241,7 +241,7 @@ def write_csv(cfg: TableConfig, done: dict, out: Path) -> None:
 
 def summary(cfg: TableConfig, done: dict) -> str:
     """Markdown: OSP per eval set beside the paper's, test accuracy, logit invariance error."""
-    md = [f"parameters per network: " + ", ".join(f"{m} C{n}: {c}" for (m, n), c in parameter_counts(cfg).items()), ""]
+    md = ["parameters per network: " + ", ".join(f"{m} C{n}: {c}" for (m, n), c in parameter_counts(cfg).items()), ""]
     for s in EVAL_SETS:
         md += [f"### OSP (out of |G|) on {s} inputs", "", markdown(cfg, done, s), ""]
     md += ["### test accuracy (unrotated test images)", "", markdown(cfg, done, "test", "accuracy", paper=False), ""]

@@ -25,15 +25,22 @@ distance of 2D histograms; the same for a run with the true force, as the refere
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..data.physics import (  # noqa: F401
+    EXTENT,
+    brownian,
+    potential,
+    smooth_force,
+    smooth_potential,
+    true_force,
+)
 from ..kernels import matrix as mk
-from .._validate import check_finite
 from ..runs import RunDir, learning_curve
 from .protocol import PM, Figure, Table, pyplot
 
@@ -75,62 +82,6 @@ PRESETS = {
     "small": ForceConfig(),
     "paper": ForceConfig(n_trains=(10, 20, 50, 100, 200, 400), seeds=20, bd_walkers=1024, bd_steps=40000),
 }
-
-EXTENT = ((-4.5, 5.5), (-9.0, 9.0))
-
-
-def potential(r) -> jnp.ndarray:
-    """V(x, y) / kT for points ``r`` ``(..., 2)``: ``(...)``."""
-    x, y = r[..., 0], r[..., 1]
-    return (x - 4) * (x - 2) * (x + 2) * (x + 3) / 50.0 + y ** 2 / 20.0 + jnp.sin(3 * (x + 5) * (y - 6)) / 25.0
-
-
-def smooth_potential(r) -> jnp.ndarray:
-    """V without its oscillating term ``sin(3 (x + 5)(y - 6)) / 25``, whose force (up to
-    ~1 kT per unit length, wavelength ~0.3) no model resolves from tens of samples."""
-    x, y = r[..., 0], r[..., 1]
-    return (x - 4) * (x - 2) * (x + 2) * (x + 3) / 50.0 + y ** 2 / 20.0
-
-
-def _minus_grad(v, r) -> jnp.ndarray:
-    flat = jnp.asarray(r).reshape(-1, 2)
-    return (-jax.vmap(jax.grad(v))(flat)).reshape(jnp.shape(r))
-
-
-def smooth_force(r) -> jnp.ndarray:
-    """``-grad`` of :func:`smooth_potential` ``(..., 2)``."""
-    return _minus_grad(smooth_potential, r)
-
-
-def true_force(r) -> jnp.ndarray:
-    """``-grad V`` ``(..., 2)``."""
-    return _minus_grad(potential, r)
-
-
-def brownian(key, r0, force_fn, steps: int, dt: float, every: int, burn: int = 0):
-    """Overdamped Langevin dynamics at kT = 1 from ``r0`` ``(W, 2)`` (W walkers):
-    ``r <- r + F(r) dt + sqrt(2 dt) xi``. Returns the positions after ``burn`` steps, every
-    ``every`` steps: ``(S, W, 2)``. ``force_fn`` maps ``(W, 2) -> (W, 2)``."""
-    r0 = check_finite("r0", r0)
-    if steps <= burn or every < 1:
-        raise ValueError(f"need steps > burn and every >= 1; got steps={steps}, burn={burn}, every={every}")
-
-    def step(r, k):
-        r = r + force_fn(r) * dt + jnp.sqrt(2 * dt) * jax.random.normal(k, r.shape, r.dtype)
-        return r, r
-
-    def chunk(r, k):
-        r, _ = jax.lax.scan(step, r, jax.random.split(k, every))
-        return r, r
-
-    kb, ks = jax.random.split(key)
-    r = r0
-    if burn:
-        r, _ = jax.jit(lambda r, k: jax.lax.scan(step, r, jax.random.split(k, burn)))(r, kb)
-    n = (steps - burn) // every
-    _, out = jax.jit(lambda r, k: jax.lax.scan(chunk, r, jax.random.split(k, n)))(r, ks)
-    return out
-
 
 def features():
     return mk.linear_features(FEATURES)

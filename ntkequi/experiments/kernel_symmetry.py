@@ -15,17 +15,17 @@ full-orbit augmentation approaching (i), and the toy planar C8 problem for (i) v
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import data, ensembles, groups, kernels, metrics
-from ..nn import ArchSpec
 from ..kernels.group_stax import GroupConv, LiftingConv
+from ..nn import ArchSpec
 from ..nt import stax
 from ..runs import RunDir
 from .protocol import Figure, Num, Table, pyplot, time_label

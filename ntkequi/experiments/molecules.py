@@ -16,16 +16,16 @@ and the invariance error under relabelling.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
-import itertools
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .. import groups, kernels
+from ..data.physics import configurations, distances, energy, morse_energy  # noqa: F401
 from ..runs import RunDir, learning_curve
 from .protocol import PM, Figure, Table, pyplot
 
@@ -34,49 +34,6 @@ USES_DATA = False
 CPU_TIME = {"small": "3 min", "paper": "15 min"}
 
 MODELS = ("plain", "symmetrized", "augmented", "sorted")
-
-
-def distances(x) -> jnp.ndarray:
-    """Pairwise distances of configurations ``x`` ``(N, n_atoms, 3)``: ``(N, P, 1)``."""
-    x = jnp.asarray(x)
-    i, j = np.triu_indices(x.shape[1], 1)
-    return jnp.linalg.norm(x[:, i] - x[:, j], axis=-1)[..., None]
-
-
-def morse_energy(d, depth: float = 1.0, width: float = 1.5, r0: float = 1.0) -> jnp.ndarray:
-    """Sum of Morse pair terms ``depth (1 - exp(-width (r - r0)))^2 - depth`` over the
-    distances ``d`` ``(N, P, 1)``: ``(N, 1)``."""
-    m = depth * (1 - jnp.exp(-width * (d[..., 0] - r0))) ** 2 - depth
-    return m.sum(-1, keepdims=True)
-
-
-def _triangles(n_atoms: int):
-    """For each atom triple, the indices of its three pairs in the distance vector."""
-    where = {p: k for k, p in enumerate(groups.atom_pairs(n_atoms))}
-    return np.array([[where[(i, j)], where[(i, k)], where[(j, k)]]
-                     for i, j, k in itertools.combinations(range(n_atoms), 3)])
-
-
-def energy(d, three_body: float = 2.0) -> jnp.ndarray:
-    """Morse pair energy plus a three-body term ``three_body * sum_triangles exp(-(r_ij r_ik
-    r_jk))`` of distances ``d`` ``(N, P, 1)``: ``(N, 1)``. Both are invariant under
-    relabelling the atoms; the three-body term depends on which distances share atoms, which
-    a sorted list of distances does not keep."""
-    n_atoms = int(round((1 + math.sqrt(1 + 8 * d.shape[1])) / 2))
-    tri = d[:, _triangles(n_atoms), 0]                          # (N, T, 3)
-    return morse_energy(d) + three_body * jnp.exp(-jnp.prod(tri, -1)).sum(-1, keepdims=True)
-
-
-def configurations(key, n: int, n_atoms: int, spread: float = 0.8, min_distance: float = 0.6):
-    """``n`` random configurations ``(n, n_atoms, 3)`` (Gaussian positions, rejected if two
-    atoms are closer than ``min_distance``)."""
-    out, k = [], key
-    while sum(len(o) for o in out) < n:
-        k, sub = jax.random.split(k)
-        x = spread * jax.random.normal(sub, (4 * n, n_atoms, 3))
-        ok = np.asarray(distances(x)[..., 0].min(-1) > min_distance)
-        out.append(np.asarray(x)[ok])
-    return jnp.asarray(np.concatenate(out)[:n])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,11 +18,10 @@ Writes runs/partial_augmentation[-paper]/ (one record per training group, resuma
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 import math
 from pathlib import Path
+from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

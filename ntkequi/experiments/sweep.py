@@ -17,12 +17,10 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-
-from typing import Callable
 
 from .. import ensembles, metrics
 from ..groups import Group

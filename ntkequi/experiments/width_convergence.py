@@ -16,10 +16,9 @@ Writes runs/width_convergence[-paper]/ (one record per architecture and width, r
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 

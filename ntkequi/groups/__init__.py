@@ -19,9 +19,20 @@ on outputs, constructors, and checks.
 from .actions import GatherGroup, Group, MatrixGroup, VectorGroup
 from .checks import GroupReport, check_group, closure_error, smooth_images
 from .finite import FiniteGroup, GroupError, cyclic_table, subgroup_elements
-from .images import dihedral, image_rotation_gather, lattice_rotations, lattice_translations, rotations
+from .images import (
+    dihedral,
+    image_rotation_gather,
+    lattice_rotations,
+    lattice_translations,
+    rotations,
+)
 from .permutations import atom_pairs, pair_permutations
-from .points import planar_rotations, random_rotations3d, rotations3d, so3_subgroup_matrices
+from .points import (
+    planar_rotations,
+    random_rotations3d,
+    rotations3d,
+    so3_subgroup_matrices,
+)
 from .reps import Rep, irreps, regular_rep, trivial_rep
 
 __all__ = [

@@ -22,6 +22,7 @@ class GroupError(ValueError):
 
 
 def cyclic_table(n: int) -> np.ndarray:
+    """Cayley table ``(n, n)`` of the cyclic group C_n: ``(g + h) mod n``."""
     i = np.arange(n)
     return (i[:, None] + i[None, :]) % n
 

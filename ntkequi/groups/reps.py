@@ -25,9 +25,12 @@ class Rep:
 
     @property
     def is_trivial(self) -> bool:
+        """True for the trivial representation (outputs left unchanged)."""
         return self.matrices is None
 
     def matrix(self, g, k: int) -> jnp.ndarray:
+        """``rho(g)`` as a ``(k, k)`` matrix for outputs with ``k`` components; GroupError
+        if the representation has another dimension."""
         if self.matrices is None:
             return jnp.eye(k)
         m = jnp.asarray(self.matrices)[g]

@@ -11,10 +11,26 @@
   curl-free, divergence-free, energy-conserving);
 * :mod:`~ntkequi.kernels.group_stax`: C4 group-convolutional neural-tangents layers.
 """
-from ._common import KernelTooLargeError, Prediction, kernel_memory_bytes, memory_budget_bytes
-from .ntk import STRUCTURED_MIN_POINTS, augment, kernel_invariance_error, max_learning_rate, predict
+from ._common import (
+           KernelTooLargeError,
+           Prediction,
+           kernel_memory_bytes,
+           memory_budget_bytes,
+)
+from .ntk import (
+           STRUCTURED_MIN_POINTS,
+           augment,
+           kernel_invariance_error,
+           max_learning_rate,
+           predict,
+)
 from .structured import StructureError, check_structure, kernel_blocks, max_eigenvalue
-from .symmetrized import SymmetrizedProblem, augmented_as_symmetrized, from_function, symmetrize
+from .symmetrized import (
+           SymmetrizedProblem,
+           augmented_as_symmetrized,
+           from_function,
+           symmetrize,
+)
 
 __all__ = ["Prediction", "KernelTooLargeError", "predict", "augment", "max_learning_rate",
            "kernel_invariance_error", "kernel_memory_bytes", "memory_budget_bytes", "STRUCTURED_MIN_POINTS",

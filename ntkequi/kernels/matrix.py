@@ -194,10 +194,12 @@ class VectorKRR:
     energy_kernel: Optional[Callable] = None
 
     def predict(self, x) -> jnp.ndarray:
+        """Posterior mean of the vector field at points ``x (M, D)``: ``(M, d)``."""
         x = _check_points("x", x, self.x.shape[1])
         return (gram(self.kernel, x, self.x) @ self.alpha.reshape(-1)).reshape(x.shape[0], -1)
 
     def covariance(self, x) -> jnp.ndarray:
+        """Posterior covariance of the field at each point ``x (M, D)``: ``(M, d, d)``."""
         x = _check_points("x", x, self.x.shape[1])
         d = self.alpha.shape[1]
         v = jax.scipy.linalg.solve_triangular(self.chol, gram(self.kernel, self.x, x), lower=True)
@@ -206,6 +208,8 @@ class VectorKRR:
         return prior - jnp.einsum("kia,kib->iab", v, v)
 
     def energy(self, x) -> jnp.ndarray:
+        """The energy (up to a constant) whose negative gradient is :meth:`predict`: ``(M,)``;
+        needs a model fitted with ``energy_kernel``."""
         if self.energy_kernel is None:
             raise ValueError("this model was fitted without energy_kernel: it has no energy")
         x = _check_points("x", x, self.x.shape[1])

@@ -25,9 +25,22 @@ from ..groups import Group
 from ..nn.arch import ArchSpec
 from ..nt import nt
 from . import structured
-from ._common import (KernelTooLargeError, Prediction, check_data, check_finite, check_solver, check_solver_args,
-                      check_times, divisor_batch, fall_back_to_direct, fmt_bytes, jit_kernel, kernel_memory_bytes,
-                      memory_budget_bytes, nt_time)
+from ._common import (
+    KernelTooLargeError,
+    Prediction,
+    check_data,
+    check_finite,
+    check_solver,
+    check_solver_args,
+    check_times,
+    divisor_batch,
+    fall_back_to_direct,
+    fmt_bytes,
+    jit_kernel,
+    kernel_memory_bytes,
+    memory_budget_bytes,
+    nt_time,
+)
 
 __all__ = ["predict", "augment", "max_learning_rate", "kernel_invariance_error", "STRUCTURED_MIN_POINTS"]
 

@@ -36,8 +36,19 @@ import numpy as np
 from ..groups import Group, GroupError, irreps
 from ..nn.arch import ArchSpec
 from ..nt import nt
-from ._common import (KernelTooLargeError, Prediction, check_data, check_finite, check_solver_args,
-                      check_times, divisor_batch, fmt_bytes, jit_kernel, kernel_of, memory_budget_bytes)
+from ._common import (
+    KernelTooLargeError,
+    Prediction,
+    check_data,
+    check_finite,
+    check_solver_args,
+    check_times,
+    divisor_batch,
+    fmt_bytes,
+    jit_kernel,
+    kernel_of,
+    memory_budget_bytes,
+)
 
 __all__ = ["max_eigenvalue", "predict", "kernel_blocks", "check_structure", "StructureError",
            "structured_memory_bytes"]

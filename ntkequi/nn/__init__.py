@@ -7,9 +7,23 @@ The baselines are specs (frozen dataclasses, saved beside results) with ``.flax(
 ``out_dim`` like :class:`ArchSpec`, so :func:`ntkequi.ensembles.train` trains them (and
 ensembles of them) the same way.
 """
-from .arch import ACTIVATIONS, ArchSpec, FlaxNet, avg_pool2, empirical_ntk, empirical_ntk_errors
+from .arch import (
+           ACTIVATIONS,
+           ArchSpec,
+           FlaxNet,
+           avg_pool2,
+           empirical_ntk,
+           empirical_ntk_errors,
+)
 from .canonicalization import CanonNet, CanonSpec
-from .gcnn import GCNNSpec, GroupConvNet, channels_for, filter_bank, group_conv_filters, lifting_filters
+from .gcnn import (
+           GCNNSpec,
+           GroupConvNet,
+           channels_for,
+           filter_bank,
+           group_conv_filters,
+           lifting_filters,
+)
 
 __all__ = ["ArchSpec", "FlaxNet", "ACTIVATIONS", "avg_pool2", "empirical_ntk", "empirical_ntk_errors",
            "GCNNSpec", "GroupConvNet", "CanonSpec", "CanonNet", "filter_bank", "lifting_filters",

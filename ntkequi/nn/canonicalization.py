@@ -20,8 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .arch import ArchSpec
 from ..groups import rotations
+from .arch import ArchSpec
 from .gcnn import GCNNSpec, GroupConvNet
 
 
@@ -38,13 +38,16 @@ class CanonSpec:
 
     @property
     def n(self) -> int:
+        """Order of the rotation group C_n the canonicalizer chooses from."""
         return self.canonicalizer.n
 
     @property
     def out_dim(self) -> int:
+        """Number of outputs (the classifier's)."""
         return self.classifier.out_dim
 
     def flax(self) -> "CanonNet":
+        """The Flax module of this spec."""
         return CanonNet(self)
 
 

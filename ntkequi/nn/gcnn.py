@@ -29,8 +29,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .arch import avg_pool2
 from ..groups import rotations
+from .arch import avg_pool2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +57,7 @@ class GCNNSpec:
                              f"got {self.kernel_size}")
 
     def flax(self) -> "GroupConvNet":
+        """The Flax module of this spec."""
         return GroupConvNet(self)
 
 

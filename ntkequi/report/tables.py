@@ -14,7 +14,6 @@ from pathlib import Path
 
 from ..experiments.protocol import PM, Num, Table
 
-
 __all__ = ["fmt", "parse", "pm", "macro", "cell", "latex", "rows_of", "markdown", "md_cell", "update_readme"]
 
 

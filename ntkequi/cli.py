@@ -20,9 +20,8 @@ def run_and_report(name: str, preset: str = "small", out=None, *, cfg=None, data
     """Run (or resume) an experiment (:func:`ntkequi.experiments.run_experiment`), draw its
     figures into its run directory and print its summary."""
     module = experiments.get(name)
-    kw = {"overwrite": True} if overwrite else {}
     cfg, out, done = experiments.run_experiment(name, preset, out, cfg=cfg, data_dir=data_dir,
-                                                progress=progress, argv=argv, **kw)
+                                                progress=progress, overwrite=overwrite, argv=argv)
     build.draw_run(name, out)
     print(module.summary(cfg, done))
     return 0

@@ -53,6 +53,16 @@ def test_a_different_config_is_not_mixed_into_old_results(tmp_path):
     RunDir(tmp_path, other, overwrite=True)
 
 
+def test_overwrite_reaches_the_run_directory(tmp_path):
+    """``ntkequi demo --overwrite`` / ``ntkequi run NAME --overwrite`` replace results of another config."""
+    out = tmp_path / "demo"
+    RunDir(out, demo.DemoConfig(group_order=6)).record("stale/x", value=1)
+    with pytest.raises(ConfigMismatchError, match="group_order"):
+        cli.run_and_report("demo", out=out, cfg=SMALL, progress=False)
+    assert cli.run_and_report("demo", out=out, cfg=SMALL, progress=False, overwrite=True) == 0
+    assert "stale/x" not in load_run(out, demo.Config).done
+
+
 def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         cli.main(["demo", "--group-order", "0"])

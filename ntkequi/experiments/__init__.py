@@ -52,7 +52,7 @@ def default_out(name: str, preset: str) -> Path:
 
 
 def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None] = None, *,
-                   cfg=None, data_dir=None, progress: bool = True, argv=None):
+                   cfg=None, data_dir=None, progress: bool = True, overwrite: bool = False, argv=None):
     """Run (or resume) experiment ``name`` and record its command.
 
     Args:
@@ -62,6 +62,7 @@ def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None]
         cfg: a config of the experiment's ``Config`` type instead of a preset.
         data_dir: folder with the FashionMNIST/MNIST IDX files; default ``$NTKEQUI_DATA_DIR``.
         progress: progress bars.
+        overwrite: discard results in ``out`` made with another config (else that is an error).
         argv: the command line recorded in ``command.json`` (default ``sys.argv``).
 
     Returns:
@@ -83,6 +84,6 @@ def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None]
     if data_dir is None:
         data_dir = os.environ.get("NTKEQUI_DATA_DIR") or None
     out = Path(out) if out is not None else default_out(name, preset)
-    done = module.run(cfg, out, data_dir=data_dir, progress=progress)
+    done = module.run(cfg, out, data_dir=data_dir, progress=progress, overwrite=overwrite)
     write_command(out, preset if cfg == module.PRESETS.get(preset) else "custom", argv)
     return cfg, out, done

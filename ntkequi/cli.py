@@ -33,7 +33,7 @@ def _run(args) -> int:
 
 
 def _list(args) -> int:
-    print(f"{'experiment':<22} {'data':<5} presets (expected time on 2 CPU cores)")
+    print(f"{'experiment':<22} {'data':<5} presets (wall time last measured on 2 CPU cores)")
     for m in experiments.all_modules():
         presets = ", ".join(f"{p} ({m.CPU_TIME.get(p, '?')})" for p in m.PRESETS)
         print(f"{m.NAME:<22} {'yes' if m.USES_DATA else '':<5} {presets}")

@@ -27,7 +27,7 @@ from .protocol import Figure, Table, pyplot
 
 NAME = "demo"
 USES_DATA = False
-CPU_TIME = {"small": "20 s"}
+CPU_TIME = {"small": "25 s"}
 EVAL_SETS = ("in_distribution", "ring", "noise")
 MODES = ("plain", "augmented")
 

@@ -41,7 +41,7 @@ from .protocol import PM, Figure, Num, Table, number_word, pyplot
 
 NAME = "fmnist_osp_table"
 USES_DATA = True
-CPU_TIME = {"small": "20 min", "paper": "weeks on a CPU (use a GPU)"}
+CPU_TIME = {"small": "18 min", "paper": "weeks on a CPU (meant for a GPU)"}
 
 MODELS = ("deep_ensemble", "gcnn", "canonicalization")
 ROWS = ("deep_ensemble", "single", "gcnn", "canonicalization")

@@ -8,7 +8,9 @@ An experiment module ``ntkequi/experiments/<name>.py`` holds, in this order:
 ``USES_DATA``
     True if it reads FashionMNIST/MNIST (``data_dir``, else ``$NTKEQUI_DATA_DIR``).
 ``CPU_TIME``
-    ``{preset: expected wall time on a 2-core CPU}`` (shown by ``ntkequi list``).
+    ``{preset: wall time on a 2-core CPU}`` (shown by ``ntkequi list``): what a run of that
+    preset took when it was last measured (the times the experiment's earlier README entry
+    and session notes recorded), or ``'not measured'``.
 a frozen ``Config`` dataclass and ``PRESETS``
     ``{name: Config(...)}`` with at least ``'small'`` (what tests and CI run). Presets are
     data. ``Config.x64`` (a field or a class attribute) asks the runner for float64.

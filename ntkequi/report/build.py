@@ -177,10 +177,10 @@ def write_pages(runs: dict, tables_dir, pages_dir, figures_rel: str = "../../fig
     for name, run in runs.items():
         module = experiments.get(name)
         intro = (module.__doc__ or "").strip().split("\n\n")[0]
-        presets = ", ".join(f"{p} ~{module.CPU_TIME.get(p, '?')}" for p in module.PRESETS)
+        presets = ", ".join(f"{p} ({module.CPU_TIME.get(p, '?')})" for p in module.PRESETS)
         lines = [f"# {name}", "", "Written by `ntkequi figures` from `results/" + name + "`; do not edit.", "",
-                 " ".join(intro.split()), "", f"Reproduce: `{command_of(module)}` (presets: {presets} on "
-                 "2 CPU cores), then `ntkequi figures --collect runs`.", "", provenance(run, module), ""]
+                 " ".join(intro.split()), "", f"Reproduce: `{command_of(module)}` (presets, wall time last measured on "
+                 f"2 CPU cores: {presets}), then `ntkequi figures --collect runs`.", "", provenance(run, module), ""]
         for spec in getattr(module, "FIGURES", ()):
             lines += [f"## {spec.name}", "", f"![{spec.name}]({figures_rel}/{spec.name}.png)", "", spec.caption, ""]
         for table in getattr(module, "TABLES", {}):

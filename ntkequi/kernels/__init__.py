@@ -1,5 +1,12 @@
 """Analytic kernels and the predictions of infinite ensembles.
 
+* :mod:`~ntkequi.kernels.recursions`: ntkequi's own NNGP/NTK of the networks an ArchSpec
+  describes (``ArchSpec.kernel_fn``). Fast path: Dense, Conv (odd k, SAME or CIRCULAR), ReLU
+  and erf, 2x2 average pooling, flatten and global average pooling, in any order an ArchSpec
+  allows; a flatten readout tracks only the band of pixel offsets it needs. gelu (no closed
+  form) uses neural-tangents' kernel (``ArchSpec.kernel_fn_nt``), as do kernels built
+  directly with ``stax`` (e.g. :mod:`~ntkequi.kernels.group_stax`);
+* :mod:`~ntkequi.kernels.closed_forms`: the ReLU/erf Gaussian expectations, vectorised arccos;
 * :mod:`~ntkequi.kernels.ntk`: :func:`predict` (mu_t and covariance of gradient flow,
   plain or orbit-augmented), :func:`max_learning_rate`, :func:`augment`,
   :func:`kernel_invariance_error`;

@@ -9,18 +9,18 @@ import functools
 import math
 import os
 import warnings
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._validate import check_finite, check_times
-from ..nn.arch import ArchSpec
 
 __all__ = ["Prediction", "KernelTooLargeError", "check_finite", "check_times", "check_solver_args",
            "check_data", "memory_budget_bytes", "kernel_memory_bytes", "fmt_bytes", "kernel_of",
-           "jit_kernel", "nt_time", "divisor_batch", "check_solver", "fall_back_to_direct"]
+           "jit_kernel", "nt_time", "divisor_batch", "check_solver", "fall_back_to_direct", "is_spec",
+           "intermediate_bytes", "tiles_itself", "ArchLike"]
 
 
 class KernelTooLargeError(MemoryError):
@@ -95,16 +95,19 @@ def memory_budget_bytes() -> int:
 
 
 def kernel_memory_bytes(n_train: int, n_test: int, itemsize: int, per_pair: int = 1,
-                        batch_size: int = 0, compute_cov: bool = False) -> int:
+                        batch_size: int = 0, compute_cov: bool = False,
+                        intermediate: Optional[int] = None) -> int:
     """Estimated peak bytes of a prediction: the stored kernels (train-train NNGP
     and NTK, test-train, test-test if ``compute_cov``, plus the
     eigendecomposition), and the per-batch intermediate of the kernel computation
-    (``per_pair`` floats per input pair, a few arrays at a time)."""
+    (``per_pair`` floats per input pair, a few arrays at a time; or ``intermediate``
+    bytes where the kernel_fn declares them, :func:`intermediate_bytes`)."""
     stored = (3 * n_train * n_train + 2 * n_test * n_train
               + (n_test * n_test if compute_cov else 0)) * itemsize
-    b1 = batch_size if batch_size else max(n_train, n_test)
-    b2 = batch_size if batch_size else max(n_train, n_test)
-    intermediate = 4 * b1 * b2 * per_pair * itemsize
+    if intermediate is None:
+        b1 = batch_size if batch_size else max(n_train, n_test)
+        b2 = batch_size if batch_size else max(n_train, n_test)
+        intermediate = 4 * b1 * b2 * per_pair * itemsize
     return int(stored + intermediate)
 
 
@@ -117,15 +120,49 @@ def fmt_bytes(b: float) -> str:
 
 # ----------------------------------------------------------------------------
 
+class ArchLike(Protocol):
+    """What the predictors take besides a kernel_fn: an architecture description with a
+    ``kernel_fn`` (an :class:`~ntkequi.nn.ArchSpec`; :mod:`ntkequi.kernels` does not import
+    :mod:`ntkequi.nn`, which builds its kernels from here)."""
+    kernel_fn: Callable
+
+
+def is_spec(arch) -> bool:
+    """Whether ``arch`` is an architecture description (an :class:`~ntkequi.nn.ArchSpec` or
+    anything else with a ``kernel_fn`` attribute that is not itself a kernel_fn)."""
+    return not callable(arch) and hasattr(arch, "kernel_fn")
+
+
 @functools.lru_cache(maxsize=64)
-def _spec_kernel(spec: ArchSpec) -> Callable:
+def _spec_kernel(spec) -> Callable:
     return spec.kernel_fn
 
 
-def kernel_of(arch: Union[ArchSpec, Callable]) -> Callable:
+def kernel_of(arch) -> Callable:
     """The kernel_fn of an ArchSpec (one object per spec, so that its jitted form is
     compiled once per shape), or ``arch`` itself if it is a kernel_fn."""
-    return _spec_kernel(arch) if isinstance(arch, ArchSpec) else arch
+    if is_spec(arch):
+        return _spec_kernel(arch)
+    if not callable(arch):
+        raise TypeError(f"arch must be an ArchSpec or a kernel_fn(x1, x2, get); got {type(arch).__name__}")
+    return arch
+
+
+def intermediate_bytes(kernel_fn: Callable, event_shape: tuple, itemsize: int,
+                       pairs: Optional[int] = None) -> Optional[int]:
+    """Peak bytes of the per-pair intermediates a kernel_fn declares for ``pairs`` input pairs
+    at a time (``kernel_fn.intermediate_bytes(event_shape, itemsize, pairs)``, e.g. ntkequi's
+    recursion kernels, which compute pairs in tiles sized to a budget), or None if it
+    declares none."""
+    fn = getattr(kernel_fn, "intermediate_bytes", None)
+    return None if fn is None else int(fn(tuple(event_shape), int(itemsize), pairs))
+
+
+def tiles_itself(kernel_fn: Callable) -> bool:
+    """Whether a kernel_fn bounds its own memory (declares :func:`intermediate_bytes` and takes
+    ``with_block_bytes``), so
+    that wrapping it in ``nt.batch`` would only add overhead."""
+    return hasattr(kernel_fn, "intermediate_bytes") and hasattr(kernel_fn, "with_block_bytes")
 
 
 @functools.lru_cache(maxsize=64)

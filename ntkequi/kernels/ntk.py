@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import Group
-from ..nn.arch import ArchSpec
 from ..nt import nt
 from . import structured
 from ._common import (
+    ArchLike,
     KernelTooLargeError,
     Prediction,
     check_data,
@@ -36,10 +36,14 @@ from ._common import (
     divisor_batch,
     fall_back_to_direct,
     fmt_bytes,
+    intermediate_bytes,
+    is_spec,
     jit_kernel,
     kernel_memory_bytes,
+    kernel_of,
     memory_budget_bytes,
     nt_time,
+    tiles_itself,
 )
 
 __all__ = ["predict", "augment", "max_learning_rate", "kernel_invariance_error", "STRUCTURED_MIN_POINTS"]
@@ -55,7 +59,7 @@ def augment(group: Group, x, y):
 
 
 
-def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *,
+def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
             group: Optional[Group] = None, learning_rate: float = 1.0,
             diag_reg: float = 0.0, compute_cov: bool = False, get: str = "ntk",
             batch_size: int = 0, max_bytes: Optional[int] = None,
@@ -124,14 +128,18 @@ def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *,
         group.check_input(x_test)
         x_train, y_train = augment(group, x_train, y_train)
 
-    kernel_fn = arch.kernel_fn if isinstance(arch, ArchSpec) else arch
-    per_pair = arch.kernel_entries_per_pair(tuple(x_train.shape[1:])) if isinstance(arch, ArchSpec) else 1
+    kernel_fn = kernel_of(arch)
+    event = tuple(x_train.shape[1:])
+    per_pair = arch.kernel_entries_per_pair(event) if is_spec(arch) else 1
     n, m = x_train.shape[0], x_test.shape[0]
     itemsize = jnp.dtype(x_train.dtype).itemsize
-    need = kernel_memory_bytes(n, m, itemsize, per_pair, batch_size, compute_cov)
+    pairs = batch_size ** 2 if batch_size else max(n, m) ** 2
+    declared = intermediate_bytes(kernel_fn, event, itemsize, pairs)
+    need = kernel_memory_bytes(n, m, itemsize, per_pair, batch_size, compute_cov, declared)
     budget = memory_budget_bytes() if max_bytes is None else max_bytes
     if need > budget:
-        stored = kernel_memory_bytes(n, m, itemsize, per_pair, 1, compute_cov)
+        stored = kernel_memory_bytes(n, m, itemsize, per_pair, 1, compute_cov,
+                                     intermediate_bytes(kernel_fn, event, itemsize, 1))
         hint = (f"pass batch_size (e.g. batch_size=64) to compute the kernel in blocks "
                 f"(needs about {fmt_bytes(stored)})" if stored <= budget else
                 f"the stored {n}x{n} train kernel alone needs {fmt_bytes(stored)}: use fewer "
@@ -139,7 +147,9 @@ def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *,
         raise KernelTooLargeError(
             f"kernel for {n} training x {m} test inputs needs about {fmt_bytes(need)} "
             f"(budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES to change); {hint}")
-    if batch_size:
+    if batch_size and tiles_itself(kernel_fn):
+        kernel_fn = kernel_fn.with_block_bytes(declared)         # tiles of batch_size^2 pairs
+    elif batch_size:
         bs = divisor_batch([n, m], batch_size)
         kernel_fn = nt.batch(kernel_fn, batch_size=bs, device_count=0)
 
@@ -191,7 +201,7 @@ def kernel_invariance_error(kernel_fn: Callable, group: Group, x1, x2=None,
 STRUCTURED_MIN_POINTS = 2048
 
 
-def max_learning_rate(arch: Union[ArchSpec, Callable], x_train, group: Optional[Group] = None,
+def max_learning_rate(arch: Union[ArchLike, Callable], x_train, group: Optional[Group] = None,
                       solver: str = "auto") -> float:
     """Largest stable learning rate ``2 / lambda_max(Theta(X, X))`` of full-batch
     gradient descent on the summed MSE loss in the infinite-width limit (``X``
@@ -213,6 +223,5 @@ def max_learning_rate(arch: Union[ArchSpec, Callable], x_train, group: Optional[
             fall_back_to_direct(solver, e, "eigensolve")
     if group is not None:
         x_train = group.orbit(group.check_input(x_train)).reshape((-1,) + x_train.shape[1:])
-    kernel_fn = arch.kernel_fn if isinstance(arch, ArchSpec) else arch
-    theta = kernel_fn(x_train, None, "ntk")
+    theta = kernel_of(arch)(x_train, None, "ntk")
     return float(nt.predict.max_learning_rate(theta, y_train_size=1))

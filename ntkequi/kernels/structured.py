@@ -34,9 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import Group, GroupError, irreps
-from ..nn.arch import ArchSpec
 from ..nt import nt
 from ._common import (
+    ArchLike,
     KernelTooLargeError,
     Prediction,
     check_data,
@@ -48,6 +48,7 @@ from ._common import (
     jit_kernel,
     kernel_of,
     memory_budget_bytes,
+    tiles_itself,
 )
 
 __all__ = ["max_eigenvalue", "predict", "kernel_blocks", "check_structure", "StructureError",
@@ -77,7 +78,7 @@ def kernel_blocks(kernel_fn: Callable, group: Group, x1, x2=None, get=("ntk",),
     n1, n2, order = x1.shape[0], x2.shape[0], group.order
     orbit = group.orbit(x2).reshape((order * n2,) + x2.shape[1:])
     fn = kernel_fn
-    if batch_size:
+    if batch_size and not tiles_itself(kernel_fn):
         bs = divisor_batch([n1, n2], batch_size)
         fn = nt.batch(kernel_fn, batch_size=bs,
                       device_count=-1 if jax.local_device_count() > 1 else 0)
@@ -215,7 +216,7 @@ class _Solver:
         return U @ (_phi(w, t, kind)[:, None] * (U.conj().T @ vhat))
 
 
-def max_eigenvalue(arch: Union[ArchSpec, Callable], x_train, group: Group, get: str = "ntk",
+def max_eigenvalue(arch: Union[ArchLike, Callable], x_train, group: Group, get: str = "ntk",
                    batch_size: int = 0, check_tol: float = 1e-8) -> float:
     """Largest eigenvalue of the orbit-augmented train kernel ``k(X_aug, X_aug)``
     (``x_train (N, ...)`` un-augmented) from the ``|G|`` blocks ``k(X, a X)``: the
@@ -240,7 +241,7 @@ def _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, chec
     return train
 
 
-def predict(arch: Union[ArchSpec, Callable], x_train, y_train, x_test, t, *, group: Group,
+def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, group: Group,
             learning_rate: float = 1.0, diag_reg: float = 0.0, compute_cov: bool = False,
             get: str = "ntk", batch_size: int = 0, max_bytes: Optional[int] = None,
             check_tol: float = 1e-8) -> Prediction:

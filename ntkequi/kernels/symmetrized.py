@@ -32,8 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import Group, GroupError
-from ..nn.arch import ArchSpec
-from ._common import check_finite, check_times
+from ._common import ArchLike, check_finite, check_times, jit_kernel, kernel_of
 from .ntk import kernel_invariance_error
 
 __all__ = ["symmetrize", "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]
@@ -99,7 +98,7 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
     order = group.order
     # off-identity terms jitted (one compilation per block shape); the x2=None identity
     # term stays un-jitted, where the compat fixes keep neural-tangents' diagonal exact
-    jitted = jax.jit(kernel_fn, static_argnums=(2,))
+    jitted = jit_kernel(kernel_fn)
 
     firsts = range(order) if two_sided else (0,)
 
@@ -145,7 +144,7 @@ class SymmetrizedProblem:
     kernel_invariance: float
 
 
-def augmented_as_symmetrized(arch: Union[ArchSpec, Callable], group: Group, x_train, t,
+def augmented_as_symmetrized(arch: Union[ArchLike, Callable], group: Group, x_train, t,
                              diag_reg: float = 0.0, get: str = "ntk", tol: float = 1e-8,
                              check: bool = True) -> SymmetrizedProblem:
     """The symmetrized-kernel problem equal to training on the full ``group`` orbit of
@@ -161,7 +160,7 @@ def augmented_as_symmetrized(arch: Union[ArchSpec, Callable], group: Group, x_tr
     With ``check=False`` and a non-invariant kernel the two-sided ``k^GG`` is used
     (the one-sided average is then not a symmetric kernel), and the two predictions
     differ: that is the measurable failure of the relation."""
-    kernel_fn = arch.kernel_fn if isinstance(arch, ArchSpec) else arch
+    kernel_fn = kernel_of(arch)
     x_train = group.check_input(check_finite("x_train", x_train))
     if not group.out.is_trivial:
         raise GroupError(f"augmented_as_symmetrized is for invariant targets; {group.name} has output "

@@ -1,12 +1,14 @@
-"""One architecture description -> a Flax network and its neural-tangents kernel.
+"""One architecture description -> a Flax network and its analytic kernels.
 
-``ArchSpec`` is a frozen dataclass (saved beside every result). ``spec.stax()``
-returns neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` and ``spec.flax()``
-the Flax module of the same network, both in NTK parameterisation
-(``y = W_std / sqrt(fan_in) * W x + b_std * b`` with ``W, b ~ N(0, 1)``). Both are
-built by walking the same layer list (:meth:`ArchSpec.layers`), so they cannot
-drift apart; ``tests/test_arch.py`` checks that the Flax network's empirical NTK
-converges to the analytic one as the width grows.
+``ArchSpec`` is a frozen dataclass (saved beside every result). ``spec.flax()`` is the
+Flax module, ``spec.kernel_fn`` ntkequi's own NNGP/NTK recursion of the same network
+(:mod:`ntkequi.kernels.recursions`; ReLU and erf), and ``spec.stax()`` /
+``spec.kernel_fn_nt`` neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` / kernel, the
+reference, all in NTK parameterisation (``y = W_std / sqrt(fan_in) * W x + b_std * b``
+with ``W, b ~ N(0, 1)``). All are built by walking the same layer list
+(:meth:`ArchSpec.layers`), so they cannot drift apart; ``tests/test_arch.py`` checks that
+the Flax network's empirical NTK converges to the analytic one as the width grows, and
+``tests/test_fast_kernels.py`` that the two analytic kernels agree to 1e-10.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ..kernels.closed_forms import CLOSED_FORMS
+from ..kernels.recursions import recursion_kernel_fn
 from ..nt import stax
 
 ACTIVATIONS = {"relu": stax.Relu, "erf": stax.Erf, "gelu": stax.Gelu}
@@ -122,11 +126,23 @@ class ArchSpec:
 
     @property
     def kernel_fn(self):
-        """The analytic ``kernel_fn(x1, x2=None, get=...)`` of this architecture."""
+        """The analytic ``kernel_fn(x1, x2=None, get=...)`` of this architecture: ntkequi's
+        own recursion (:func:`~ntkequi.kernels.recursions.recursion_kernel_fn`, tiled to a
+        memory budget, much faster than neural-tangents' for CNNs) for ReLU and erf; for an
+        activation without a closed form (gelu) neural-tangents' kernel, :attr:`kernel_fn_nt`."""
+        if self.activation not in CLOSED_FORMS:
+            return self.kernel_fn_nt
+        return recursion_kernel_fn(self.layers(), self.activation, self.W_std, self.b_std,
+                                   self.kernel_size, self.padding)
+
+    @property
+    def kernel_fn_nt(self):
+        """neural-tangents' analytic ``kernel_fn(x1, x2=None, get=...)`` of this architecture
+        (``stax()[2]``): the reference the recursions are tested against."""
         return self.stax()[2]
 
     def kernel_entries_per_pair(self, event_shape: Optional[tuple] = None) -> int:
-        """Floats neural-tangents holds per input pair while computing the kernel
+        """Floats neural-tangents' kernel (:attr:`kernel_fn_nt`) holds per input pair while computing it
         (one per output for an MLP; one per pixel for a CNN with a flatten readout,
         since only the spatial diagonal is tracked; pixels squared with global
         average pooling)."""

@@ -1,0 +1,603 @@
+"""ntkequi's own NNGP/NTK recursions for the networks an ArchSpec describes.
+
+:func:`recursion_kernel_fn` turns a layer list (``ArchSpec.layers()``: dense, conv, act,
+2x2 average pool, flatten, global average pool) into ``kernel_fn(x1, x2=None, get=None)``
+with neural-tangents' signature, so :func:`~ntkequi.kernels.predict`, the structured
+solver, :func:`~ntkequi.kernels.symmetrize` and :func:`~ntkequi.kernels.max_learning_rate`
+use it unchanged. ``ArchSpec.kernel_fn`` is this kernel for ReLU and erf networks;
+neural-tangents' kernel of the same spec (``ArchSpec.kernel_fn_nt``) stays the reference the
+tests compare against, and is what ``ArchSpec.kernel_fn`` returns for activations without a
+closed form (gelu).
+
+The recursions (Novak et al. 2019; Arora et al. 2019), NTK parameterisation, per pair of
+inputs ``(x, x')`` and per pair of positions ``(p, p')``:
+
+    input:    S(p, p') = x(p) . x'(p') / C,                       T = 0
+    conv:     S'(p, p') = W^2 / k^2 sum_d S(p + d, p' + d) + b^2,  T' = W^2 / k^2 sum_d T(p + d, p' + d) + S'
+    act:      S' = E[phi(u) phi(v)],                              T' = T E[phi'(u) phi'(v)]
+    pool:     S'(P, P') = 1/16 sum_{a, b in {0,1}^2} S(2P + a, 2P' + b)   (and T)
+    flatten:  S' = mean_p S(p, p);   gap: S' = mean_{p, p'} S(p, p')   (and T)
+    dense:    S' = W^2 S + b^2,      T' = W^2 T + S'
+
+(zero outside the image for SAME padding, indices modulo the size for CIRCULAR; the
+expectations are over the centred Gaussian with variances ``S_x(p, p)``, ``S_x'(p', p')`` and
+covariance ``S(p, p')``, :mod:`~ntkequi.kernels.closed_forms`). The conv step moves along the
+diagonal ``(p + d, p' + d)``; it is separable, one pass of ``k`` shifted adds per spatial
+axis.
+
+Two representations of the spatial covariance of a pair:
+
+* **band** (flatten readout): a convolution keeps the offset ``delta = p' - p`` and a 2x2
+  pool maps offsets ``|delta| <= 2r + 1`` to ``|Delta| <= r``, so a flatten readout, which needs
+  ``delta = 0`` only, needs ``|delta| <= R_l`` at layer ``l`` (``R = 0`` without pooling, 3 at
+  the input of two pooled blocks): ``H W (2R + 1)^2`` numbers per pair instead of the
+  ``(H W)^2`` neural-tangents tracks once a pooling layer is present;
+* **full** (global average pooling, which needs every ``(p, p')``): ``(H W)^2`` per pair.
+
+Pairs are computed in square tiles of ``b x b`` input pairs sized to a memory budget
+(``block_bytes``), never all pairs at once; ``x2=None`` computes each unordered pair once
+(tiles ``I <= J``, mirrored). The variances a pair needs come from one cheaper pass per
+input (band with the pooling offsets only).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import math
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .closed_forms import CLOSED_FORMS, expectations
+
+__all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES"]
+
+#: default memory for one tile of pairs (all its intermediates); measured fastest of 8-256 MiB
+DEFAULT_BLOCK_BYTES = 32 << 20
+#: live arrays of the per-pair size a tile holds at once (S, T, the partner variances, temporaries)
+_LIVE_ARRAYS = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The recursion of one network on inputs of one shape (hashable: it keys the compile cache).
+
+    Attributes:
+        layers: the layer list, as ``ArchSpec.layers()`` (features are irrelevant).
+        activation: 'relu' or 'erf'.
+        W_std, b_std, kernel_size, padding: as in ArchSpec.
+        event_shape: per-input shape, ``(H, W, C)`` for a CNN.
+        rep: 'band', 'full' (spatial pair covariance) or 'vector' (an MLP).
+        sizes: ``(H, W)`` at the input of each layer (``()`` once flat).
+        radii: band half-widths ``(Rh, Rw)`` of the pair pass at the input of each layer.
+        self_radii: the same for the per-input variance pass.
+    """
+    layers: tuple
+    activation: str
+    W_std: float
+    b_std: float
+    kernel_size: int
+    padding: str
+    event_shape: tuple
+    rep: str
+    sizes: tuple
+    radii: tuple
+    self_radii: tuple
+
+    @property
+    def floats_per_pair(self) -> int:
+        """Largest number of floats the pair recursion holds per pair of inputs."""
+        out = 1
+        for size, (rh, rw) in zip(self.sizes, self.radii):
+            if not size:
+                continue
+            h, w = size
+            if self.rep == "full":
+                out = max(out, h * w * h * w)
+            elif self.rep == "band":
+                out = max(out, h * w * (2 * rh + 1) * (2 * rw + 1))
+        return out
+
+
+def _radii(layers, sizes, final: int):
+    """Band half-widths at the input of each layer, walking back from ``final`` at the readout."""
+    r = [None] * len(layers)
+    cur = (final, final)
+    for i in range(len(layers) - 1, -1, -1):
+        name = layers[i][0]
+        if name in ("flatten", "gap", "dense"):
+            cur = (0, 0)
+        elif name == "pool":
+            cur = (2 * cur[0] + 1, 2 * cur[1] + 1)
+        r[i] = cur if sizes[i] else (0, 0)
+    return tuple(r)
+
+
+def make_plan(layers: tuple, activation: str, W_std: float, b_std: float, kernel_size: int,
+              padding: str, event_shape: tuple) -> Plan:
+    """The :class:`Plan` of ``layers`` on inputs of ``event_shape``; ValueError for an input
+    rank the network does not take."""
+    layers = tuple((name,) for name, *_ in layers)
+    conv = any(name == "conv" for (name,) in layers)
+    if conv and len(event_shape) != 3:
+        raise ValueError(f"a CNN kernel takes images (N, H, W, C); got inputs of per-sample shape "
+                         f"{tuple(event_shape)}")
+    sizes, cur = [], tuple(event_shape[:2]) if conv else ()
+    pool_odd = False
+    for (name,) in layers:
+        sizes.append(cur)
+        if name == "pool":
+            pool_odd = pool_odd or cur[0] % 2 or cur[1] % 2
+            cur = (cur[0] // 2, cur[1] // 2)
+            if min(cur) < 1:
+                raise ValueError(f"2x2 pooling of a {sizes[-1]} feature map leaves nothing; "
+                                 f"inputs {tuple(event_shape)} are too small for this network")
+        elif name in ("flatten", "gap"):
+            cur = ()
+    if not conv:
+        rep = "vector"
+    elif ("gap",) in layers or (padding == "CIRCULAR" and pool_odd):
+        rep = "full"                     # CIRCULAR bands need even sizes at every pool
+    else:
+        rep = "band"
+    return Plan(layers=layers, activation=activation, W_std=float(W_std), b_std=float(b_std),
+                kernel_size=int(kernel_size), padding=padding, event_shape=tuple(event_shape), rep=rep,
+                sizes=tuple(sizes), radii=_radii(layers, sizes, 0), self_radii=_radii(layers, sizes, 0))
+
+
+# ----------------------------------------------------------------------------
+# the recursion on a batch of pairs, leading axis B
+# ----------------------------------------------------------------------------
+
+def _shift_pad(a, axis: int, lo: int, hi: int, circular: bool):
+    pads = [(0, 0)] * a.ndim
+    pads[axis] = (lo, hi)
+    return jnp.pad(a, pads, mode="wrap" if circular else "constant")
+
+
+def _band_gather(v, rh: int, rw: int, circular: bool, fill: float = 0.0):
+    """``v (B, H, W, ...)`` -> ``(B, H, W, 2rh+1, 2rw+1, ...)`` with ``[p, d] = v(p + d - r)``
+    (``fill`` outside the image, or indices modulo the size). Static slices, no gather
+    (XLA:CPU's gather is several times slower)."""
+    h, w = v.shape[1:3]
+    pads = [(0, 0), (rh, rh), (rw, rw)] + [(0, 0)] * (v.ndim - 3)
+    vp = jnp.pad(v, pads, mode="wrap") if circular else jnp.pad(v, pads, constant_values=fill)
+    rows = [jnp.stack([vp[:, i:i + h, j:j + w] for j in range(2 * rw + 1)], axis=3)
+            for i in range(2 * rh + 1)]
+    return jnp.stack(rows, axis=3)
+
+
+def _band_mask(h: int, w: int, rh: int, rw: int, dtype, limit=None):
+    """``(H, W, 2rh+1, 2rw+1)`` with 1 where the partner ``p + d - r`` lies in
+    ``[0, limit)`` (``limit`` defaults to the image)."""
+    lh, lw = limit or (h, w)
+    ph = np.arange(h)[:, None] + np.arange(2 * rh + 1)[None, :] - rh
+    pw = np.arange(w)[:, None] + np.arange(2 * rw + 1)[None, :] - rw
+    mh = (ph >= 0) & (ph < lh)
+    mw = (pw >= 0) & (pw < lw)
+    return jnp.asarray(mh[:, None, :, None] & mw[None, :, None, :], dtype=dtype)
+
+
+def _conv_axis(a, axes, k: int, circular: bool):
+    """Sum of the ``k`` joint shifts ``a[.., p + d, .., p' + d, ..]`` along ``axes`` (one axis
+    for a band: the offset is kept; two for the full covariance)."""
+    c = k // 2
+    for ax in axes:
+        a = _shift_pad(a, ax, c, c, circular)
+    n = a.shape[axes[0]] - 2 * c
+    out = 0.0
+    for d in range(k):
+        sl = [slice(None)] * a.ndim
+        for ax in axes:
+            sl[ax] = slice(d, d + n)
+        out = out + a[tuple(sl)]
+    return out
+
+
+def _materialise(gate, s, t):
+    """``(s, t)`` unchanged, through a conditional on the runtime predicate ``gate`` (always
+    true): XLA fuses neither into the other's consumers across it. Left to itself XLA:CPU
+    fuses each layer into every one of the next layer's fusions and recomputes it there
+    (measured 4-10x slower); ``lax.optimization_barrier`` does not survive its CPU pipeline."""
+    return jax.lax.cond(gate, lambda a: a, lambda a: jax.tree_util.tree_map(jnp.negative, a), (s, t))
+
+
+class _Pass:
+    """One forward pass of a :class:`Plan` over a batch of pairs (or of inputs with
+    themselves: ``self_mode``)."""
+
+    def __init__(self, plan: Plan, need_ntk: bool, self_mode: bool, gate=None):
+        self.p, self.need_ntk, self.self_mode, self.gate = plan, need_ntk, self_mode, gate
+        self.circular = plan.padding == "CIRCULAR"
+        # the variance pass needs only the pooling offsets (a band), except for CIRCULAR
+        # padding, whose bands need even sizes at every pool
+        self.rep = "band" if self_mode and plan.rep == "full" and not self.circular else plan.rep
+        self.radii = plan.self_radii if self_mode else plan.radii
+
+    # -- the state: S, T of shape (B,) + spatial; spatial = (H, W, Dh, Dw) | (H, W, H, W) | ()
+
+    def initial(self, xa, xb):
+        p = self.p
+        if self.rep == "vector" or not p.sizes[0]:
+            xa, xb = xa.reshape(xa.shape[0], -1), xb.reshape(xb.shape[0], -1)
+            return jnp.sum(xa * xb, axis=-1) / xa.shape[-1]
+        # products summed over channels by broadcasting, not einsum: XLA:CPU turns a
+        # dot_general with per-pixel batch dimensions into one tiny matmul per pixel
+        c = xa.shape[-1]
+        if self.rep == "full":
+            return jnp.sum(xa[:, :, :, None, None, :] * xb[:, None, None, :, :, :], axis=-1) / c
+        rh, rw = self.radii[0]
+        band = _band_gather(xb, rh, rw, self.circular)                     # (B, H, W, Dh, Dw, C)
+        return jnp.sum(xa[:, :, :, None, None, :] * band, axis=-1) / c
+
+    def variances(self, s):
+        """``(B, H, W)`` (or ``(B,)``) diagonal ``S(p, p)`` of a self-mode state."""
+        if s.ndim == 1:
+            return s
+        if self.rep == "full":
+            b, h, w = s.shape[:3]
+            return jnp.einsum("bhwhw->bhw", s)
+        rh, rw = (s.shape[3] - 1) // 2, (s.shape[4] - 1) // 2
+        return s[:, :, :, rh, rw]
+
+    def mask(self, s, i):
+        if self.rep != "band" or self.circular or s.ndim == 1:
+            return s
+        (h, w), (rh, rw) = self.p.sizes[i], self.radii[i]
+        return s * _band_mask(h, w, rh, rw, s.dtype)
+
+    def conv(self, s, t, i):
+        p = self.p
+        k = p.kernel_size
+        scale = p.W_std ** 2 / (k * k)
+        axes = [(1, 3), (2, 4)] if self.rep == "full" else [(1,), (2,)]
+        lin = lambda a: _conv_axis(_conv_axis(a, axes[0], k, self.circular), axes[1], k, self.circular)
+        s_new = self.mask(scale * lin(s) + p.b_std ** 2, i)
+        t_new = None
+        if self.need_ntk:
+            t_new = s_new if t is None else self.mask(scale * lin(t), i) + s_new
+        return s_new, t_new
+
+    def dense(self, s, t):
+        p = self.p
+        s_new = p.W_std ** 2 * s + p.b_std ** 2
+        t_new = None if not self.need_ntk else (s_new if t is None else p.W_std ** 2 * t + s_new)
+        return s_new, t_new
+
+    def _diagonal(self, s, i):
+        """Indicator of the entries ``p = p'`` of a state."""
+        if s.ndim == 1:
+            return np.ones((), bool)
+        if self.rep == "full":
+            h, w = s.shape[1:3]
+            return np.eye(h * w, dtype=bool).reshape(h, w, h, w)
+        rh, rw = self.radii[i]
+        d = np.zeros(s.shape[1:], bool)
+        d[:, :, rh, rw] = True
+        return d
+
+    def act(self, s, t, qa, qb, i, same=None):
+        if same is not None:
+            # a pair of an input with itself: S(p, p) is its variance, exactly (one rounding
+            # error there would be a square-root error in the ReLU kernel)
+            cond = same.reshape((-1,) + (1,) * (s.ndim - 1)) & self._diagonal(s, i)
+            qd = qa if s.ndim == 1 else qa.reshape(qa.shape + (1,) * (s.ndim - 3))
+            s = jnp.where(cond, qd, s)
+        if s.ndim == 1:
+            q1, q2 = qa, qb
+        elif self.rep == "full":
+            q1, q2 = qa[:, :, :, None, None], qb[:, None, None, :, :]
+        else:
+            rh, rw = self.radii[i]
+            q1 = qa[:, :, :, None, None]
+            q2 = _band_gather(qb, rh, rw, self.circular, fill=1.0)
+        k, kdot = expectations(self.p.activation, s, q1, q2, need_dot=self.need_ntk and t is not None)
+        k = self.mask(k, i)
+        if t is not None and self.need_ntk:
+            t = self.mask(t * kdot, i)
+        return k, t
+
+    def pool(self, a, i):
+        if a is None:
+            return None
+        (h, w), (rh, rw) = self.p.sizes[i], self.radii[i]
+        hc, wc = 2 * (h // 2), 2 * (w // 2)
+        if self.rep == "full":
+            a = a[:, :hc, :wc, :hc, :wc]
+            b = a.shape[0]
+            return a.reshape(b, hc // 2, 2, wc // 2, 2, hc // 2, 2, wc // 2, 2).mean(axis=(2, 4, 6, 8))
+        if (hc, wc) != (h, w):      # odd size (SAME only): drop partners in the cropped row/column
+            a = a * _band_mask(h, w, rh, rw, a.dtype, limit=(hc, wc))
+        a = a[:, :hc, :wc]
+        ro_h, ro_w = (rh - 1) // 2, (rw - 1) // 2
+        # axis h: [P, Delta] = 1/4 sum_{a, b} a[2P + a, 2 Delta + r_out... + 1 + b - a]
+        acc = 0.0
+        for x in (0, 1):
+            for y in (0, 1):
+                st = 1 + y - x
+                acc = acc + a[:, x::2, :, st:st + 4 * ro_h + 1:2, :]
+        a = acc / 4
+        acc = 0.0
+        for x in (0, 1):
+            for y in (0, 1):
+                st = 1 + y - x
+                acc = acc + a[:, :, x::2, :, st:st + 4 * ro_w + 1:2]
+        return acc / 4
+
+    def readout(self, a, name):
+        if a is None or a.ndim == 1:
+            return a
+        if name == "gap":
+            return a.mean(axis=tuple(range(1, a.ndim)))
+        if self.rep == "full":
+            return jnp.einsum("bhwhw->bhw", a).mean(axis=(1, 2))
+        rh, rw = (a.shape[3] - 1) // 2, (a.shape[4] - 1) // 2
+        return a[:, :, :, rh, rw].mean(axis=(1, 2))
+
+    def run(self, xa, xb, qa=None, qb=None, same=None):
+        """``(S, T, variances)``: the output NNGP and NTK ``(B,)`` (T None without NTK) and,
+        in self mode, the pre-activation variances at every activation."""
+        s, t = self.initial(xa, xb), None
+        qs, n_act = [], 0
+        for i, (name,) in enumerate(self.p.layers):
+            if self.gate is not None and i:
+                s, t = _materialise(self.gate, s, t)
+            if name == "conv":
+                s, t = self.conv(s, t, i)
+            elif name == "dense":
+                s, t = self.dense(s, t)
+            elif name == "act":
+                if self.self_mode:
+                    q = self.variances(s)
+                    qs.append(q)
+                    s, t = self.act(s, t, q, q, i)
+                else:
+                    s, t = self.act(s, t, qa[n_act], qb[n_act], i, same)
+                n_act += 1
+            elif name == "pool":
+                s, t = self.pool(s, i), self.pool(t, i)
+            elif name in ("flatten", "gap"):
+                s, t = self.readout(s, name), self.readout(t, name)
+        return s, t, qs
+
+
+# ----------------------------------------------------------------------------
+# tiling
+# ----------------------------------------------------------------------------
+
+def _tile_shape(plan: Plan, itemsize: int, block_bytes: int, n1: int, n2: int) -> tuple:
+    """``(t1, t2)``: the most input pairs per tile within ``block_bytes``, near-square, and
+    splitting ``n1``, ``n2`` into nearly equal tiles (little padding)."""
+    per_pair = plan.floats_per_pair * itemsize * _LIVE_ARRAYS
+    pairs = max(1, block_bytes // per_pair)
+    b = max(1, math.isqrt(pairs))
+    t1 = min(n1, b)
+    t2 = min(n2, max(b, pairs // t1))
+    t1 = -(-n1 // -(-n1 // t1))             # equalise the tiles
+    t2 = -(-n2 // -(-n2 // t2))
+    return t1, t2
+
+
+def _pad_rows(x, n: int):
+    return x if x.shape[0] == n else jnp.concatenate([x, jnp.zeros((n - x.shape[0],) + x.shape[1:], x.dtype)])
+
+
+@functools.partial(jax.jit, static_argnames=("plan", "need_ntk", "chunk"))
+def _input_variances(plan: Plan, x, need_ntk: bool, chunk: int, gate=True):
+    """Pre-activation variances of every input at every activation, in chunks of ``chunk``."""
+    del need_ntk
+    n = x.shape[0]
+    m = -(-n // chunk)
+    xp = _pad_rows(x, m * chunk).reshape((m, chunk) + x.shape[1:])
+    ps = _Pass(plan, need_ntk=False, self_mode=True, gate=gate)
+    qs = jax.lax.map(lambda xc: ps.run(xc, xc)[2], xp)
+    return [q.reshape((m * chunk,) + q.shape[2:])[:n] for q in qs]
+
+
+@functools.partial(jax.jit, static_argnames=("plan", "need_ntk", "tile", "symmetric"))
+def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symmetric: bool, gate=True):
+    """``(nngp, ntk)`` of shape ``(N1, N2)`` by tiles of ``t1 x t2`` pairs (square for
+    ``symmetric``: only tiles ``I <= J`` are computed and mirrored)."""
+    n1, n2 = x1.shape[0], x2.shape[0]
+    t1, t2 = tile
+    m1, m2 = -(-n1 // t1), -(-n2 // t2)
+    x1p, x2p = _pad_rows(x1, m1 * t1), _pad_rows(x2, m2 * t2)
+    q1p = [_pad_rows(q, m1 * t1) for q in q1]
+    q2p = [_pad_rows(q, m2 * t2) for q in q2]
+    if symmetric:
+        ij = np.array([(i, j) for i in range(m1) for j in range(i, m2)], dtype=np.int32)
+    else:
+        ij = np.array([(i, j) for i in range(m1) for j in range(m2)], dtype=np.int32)
+    ps = _Pass(plan, need_ntk=need_ntk, self_mode=False, gate=gate)
+
+    def rows(a, i, n):
+        return jax.lax.dynamic_slice_in_dim(a, i * n, n)
+
+    def pair(a, b):
+        return jnp.repeat(a, t2, axis=0), jnp.tile(b, (t1,) + (1,) * (b.ndim - 1))
+
+    def one(idx):
+        i, j = idx[0], idx[1]
+        xa, xb = pair(rows(x1p, i, t1), rows(x2p, j, t2))
+        qa, qb = (zip(*[pair(rows(qa_, i, t1), rows(qb_, j, t2)) for qa_, qb_ in zip(q1p, q2p)])
+                  if q1p else ((), ()))
+        same = None
+        if symmetric:
+            r = jnp.arange(t1)
+            same = ((i == j) & (r[:, None] == r[None, :])).reshape(-1)
+        s, t, _ = ps.run(xa, xb, qa, qb, same)
+        s = s.reshape(t1, t2)
+        t = s if t is None else t.reshape(t1, t2)
+        return s, t
+
+    s_tiles, t_tiles = jax.lax.map(one, jnp.asarray(ij))
+
+    def assemble(tiles):
+        out = jnp.zeros((m1, m2, t1, t2), tiles.dtype).at[ij[:, 0], ij[:, 1]].set(tiles)
+        if symmetric:
+            out = out.at[ij[:, 1], ij[:, 0]].set(jnp.swapaxes(tiles, 1, 2))
+        return jnp.swapaxes(out, 1, 2).reshape(m1 * t1, m2 * t2)[:n1, :n2]
+
+    return assemble(s_tiles), (assemble(t_tiles) if need_ntk else None)
+
+
+# ----------------------------------------------------------------------------
+# the kernel_fn
+# ----------------------------------------------------------------------------
+
+def _canonical_get(get):
+    if get is None:
+        return ("nngp", "ntk"), False
+    if isinstance(get, str):
+        gets = (get,)
+        single = True
+    else:
+        gets, single = tuple(get), False
+    bad = [g for g in gets if g not in ("nngp", "ntk")]
+    if bad or not gets:
+        raise ValueError(f"get must be 'nngp', 'ntk', a tuple of them or None; got {get!r}")
+    return gets, single
+
+
+class RecursionKernelFn:
+    """``kernel_fn(x1, x2=None, get=None)`` of a layer list (see the module doc); callable
+    like a neural-tangents kernel_fn (a namedtuple for a tuple ``get`` or None, an array
+    ``(N1, N2)`` for a single name), jit-traceable, and hashable by its layers.
+
+    Attributes:
+        block_bytes: memory for one tile of pairs.
+    """
+
+    def __init__(self, layers: tuple, activation: str, W_std: float, b_std: float,
+                 kernel_size: int = 3, padding: str = "SAME", block_bytes: int = DEFAULT_BLOCK_BYTES):
+        if activation not in CLOSED_FORMS:
+            raise ValueError(f"activation {activation!r} has no closed form here ({CLOSED_FORMS}); "
+                             f"use neural-tangents' kernel (ArchSpec.kernel_fn_nt)")
+        if not block_bytes > 0:
+            raise ValueError(f"block_bytes must be positive; got {block_bytes}")
+        self.layers = tuple((name,) for name, *_ in layers)
+        self.activation, self.W_std, self.b_std = activation, float(W_std), float(b_std)
+        self.kernel_size, self.padding, self.block_bytes = int(kernel_size), padding, int(block_bytes)
+        self.__doc__ = RecursionKernelFn.__call__.__doc__
+
+    def _key(self):
+        return (self.layers, self.activation, self.W_std, self.b_std, self.kernel_size, self.padding,
+                self.block_bytes)
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __eq__(self, other):
+        return isinstance(other, RecursionKernelFn) and self._key() == other._key()
+
+    def __repr__(self):
+        return (f"RecursionKernelFn({self.activation}, {len(self.layers)} layers, W_std={self.W_std:g}, "
+                f"b_std={self.b_std:g}, k={self.kernel_size}, {self.padding})")
+
+    def plan(self, event_shape: tuple) -> Plan:
+        """The :class:`Plan` on inputs of per-sample shape ``event_shape``."""
+        return make_plan(self.layers, self.activation, self.W_std, self.b_std, self.kernel_size,
+                         self.padding, tuple(event_shape))
+
+    def floats_per_pair(self, event_shape: tuple) -> int:
+        """Floats held per input pair while a tile is computed (see :class:`Plan`)."""
+        return self.plan(event_shape).floats_per_pair
+
+    def intermediate_bytes(self, event_shape: tuple, itemsize: int, pairs: Optional[int] = None) -> int:
+        """Peak bytes of the per-pair intermediates for ``pairs`` input pairs at most (one
+        tile: ``block_bytes``, or less when fewer pairs are asked for; at least one pair),
+        which ``predict``'s memory guard adds to the stored kernels."""
+        one = self.floats_per_pair(event_shape) * itemsize * _LIVE_ARRAYS
+        tile = self.block_bytes if pairs is None else min(self.block_bytes, int(pairs) * one)
+        return int(max(tile, one))
+
+    def with_block_bytes(self, block_bytes: int) -> "RecursionKernelFn":
+        """The same kernel computed in tiles of at most ``block_bytes``."""
+        return RecursionKernelFn(self.layers, self.activation, self.W_std, self.b_std, self.kernel_size,
+                                 self.padding, int(block_bytes))
+
+    def __call__(self, x1, x2=None, get=None, **kwargs):
+        """NNGP and/or NTK between ``x1 (N1, ...)`` and ``x2 (N2, ...)`` (``x2=None``: ``x1``).
+
+        Args:
+            x1: inputs ``(N1, ...)`` (images ``(N, H, W, C)`` for a CNN).
+            x2: inputs ``(N2, ...)`` of the same per-sample shape, or None.
+            get: 'nngp', 'ntk', a tuple of them, or None (both).
+
+        Returns:
+            ``(N1, N2)`` array for a single name, else a namedtuple with fields ``get``.
+        """
+        if kwargs:
+            raise TypeError(f"this kernel_fn takes no keyword arguments; got {sorted(kwargs)}")
+        gets, single = _canonical_get(get)
+        x1 = jnp.asarray(x1)
+        if not jnp.issubdtype(x1.dtype, jnp.floating):
+            x1 = x1.astype(jnp.result_type(float))
+        if x1.ndim < 2:
+            raise ValueError(f"x1 must be a batch (N, ...); got shape {x1.shape}")
+        symmetric = x2 is None
+        x2 = x1 if symmetric else jnp.asarray(x2, dtype=x1.dtype)
+        if x2.shape[1:] != x1.shape[1:]:
+            raise ValueError(f"x2 per-sample shape {x2.shape[1:]} differs from x1's {x1.shape[1:]}")
+        plan = self.plan(x1.shape[1:])
+        itemsize = jnp.dtype(x1.dtype).itemsize
+        need_ntk = "ntk" in gets
+        n1, n2 = x1.shape[0], x2.shape[0]
+        tile = _tile_shape(plan, itemsize, self.block_bytes, n1, n2)
+        if symmetric:
+            tile = (min(tile),) * 2
+        chunk = max(1, min(x1.shape[0], self.block_bytes // max(1, itemsize * _LIVE_ARRAYS * _self_floats(plan))))
+        # true for finite inputs, and a runtime value even under an outer jit (see _materialise)
+        gate = jnp.all(jnp.isfinite(x1[:1]))
+        q1 = _input_variances(plan, x1, need_ntk, chunk, gate)
+        q2 = q1 if symmetric else _input_variances(plan, x2, need_ntk, min(chunk, x2.shape[0]), gate)
+        nngp, ntk = _pair_kernels(plan, x1, x2, q1, q2, need_ntk, tile, symmetric, gate)
+        values = {"nngp": nngp, "ntk": ntk}
+        if single:
+            return values[gets[0]]
+        return _kernel_tuple(gets)(*(values[g] for g in gets))
+
+
+def _self_floats(plan: Plan) -> int:
+    out = 1
+    for size, (rh, rw) in zip(plan.sizes, plan.self_radii):
+        if size:
+            h, w = size
+            out = max(out, h * w * (2 * rh + 1) * (2 * rw + 1))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_tuple(gets: tuple):
+    return collections.namedtuple("Kernel", gets)
+
+
+def recursion_kernel_fn(layers: tuple, activation: str, W_std: float, b_std: float, kernel_size: int = 3,
+                        padding: str = "SAME", block_bytes: int = DEFAULT_BLOCK_BYTES) -> RecursionKernelFn:
+    """ntkequi's analytic ``kernel_fn(x1, x2=None, get=None)`` of a layer list.
+
+    Args:
+        layers: ``ArchSpec.layers()``: tuples ('dense', n), ('conv', n), ('act',), ('pool',),
+            ('flatten',), ('gap',).
+        activation: 'relu' or 'erf' (closed forms; others: neural-tangents' kernel).
+        W_std: weight standard deviation (NTK parameterisation).
+        b_std: bias standard deviation.
+        kernel_size: odd filter size of the convolutions.
+        padding: 'SAME' (zeros) or 'CIRCULAR'.
+        block_bytes: memory for one tile of input pairs.
+
+    Returns:
+        A :class:`RecursionKernelFn`.
+
+    >>> import numpy as np
+    >>> layers = (("conv", 8), ("act",), ("pool",), ("flatten",), ("dense", 1))
+    >>> kfn = recursion_kernel_fn(layers, "relu", W_std=2 ** 0.5, b_std=0.1)
+    >>> x = np.random.default_rng(0).normal(size=(3, 6, 6, 1))
+    >>> k = kfn(x, None, "ntk")
+    >>> k.shape, bool(np.allclose(k, k.T))
+    ((3, 3), True)
+    """
+    return RecursionKernelFn(layers, activation, W_std, b_std, kernel_size, padding, block_bytes)

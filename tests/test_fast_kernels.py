@@ -97,6 +97,8 @@ FAST = [
     (ArchSpec(kind="cnn", depth=2, activation="erf", readout="gap", b_std=0.2), (6, 6, 1)),
     (ArchSpec(kind="cnn", depth=2, activation="relu", padding="CIRCULAR", readout="flatten", b_std=0.2), (5, 5, 3)),
     (ArchSpec(kind="cnn", depth=2, activation="relu", padding="CIRCULAR", pool=True, readout="gap"), (7, 7, 1)),
+    # three pools: the flatten band would be wider than the full covariance, so the full one is used
+    (ArchSpec(kind="cnn", depth=3, activation="relu", pool=True, readout="flatten"), (8, 8, 1)),
 ]
 
 
@@ -250,3 +252,5 @@ def test_plan_uses_a_band_for_flatten_and_the_full_covariance_for_gap():
     assert plan.floats_per_pair == 28 * 28 * 7 * 7
     gap = dataclasses.replace(ArchSpec(kind="cnn", depth=2, pool=True), readout="gap").kernel_fn.plan((28, 28, 1))
     assert gap.rep == "full" and gap.floats_per_pair == 28 ** 4
+    deep = ArchSpec(kind="cnn", depth=4, pool=True).kernel_fn.plan((28, 28, 1))
+    assert deep.rep == "full"            # band half-width 15 at the input: 31^2 offsets > 28^2 pixels

@@ -133,7 +133,7 @@ def test_inexact_group_and_non_invariant_kernel_are_refused():
         ntk.predict(anisotropic, xp, yp, xtp, 1.0, group=g8, solver="structured")
     with pytest.warns(UserWarning, match="using the direct path"):
         auto = ntk.predict(anisotropic, xp, yp, xtp, 1.0, group=g8, diag_reg=1e-4, solver="auto")
-    direct = ntk.predict(anisotropic, xp, yp, xtp, 1.0, group=g8, diag_reg=1e-4)
+    direct = ntk.predict(anisotropic, xp, yp, xtp, 1.0, group=g8, diag_reg=1e-4, solver="direct")
     np.testing.assert_array_equal(auto.mean, direct.mean)
 
 
@@ -211,3 +211,38 @@ def test_predict_and_max_learning_rate_share_one_solver_rule(monkeypatch):
         ntk.predict(aniso, x, y, x, 1.0, group=g8, diag_reg=1e-4, solver="auto")
     with pytest.warns(UserWarning, match="using the direct path"):
         ntk.max_learning_rate(aniso, x, g8, solver="auto")
+
+
+def test_default_solver_is_auto_structured_for_exact_groups_and_logged_fallback_for_inexact(caplog, monkeypatch):
+    import logging
+    import warnings
+
+    arch = ArchSpec(kind="mlp", depth=2, b_std=0.3)
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 2))
+    y = jnp.linspace(-1, 1, 6)[:, None]
+    calls = []
+    original = structured.predict
+    monkeypatch.setattr(structured, "predict", lambda *a, **k: calls.append(1) or original(*a, **k))
+    g4 = groups.planar_rotations(4)
+    default = ntk.predict(arch, x, y, x, [1.0, float("inf")], group=g4)
+    assert calls == [1]                                   # the structured solve ran
+    direct = ntk.predict(arch, x, y, x, [1.0, float("inf")], group=g4, solver="direct")
+    np.testing.assert_allclose(default.mean, direct.mean, rtol=1e-8, atol=1e-10)
+    # an inexact action: the direct path, with the reason logged and no warning
+    img = jax.random.normal(jax.random.PRNGKey(1), (3, 9, 9, 1))
+    g8 = groups.rotations(8, shape=(9, 9))
+    assert not g8.exact
+    with caplog.at_level(logging.INFO, logger="ntkequi.kernels"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ntk.predict(ArchSpec(kind="cnn", depth=1), img, jnp.ones((3, 1)), img, 1.0, group=g8)
+    assert any("acts inexactly" in r.getMessage() for r in caplog.records)
+
+
+def test_symmetric_kernel_blocks_computes_half_and_mirrors():
+    arch = ArchSpec(kind="cnn", depth=1, readout="gap")
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 6, 6, 1))
+    g4 = groups.rotations(4, shape=(6, 6))
+    half = structured.kernel_blocks(arch.kernel_fn, g4, x, None, ("ntk",))["ntk"]
+    full = structured.kernel_blocks(arch.kernel_fn, g4, x, x, ("ntk",))["ntk"]
+    np.testing.assert_allclose(half, full, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(half[3], half[1].T)     # B_{a^-1} = B_a^T, a = quarter turn

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 import os
 import warnings
@@ -202,9 +203,16 @@ def check_solver(solver: str, group) -> None:
         raise ValueError("solver='structured' needs a group (it solves the orbit-augmented problem)")
 
 
-def fall_back_to_direct(solver: str, error: Exception, what: str) -> None:
-    """After a failed structure check: re-raise for ``solver='structured'``, else warn
-    (naming the reason) that ``what`` uses the direct path."""
+def fall_back_to_direct(solver: str, error: Exception, what: str, group=None) -> None:
+    """After a failed structure check: re-raise for ``solver='structured'``; for 'auto',
+    log the reason (logger ``ntkequi.kernels``, INFO) where the group acts inexactly (the
+    expected case: interpolated rotations have no block structure), else warn (an exact group
+    with a kernel that is not invariant is worth knowing about); then ``what`` uses the
+    direct path."""
     if solver == "structured":
         raise error
+    if group is not None and not group.exact:
+        logging.getLogger("ntkequi.kernels").info("structured %s not possible, using the direct path: %s",
+                                                  what, error)
+        return
     warnings.warn(f"structured {what} not possible, using the direct path: {error}", stacklevel=3)

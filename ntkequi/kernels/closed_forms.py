@@ -116,3 +116,4 @@ def expectations(activation: str, s, q1, q2, need_dot: bool = True):
         kdot = (4 / math.pi) / jnp.sqrt(jnp.maximum(prod - 4 * s * s, 0.0)) if need_dot else None
         return k, kdot
     raise ValueError(f"no closed form for activation {activation!r}; closed forms: {CLOSED_FORMS}")
+

@@ -63,7 +63,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
             group: Optional[Group] = None, learning_rate: float = 1.0,
             diag_reg: float = 0.0, compute_cov: bool = False, get: str = "ntk",
             batch_size: int = 0, max_bytes: Optional[int] = None,
-            solver: str = "direct") -> Prediction:
+            solver: str = "auto") -> Prediction:
     """Mean (and covariance) of the infinite ensemble trained by gradient flow.
 
     Args:
@@ -84,8 +84,9 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
         max_bytes: memory budget (default :func:`~ntkequi.kernels.memory_budget_bytes`).
         solver: with a group, 'direct' builds the ``|G| N x |G| N`` orbit kernel;
             'structured' uses the group-structured solve of :mod:`ntkequi.kernels.structured`
-            (``|G|`` blocks of ``N x N``); 'auto' tries 'structured' and falls back to
-            'direct' with a warning naming the reason (without a group: 'direct').
+            (``|G|`` blocks of ``N x N``); 'auto' (default) uses 'structured' where its
+            structure check passes and 'direct' otherwise, naming the reason (logged for an
+            inexact group, a warning for a kernel that is not invariant); without a group: 'direct'.
 
     Returns:
         A :class:`~ntkequi.kernels.Prediction` with ``mean (T, M, k)`` and, with
@@ -119,7 +120,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
         try:
             return structured.predict(arch, x_train, y_train, x_test, t, **kwargs)
         except structured.StructureError as e:
-            fall_back_to_direct(solver, e, "solve")
+            fall_back_to_direct(solver, e, "solve", group)
     check_solver_args(get, learning_rate, diag_reg)
     ts = check_times(t) * learning_rate
     x_train, y_train, x_test = check_data(x_train, y_train, x_test)
@@ -220,7 +221,7 @@ def max_learning_rate(arch: Union[ArchLike, Callable], x_train, group: Optional[
         try:
             return 2.0 / structured.max_eigenvalue(arch, x_train, group)
         except structured.StructureError as e:
-            fall_back_to_direct(solver, e, "eigensolve")
+            fall_back_to_direct(solver, e, "eigensolve", group)
     if group is not None:
         x_train = group.orbit(group.check_input(x_train)).reshape((-1,) + x_train.shape[1:])
     theta = kernel_of(arch)(x_train, None, "ntk")

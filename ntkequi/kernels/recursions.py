@@ -55,8 +55,8 @@ from .closed_forms import CLOSED_FORMS, expectations
 
 __all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES"]
 
-#: default memory for one tile of pairs (all its intermediates); measured fastest of 8-256 MiB
-DEFAULT_BLOCK_BYTES = 32 << 20
+#: default memory for one tile of pairs (all its intermediates); 1-32 MiB measured within 30% of each other
+DEFAULT_BLOCK_BYTES = 8 << 20
 #: live arrays of the per-pair size a tile holds at once (S, T, the partner variances, temporaries)
 _LIVE_ARRAYS = 6
 
@@ -137,15 +137,20 @@ def make_plan(layers: tuple, activation: str, W_std: float, b_std: float, kernel
                                  f"inputs {tuple(event_shape)} are too small for this network")
         elif name in ("flatten", "gap"):
             cur = ()
+    radii = _radii(layers, sizes, 0)
     if not conv:
         rep = "vector"
     elif ("gap",) in layers or (padding == "CIRCULAR" and pool_odd):
         rep = "full"                     # CIRCULAR bands need even sizes at every pool
     else:
-        rep = "band"
+        # the band, unless it is wider than the full covariance (many pools: the offsets a
+        # flatten readout needs at the input grow as 2^pools)
+        band = max((s[0] * s[1] * (2 * r[0] + 1) * (2 * r[1] + 1) for s, r in zip(sizes, radii) if s), default=1)
+        full = max((s[0] * s[1]) ** 2 for s in sizes if s)
+        rep = "band" if band <= full else "full"
     return Plan(layers=layers, activation=activation, W_std=float(W_std), b_std=float(b_std),
                 kernel_size=int(kernel_size), padding=padding, event_shape=tuple(event_shape), rep=rep,
-                sizes=tuple(sizes), radii=_radii(layers, sizes, 0), self_radii=_radii(layers, sizes, 0))
+                sizes=tuple(sizes), radii=radii, self_radii=radii)
 
 
 # ----------------------------------------------------------------------------
@@ -281,11 +286,13 @@ class _Pass:
 
     def act(self, s, t, qa, qb, i, same=None):
         if same is not None:
-            # a pair of an input with itself: S(p, p) is its variance, exactly (one rounding
-            # error there would be a square-root error in the ReLU kernel)
-            cond = same.reshape((-1,) + (1,) * (s.ndim - 1)) & self._diagonal(s, i)
+            # a pair of an input with itself: S(p, p) is its variance, exactly (then
+            # s / sqrt(q q) is exactly 1; one rounding error there would become a 1e-8
+            # relative error through the square root of the ReLU kernel)
+            exact = same.reshape((-1,) + (1,) * (s.ndim - 1)) & self._diagonal(s, i)
             qd = qa if s.ndim == 1 else qa.reshape(qa.shape + (1,) * (s.ndim - 3))
-            s = jnp.where(cond, qd, s)
+            s = jnp.where(exact, qd, s)
+        need_dot = self.need_ntk and t is not None
         if s.ndim == 1:
             q1, q2 = qa, qb
         elif self.rep == "full":
@@ -294,9 +301,9 @@ class _Pass:
             rh, rw = self.radii[i]
             q1 = qa[:, :, :, None, None]
             q2 = _band_gather(qb, rh, rw, self.circular, fill=1.0)
-        k, kdot = expectations(self.p.activation, s, q1, q2, need_dot=self.need_ntk and t is not None)
+        k, kdot = expectations(self.p.activation, s, q1, q2, need_dot=need_dot)
         k = self.mask(k, i)
-        if t is not None and self.need_ntk:
+        if need_dot:
             t = self.mask(t * kdot, i)
         return k, t
 
@@ -436,6 +443,9 @@ def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symme
     s_tiles, t_tiles = jax.lax.map(one, jnp.asarray(ij))
 
     def assemble(tiles):
+        if symmetric:                   # diagonal tiles: (i, j) and (j, i) to the same rounding
+            diag = (ij[:, 0] == ij[:, 1])[:, None, None]
+            tiles = jnp.where(diag, 0.5 * (tiles + jnp.swapaxes(tiles, 1, 2)), tiles)
         out = jnp.zeros((m1, m2, t1, t2), tiles.dtype).at[ij[:, 0], ij[:, 1]].set(tiles)
         if symmetric:
             out = out.at[ij[:, 1], ij[:, 0]].set(jnp.swapaxes(tiles, 1, 2))

@@ -69,19 +69,37 @@ def kernel_blocks(kernel_fn: Callable, group: Group, x1, x2=None, get=("ntk",),
     """``{g: (|G|, N1, N2)}`` with ``[a] = k_g(x1, a x2)`` for each kernel ``g`` in ``get``.
 
     One kernel call on ``x1`` against the whole orbit of ``x2`` (``|G| N2`` inputs).
-    ``x2=None`` means ``x2 = x1``; the identity block is then recomputed with
-    ``x2=None`` (neural-tangents' precise diagonal). ``batch_size`` computes the
-    kernel in row/column batches with ``nt.batch``, spread over all local devices."""
+    ``x2=None`` means ``x2 = x1``; then only one block of each pair ``{a, a^-1}`` is computed
+    and the other is its transpose, ``B_{a^-1} = B_a^T`` (true for an exact action and an
+    invariant kernel, which :func:`check_structure` verifies on samples; for an inexact action
+    every block is computed), and the identity block is computed with ``x2=None`` (the
+    precise diagonal). ``batch_size`` computes the kernel in row/column batches with
+    ``nt.batch``, spread over all local devices (a kernel_fn that tiles itself, such as
+    ``ArchSpec.kernel_fn``, is called as it is)."""
     get = tuple(get)
     same = x2 is None
     x2 = x1 if same else x2
     n1, n2, order = x1.shape[0], x2.shape[0], group.order
-    orbit = group.orbit(x2).reshape((order * n2,) + x2.shape[1:])
     fn = kernel_fn
     if batch_size and not tiles_itself(kernel_fn):
         bs = divisor_batch([n1, n2], batch_size)
         fn = nt.batch(kernel_fn, batch_size=bs,
                       device_count=-1 if jax.local_device_count() > 1 else 0)
+    if same and group.exact:
+        inv = np.asarray(group.inverses)
+        reps = [a for a in range(1, order) if a <= inv[a]]
+        k0 = fn(x1, None, get)
+        blocks = {g: [None] * order for g in get}
+        if reps:
+            others = jnp.concatenate([group.act(a, x1) for a in reps])
+            k = jit_kernel(fn)(x1, others, get)
+            for g in get:
+                vals = getattr(k, g).reshape(n1, len(reps), n1)
+                for j, a in enumerate(reps):
+                    blocks[g][a] = vals[:, j]
+                    blocks[g][inv[a]] = vals[:, j].T
+        return {g: jnp.stack([getattr(k0, g)] + v[1:]) for g, v in blocks.items()}
+    orbit = group.orbit(x2).reshape((order * n2,) + x2.shape[1:])
     k = jit_kernel(fn)(x1, orbit, get)
     out = {g: jnp.moveaxis(getattr(k, g).reshape(n1, order, n2), 1, 0) for g in get}
     if same:

@@ -104,3 +104,29 @@ def test_group_stax_and_the_gcnn_baseline_compute_one_c4_group_convolution():
     h_stax = gconv((w2, zeros), jax.nn.relu(f_stax)) * np.sqrt(k * k * 4 * c)
     h_gcnn = _conv(jax.nn.relu(f_gcnn).reshape(2, 7, 7, 4 * c), group_conv_filters(w2, 4)).reshape(2, 7, 7, 4, c)
     np.testing.assert_allclose(jnp.moveaxis(h_stax, 1, 3), h_gcnn, rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("group_in", [False, True])
+def test_stencil_by_rotation_difference_equals_the_sum_over_all_block_pairs(group_in):
+    """The (r, r') blocks of the group-conv covariance map, computed as 4 stencils indexed by
+    r' - r, against the direct sum over all 16 block pairs and all filter taps."""
+    from ntkequi.kernels.group_stax import _shifted_sum, tap_offsets
+    k, h, w = 3, 5, 4
+    shape = (2, 4, h, w, 4, h, w) if group_in else (2, h, w, h, w)
+    a = np.random.default_rng(0).normal(size=shape)
+    pos, c = tap_offsets(k), k // 2
+    pads = [(0, 0)] + ([(0, 0), (c, c), (c, c)] * 2 if group_in else [(c, c)] * 4)
+    ap = np.pad(a, pads)
+    want = np.zeros((2, 4, h, w, 4, h, w))
+    for r in range(4):
+        for r2 in range(4):
+            for t in range(k * k):
+                (di, dj), (ei, ej) = pos[r, t], pos[r2, t]
+                si, sj = slice(c + di, c + di + h), slice(c + dj, c + dj + w)
+                ti, tj = slice(c + ei, c + ei + h), slice(c + ej, c + ej + w)
+                if group_in:
+                    for j in range(4):
+                        want[:, r, :, :, r2] += ap[:, (j + r) % 4, si, sj, (j + r2) % 4, ti, tj] / (4 * k * k)
+                else:
+                    want[:, r, :, :, r2] += ap[:, si, sj, ti, tj] / (k * k)
+    np.testing.assert_allclose(np.asarray(_shifted_sum(jnp.asarray(a), k, group_in)), want, rtol=1e-12, atol=1e-13)

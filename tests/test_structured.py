@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from ntkequi import groups, kernels
-from ntkequi.kernels import ntk
-from ntkequi.kernels import structured
+from ntkequi.kernels import ntk, structured
 from ntkequi.nn import ArchSpec
 
 TOL = 1e-7
@@ -177,6 +176,7 @@ def test_solver_eigendecompositions_live_as_long_as_the_solver():
     with it (a class-level lru_cache once kept every solver's blocks alive for the process)."""
     import gc
     import weakref
+
     from ntkequi.kernels.structured import _Fourier, _Solver
     g = groups.rotations(4, (3, 3))
     blocks = jnp.stack([jnp.eye(5) * (4 - a) for a in range(4)])

@@ -64,32 +64,45 @@ def _check_k(k):
         raise ValueError(f"filter size must be odd (rotations about the filter centre); got {k}")
 
 
+def _rotation_maps(k: int) -> np.ndarray:
+    """``(4, 2, 2)`` integer matrices ``M_m`` with ``pos_{r+m}(t) = M_m pos_r(t)`` for every r, t
+    (a quarter turn of the filter offsets, checked against :func:`tap_offsets`)."""
+    pos = tap_offsets(k)
+    maps = []
+    for m in range(N_ROT):
+        mat = np.rint(np.linalg.lstsq(pos[0].astype(float), pos[m].astype(float), rcond=None)[0].T).astype(int)
+        assert all(np.array_equal(pos[(r + m) % N_ROT], pos[r] @ mat.T) for r in range(N_ROT))
+        maps.append(mat)
+    return np.stack(maps)
+
+
 def _shifted_sum(a, k, group_in: bool):
     """The linear map L of the module docstring on an unzipped covariance ``a``:
-    ``(..., [4,] H, W, [4,] H, W)`` -> ``(..., 4, H, W, 4, H, W)`` (without W_std^2, bias)."""
-    pos = tap_offsets(k)
+    ``(..., [4,] H, W, [4,] H, W)`` -> ``(..., 4, H, W, 4, H, W)`` (without W_std^2, bias).
+
+    With ``d = pos_r(t)`` running over the filter grid and ``pos_r'(t) = M_m d`` for
+    ``m = r' - r``, the (r, r') block depends on m only (after the shift ``j -> j - r`` of the
+    group sum): ``W_m(p, p') = 1/k^2 sum_d V_m(p + d, p' + M_m d)`` with ``V_m = S`` (lifting) or
+    ``V_m = 1/4 sum_j S[j, ., j + m, .]`` (group conv). So 4 stencils of k^2 shifted slices
+    instead of 16, and ``L[r, r'] = W_{r' - r}``."""
+    maps = _rotation_maps(k)
     c = k // 2
     h, w = a.shape[-2], a.shape[-1]
-    sp = [(0, 0), (c, c), (c, c)] if group_in else [(c, c), (c, c)]
-    ap = jnp.pad(a, [(0, 0)] * (a.ndim - 2 * len(sp)) + sp * 2)
-    j = np.arange(N_ROT)
-    rows = []
-    for r in range(N_ROT):
-        cols = []
-        for r2 in range(N_ROT):
-            acc = 0.0
-            for t in range(k * k):
-                (di, dj), (ei, ej) = pos[r, t], pos[r2, t]
-                si, sj = slice(c + di, c + di + h), slice(c + dj, c + dj + w)
-                ti, tj = slice(c + ei, c + ei + h), slice(c + ej, c + ej + w)
-                if group_in:
-                    block = ap[..., :, si, sj, :, ti, tj]                 # (..., 4, H, W, 4, H, W)
-                    b = jnp.moveaxis(block, (-6, -3), (0, 1))          # (4, 4, ..., H, W, H, W)
-                    acc = acc + b[(j + r) % N_ROT, (j + r2) % N_ROT].sum(axis=0) / N_ROT
-                else:
-                    acc = acc + ap[..., si, sj, ti, tj]
-            cols.append(acc / (k * k))
-        rows.append(jnp.stack(cols, axis=-3))                          # (..., H, W, 4_r2, H, W)
+    offsets = [(di, dj) for di in range(-c, c + 1) for dj in range(-c, c + 1)]
+    lead = a.ndim - (6 if group_in else 4)
+    ws = []
+    for m in range(N_ROT):
+        if group_in:
+            v = sum(a[..., j, :, :, (j + m) % N_ROT, :, :] for j in range(N_ROT)) / N_ROT
+        else:
+            v = a
+        vp = jnp.pad(v, [(0, 0)] * lead + [(c, c)] * 4)
+        acc = 0.0
+        for di, dj in offsets:
+            ei, ej = maps[m] @ np.array([di, dj])
+            acc = acc + vp[..., c + di:c + di + h, c + dj:c + dj + w, c + ei:c + ei + h, c + ej:c + ej + w]
+        ws.append(acc / (k * k))
+    rows = [jnp.stack([ws[(r2 - r) % N_ROT] for r2 in range(N_ROT)], axis=-3) for r in range(N_ROT)]
     return jnp.stack(rows, axis=-6)                                    # (..., 4_r, H, W, 4_r2, H, W)
 
 

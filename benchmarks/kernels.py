@@ -93,7 +93,7 @@ def child(depth: int, readout: str, pool: bool, side: int, dtype: str) -> dict:
     kfn = spec.kernel_fn
     plan = kfn.plan((side, side, 1))
     per_pair = plan.floats_per_pair
-    n = int(max(2, min(48, math.isqrt(int(4e6 // per_pair)))))    # pairs enough to time, not too many
+    n = int(max(2, min(128, math.isqrt(int(4e6 // per_pair)))))   # pairs enough to time, not too many
     rng = np.random.default_rng(0)
     x1 = rng.normal(size=(n, side, side, 1)).astype(dtype)
     x2 = rng.normal(size=(n, side, side, 1)).astype(dtype)

@@ -168,6 +168,8 @@ def _band_gather(v, rh: int, rw: int, circular: bool, fill: float = 0.0):
     (``fill`` outside the image, or indices modulo the size). Static slices, no gather
     (XLA:CPU's gather is several times slower)."""
     h, w = v.shape[1:3]
+    if rh == rw == 0:
+        return v[:, :, :, None, None]
     pads = [(0, 0), (rh, rh), (rw, rw)] + [(0, 0)] * (v.ndim - 3)
     vp = jnp.pad(v, pads, mode="wrap") if circular else jnp.pad(v, pads, constant_values=fill)
     rows = [jnp.stack([vp[:, i:i + h, j:j + w] for j in range(2 * rw + 1)], axis=3)
@@ -252,6 +254,8 @@ class _Pass:
         if self.rep != "band" or self.circular or s.ndim == 1:
             return s
         (h, w), (rh, rw) = self.p.sizes[i], self.radii[i]
+        if rh == rw == 0:                 # the offset 0 only: every partner is inside the image
+            return s
         return s * _band_mask(h, w, rh, rw, s.dtype)
 
     def conv(self, s, t, i):

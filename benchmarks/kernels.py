@@ -23,8 +23,9 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from run import _timed, machine, matmul_rate, versions  # noqa: E402  (benchmarks/run.py: x64, helpers)
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,31 +49,17 @@ def needed_flops(plan) -> float:
         if not size:
             continue
         h, w = size
-        entries = h * w * h * w if plan.rep == "full" else h * w * (2 * rh + 1) * (2 * rw + 1)
+        entries = (h * w) ** 2 if plan.rep == "full" else h * w * (2 * rh + 1) * (2 * rw + 1)
         total += {"conv": FLOPS_CONV, "act": FLOPS_ACT, "pool": FLOPS_POOL / 4}.get(name, 0) * entries
     return total
-
-
-def _timed(fn, repeats: int = 2) -> float:
-    import jax
-    jax.block_until_ready(fn())
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def rates() -> dict:
     """Measured float64/float32 dense matmul and elementwise (fused multiply-add chain) rates."""
     import jax
-    jax.config.update("jax_enable_x64", True)
     out = {}
     for dt in ("float64", "float32"):
-        a = jax.random.normal(jax.random.PRNGKey(0), (2048, 2048), dtype=dt)
-        mm = jax.jit(lambda a: a @ a)
-        out[f"matmul_{dt}"] = 2 * 2048 ** 3 / _timed(lambda: mm(a), 3)
+        out[f"matmul_{dt}"] = matmul_rate(dt, 2048)
         v = jax.random.normal(jax.random.PRNGKey(0), (1 << 18,), dtype=dt)     # in cache
 
         def chain(v):
@@ -84,10 +71,8 @@ def rates() -> dict:
 
 def child(depth: int, readout: str, pool: bool, side: int, dtype: str) -> dict:
     import jax
-    jax.config.update("jax_enable_x64", True)
     import numpy as np
 
-    import ntkequi  # noqa: F401
     from ntkequi.nn import ArchSpec
     spec = ArchSpec(kind="cnn", depth=depth, readout=readout, pool=pool)
     kfn = spec.kernel_fn
@@ -107,29 +92,6 @@ def child(depth: int, readout: str, pool: bool, side: int, dtype: str) -> dict:
     return dict(n=n, rep=plan.rep, floats_per_pair=per_pair, ours_us=ours / entries * 1e6,
                 sym_us=sym / entries * 1e6, nt_us=theirs / entries * 1e6, ratio=theirs / ours,
                 rel_diff=err, needed_flops=needed_flops(plan))
-
-
-def versions() -> dict:
-    import platform
-
-    import jax
-    import numpy as np
-    return {"python": platform.python_version(), "jax": jax.__version__, "neural-tangents": "0.6.5",
-            "numpy": np.__version__}
-
-
-def machine() -> str:
-    import os
-    cpu = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import jax
-    return f"{jax.default_backend()} backend; {cpu}, {len(os.sched_getaffinity(0))} cores available"
 
 
 def main(argv=None):

@@ -161,8 +161,7 @@ def intermediate_bytes(kernel_fn: Callable, event_shape: tuple, itemsize: int,
 
 def tiles_itself(kernel_fn: Callable) -> bool:
     """Whether a kernel_fn bounds its own memory (declares :func:`intermediate_bytes` and takes
-    ``with_block_bytes``), so
-    that wrapping it in ``nt.batch`` would only add overhead."""
+    ``with_block_bytes``), so that wrapping it in ``nt.batch`` would only add overhead."""
     return hasattr(kernel_fn, "intermediate_bytes") and hasattr(kernel_fn, "with_block_bytes")
 
 

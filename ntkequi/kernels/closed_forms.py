@@ -13,9 +13,9 @@ For a centred Gaussian pair ``(u, v)`` with variances ``q1, q2`` and covariance 
 
 These are the formulas neural-tangents' ``stax.Relu`` and ``stax.Erf`` use (it evaluates
 the angle with ``arctan2``). Written by hand here for one reason: XLA:CPU evaluates
-``arccos``/``arctan2`` with a scalar library call (about 19 ns per float64 value on the
-2-core machine, measured 2026-12-02), which is most of the cost of a CNN kernel; the
-polynomial :func:`arcsin` below vectorises and is accurate to a few units of rounding
+``arccos``/``arctan2`` with a scalar library call, which is most of the cost of a CNN kernel
+(``python benchmarks/kernels.py`` prints both rates); the polynomial :func:`arcsin` below
+vectorises and is accurate to a few units of rounding
 (``tests/test_fast_kernels.py`` checks it against numpy over [-1, 1]).
 """
 from __future__ import annotations

@@ -55,7 +55,7 @@ from .closed_forms import CLOSED_FORMS, expectations
 
 __all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES"]
 
-#: default memory for one tile of pairs (all its intermediates); 1-32 MiB measured within 30% of each other
+#: default memory for one tile of pairs (all its intermediates)
 DEFAULT_BLOCK_BYTES = 8 << 20
 #: live arrays of the per-pair size a tile holds at once (S, T, the partner variances, temporaries)
 _LIVE_ARRAYS = 6
@@ -72,8 +72,8 @@ class Plan:
         event_shape: per-input shape, ``(H, W, C)`` for a CNN.
         rep: 'band', 'full' (spatial pair covariance) or 'vector' (an MLP).
         sizes: ``(H, W)`` at the input of each layer (``()`` once flat).
-        radii: band half-widths ``(Rh, Rw)`` of the pair pass at the input of each layer.
-        self_radii: the same for the per-input variance pass.
+        radii: band half-widths ``(Rh, Rw)`` at the input of each layer, which a flatten readout
+            needs (the per-input variance pass uses them too: its activations need offset 0 only).
     """
     layers: tuple
     activation: str
@@ -85,21 +85,31 @@ class Plan:
     rep: str
     sizes: tuple
     radii: tuple
-    self_radii: tuple
+
+    def _floats(self, rep: str) -> int:
+        out = 1
+        for size, (rh, rw) in zip(self.sizes, self.radii):
+            if size:
+                h, w = size
+                out = max(out, h * w * h * w if rep == "full" else h * w * (2 * rh + 1) * (2 * rw + 1))
+        return out
 
     @property
     def floats_per_pair(self) -> int:
         """Largest number of floats the pair recursion holds per pair of inputs."""
-        out = 1
-        for size, (rh, rw) in zip(self.sizes, self.radii):
-            if not size:
-                continue
-            h, w = size
-            if self.rep == "full":
-                out = max(out, h * w * h * w)
-            elif self.rep == "band":
-                out = max(out, h * w * (2 * rh + 1) * (2 * rw + 1))
-        return out
+        return 1 if self.rep == "vector" else self._floats(self.rep)
+
+    @property
+    def self_rep(self) -> str:
+        """Representation of the per-input variance pass: its activations need offset 0 only, so
+        the band of the pooling offsets where the pair pass is full, except with CIRCULAR
+        padding (whose bands need even sizes at every pool), which keeps the full one."""
+        return "band" if self.rep == "full" and self.padding != "CIRCULAR" else self.rep
+
+    @property
+    def floats_per_input(self) -> int:
+        """The same as :attr:`floats_per_pair` for the per-input variance pass."""
+        return 1 if self.rep == "vector" else self._floats(self.self_rep)
 
 
 def _radii(layers, sizes, final: int):
@@ -150,7 +160,7 @@ def make_plan(layers: tuple, activation: str, W_std: float, b_std: float, kernel
         rep = "band" if band <= full else "full"
     return Plan(layers=layers, activation=activation, W_std=float(W_std), b_std=float(b_std),
                 kernel_size=int(kernel_size), padding=padding, event_shape=tuple(event_shape), rep=rep,
-                sizes=tuple(sizes), radii=radii, self_radii=radii)
+                sizes=tuple(sizes), radii=radii)
 
 
 # ----------------------------------------------------------------------------
@@ -204,11 +214,26 @@ def _conv_axis(a, axes, k: int, circular: bool):
     return out
 
 
+def _pool_band_axis(a, axis: int, r_out: int):
+    """2x2 pooling of a band along one spatial ``axis`` (1 or 2; its offset axis is ``axis + 2``):
+    ``[P, Delta] = 1/4 sum_{x, y in {0, 1}} a[2P + x, 2 Delta + y - x]`` (offsets ``|Delta| <= r_out``
+    from ``|delta| <= 2 r_out + 1``)."""
+    acc = 0.0
+    for x in (0, 1):
+        for y in (0, 1):
+            st = 1 + y - x
+            sl = [slice(None)] * a.ndim
+            sl[axis] = slice(x, None, 2)
+            sl[axis + 2] = slice(st, st + 4 * r_out + 1, 2)
+            acc = acc + a[tuple(sl)]
+    return acc / 4
+
+
 def _materialise(gate, s, t):
     """``(s, t)`` unchanged, through a conditional on the runtime predicate ``gate`` (always
     true): XLA fuses neither into the other's consumers across it. Left to itself XLA:CPU
     fuses each layer into every one of the next layer's fusions and recomputes it there
-    (measured 4-10x slower); ``lax.optimization_barrier`` does not survive its CPU pipeline."""
+    (several times slower); ``lax.optimization_barrier`` does not survive its CPU pipeline."""
     return jax.lax.cond(gate, lambda a: a, lambda a: jax.tree_util.tree_map(jnp.negative, a), (s, t))
 
 
@@ -219,10 +244,8 @@ class _Pass:
     def __init__(self, plan: Plan, need_ntk: bool, self_mode: bool, gate=None):
         self.p, self.need_ntk, self.self_mode, self.gate = plan, need_ntk, self_mode, gate
         self.circular = plan.padding == "CIRCULAR"
-        # the variance pass needs only the pooling offsets (a band), except for CIRCULAR
-        # padding, whose bands need even sizes at every pool
-        self.rep = "band" if self_mode and plan.rep == "full" and not self.circular else plan.rep
-        self.radii = plan.self_radii if self_mode else plan.radii
+        self.rep = plan.self_rep if self_mode else plan.rep
+        self.radii = plan.radii
 
     # -- the state: S, T of shape (B,) + spatial; spatial = (H, W, Dh, Dw) | (H, W, H, W) | ()
 
@@ -241,11 +264,10 @@ class _Pass:
         return jnp.sum(xa[:, :, :, None, None, :] * band, axis=-1) / c
 
     def variances(self, s):
-        """``(B, H, W)`` (or ``(B,)``) diagonal ``S(p, p)`` of a self-mode state."""
+        """``(B, H, W)`` (or ``(B,)``) diagonal ``S(p, p)`` of a state (in self mode: the variances)."""
         if s.ndim == 1:
             return s
         if self.rep == "full":
-            b, h, w = s.shape[:3]
             return jnp.einsum("bhwhw->bhw", s)
         rh, rw = (s.shape[3] - 1) // 2, (s.shape[4] - 1) // 2
         return s[:, :, :, rh, rw]
@@ -323,30 +345,15 @@ class _Pass:
         if (hc, wc) != (h, w):      # odd size (SAME only): drop partners in the cropped row/column
             a = a * _band_mask(h, w, rh, rw, a.dtype, limit=(hc, wc))
         a = a[:, :hc, :wc]
-        ro_h, ro_w = (rh - 1) // 2, (rw - 1) // 2
-        # axis h: [P, Delta] = 1/4 sum_{a, b} a[2P + a, 2 Delta + r_out... + 1 + b - a]
-        acc = 0.0
-        for x in (0, 1):
-            for y in (0, 1):
-                st = 1 + y - x
-                acc = acc + a[:, x::2, :, st:st + 4 * ro_h + 1:2, :]
-        a = acc / 4
-        acc = 0.0
-        for x in (0, 1):
-            for y in (0, 1):
-                st = 1 + y - x
-                acc = acc + a[:, :, x::2, :, st:st + 4 * ro_w + 1:2]
-        return acc / 4
+        return _pool_band_axis(_pool_band_axis(a, 1, (rh - 1) // 2), 2, (rw - 1) // 2)
 
     def readout(self, a, name):
         if a is None or a.ndim == 1:
             return a
         if name == "gap":
             return a.mean(axis=tuple(range(1, a.ndim)))
-        if self.rep == "full":
-            return jnp.einsum("bhwhw->bhw", a).mean(axis=(1, 2))
-        rh, rw = (a.shape[3] - 1) // 2, (a.shape[4] - 1) // 2
-        return a[:, :, :, rh, rw].mean(axis=(1, 2))
+        return self.variances(a).mean(axis=(1, 2))        # flatten: the diagonal p = p'
+
 
     def run(self, xa, xb, qa=None, qb=None, same=None):
         """``(S, T, variances)``: the output NNGP and NTK ``(B,)`` (T None without NTK) and,
@@ -396,10 +403,9 @@ def _pad_rows(x, n: int):
     return x if x.shape[0] == n else jnp.concatenate([x, jnp.zeros((n - x.shape[0],) + x.shape[1:], x.dtype)])
 
 
-@functools.partial(jax.jit, static_argnames=("plan", "need_ntk", "chunk"))
-def _input_variances(plan: Plan, x, need_ntk: bool, chunk: int, gate=True):
+@functools.partial(jax.jit, static_argnames=("plan", "chunk"))
+def _input_variances(plan: Plan, x, chunk: int, gate=True):
     """Pre-activation variances of every input at every activation, in chunks of ``chunk``."""
-    del need_ntk
     n = x.shape[0]
     m = -(-n // chunk)
     xp = _pad_rows(x, m * chunk).reshape((m, chunk) + x.shape[1:])
@@ -563,25 +569,16 @@ class RecursionKernelFn:
         tile = _tile_shape(plan, itemsize, self.block_bytes, n1, n2)
         if symmetric:
             tile = (min(tile),) * 2
-        chunk = max(1, min(x1.shape[0], self.block_bytes // max(1, itemsize * _LIVE_ARRAYS * _self_floats(plan))))
+        chunk = max(1, min(x1.shape[0], self.block_bytes // max(1, itemsize * _LIVE_ARRAYS * plan.floats_per_input)))
         # true for finite inputs, and a runtime value even under an outer jit (see _materialise)
         gate = jnp.all(jnp.isfinite(x1[:1]))
-        q1 = _input_variances(plan, x1, need_ntk, chunk, gate)
-        q2 = q1 if symmetric else _input_variances(plan, x2, need_ntk, min(chunk, x2.shape[0]), gate)
+        q1 = _input_variances(plan, x1, chunk, gate)
+        q2 = q1 if symmetric else _input_variances(plan, x2, min(chunk, x2.shape[0]), gate)
         nngp, ntk = _pair_kernels(plan, x1, x2, q1, q2, need_ntk, tile, symmetric, gate)
         values = {"nngp": nngp, "ntk": ntk}
         if single:
             return values[gets[0]]
         return _kernel_tuple(gets)(*(values[g] for g in gets))
-
-
-def _self_floats(plan: Plan) -> int:
-    out = 1
-    for size, (rh, rw) in zip(plan.sizes, plan.self_radii):
-        if size:
-            h, w = size
-            out = max(out, h * w * (2 * rh + 1) * (2 * rw + 1))
-    return out
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,7 +11,9 @@
   plain or orbit-augmented), :func:`max_learning_rate`, :func:`augment`,
   :func:`kernel_invariance_error`;
 * :mod:`~ntkequi.kernels.structured`: the group-structured solve (``|G|`` kernel blocks,
-  one eigendecomposition per irrep);
+  one eigendecomposition per irrep; :func:`solve_blocks` from precomputed blocks);
+* :mod:`~ntkequi.kernels.stored`: :class:`TileStore`, orbit kernel blocks computed tile by
+  tile and saved as they finish (long runs resume), :func:`orbit_test_blocks`;
 * :mod:`~ntkequi.kernels.symmetrized`: :func:`symmetrize` (one- and two-sided k^G),
   :func:`augmented_as_symmetrized`, :func:`from_function`;
 * :mod:`~ntkequi.kernels.matrix`: matrix-valued kernels for vector fields (covariant,
@@ -31,7 +33,8 @@ from .ntk import (
            max_learning_rate,
            predict,
 )
-from .structured import StructureError, check_structure, kernel_blocks, max_eigenvalue
+from .stored import TileStore, orbit_test_blocks
+from .structured import StructureError, check_structure, kernel_blocks, max_eigenvalue, solve_blocks
 from .symmetrized import (
            SymmetrizedProblem,
            augmented_as_symmetrized,
@@ -41,5 +44,6 @@ from .symmetrized import (
 
 __all__ = ["Prediction", "KernelTooLargeError", "predict", "augment", "max_learning_rate",
            "kernel_invariance_error", "kernel_memory_bytes", "memory_budget_bytes", "STRUCTURED_MIN_POINTS",
-           "StructureError", "check_structure", "kernel_blocks", "max_eigenvalue", "symmetrize",
+           "StructureError", "check_structure", "kernel_blocks", "max_eigenvalue", "solve_blocks",
+           "TileStore", "orbit_test_blocks", "symmetrize",
            "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]

@@ -31,6 +31,8 @@ __all__ = ["arcsin", "arccos", "expectations", "CLOSED_FORMS"]
 
 #: activations whose Gaussian expectations have closed forms here
 CLOSED_FORMS = ("relu", "erf")
+#: correlations within this many units of rounding of +-1 are taken as +-1 (ReLU)
+_SNAP_ULPS = 16
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,7 +86,7 @@ def arcsin(c):
     return jnp.where(jnp.abs(c) <= 0.5, _arcsin_small(c), 0.5 * math.pi - arccos(c))
 
 
-def expectations(activation: str, s, q1, q2, need_dot: bool = True):
+def expectations(activation: str, s, q1, q2, need_dot: bool = True, roots=None, exact=None):
     """``(E[phi(u) phi(v)], E[phi'(u) phi'(v)])`` for the centred Gaussian pair of the
     module doc, elementwise over broadcast arrays ``s, q1, q2`` (covariance and variances).
 
@@ -94,6 +96,12 @@ def expectations(activation: str, s, q1, q2, need_dot: bool = True):
         q1: variances of ``u`` (broadcast against ``s``).
         q2: variances of ``v``.
         need_dot: also return the derivative expectation (else None), which the NTK needs.
+        roots: optional ``(sqrt(q1), sqrt(q2), 1/sqrt(q1), 1/sqrt(q2))`` (0 for a zero variance),
+            broadcast like ``q1, q2``; computed once per input, they spare the ReLU a square root
+            and a division per entry.
+        exact: optional boolean mask (broadcast against ``s``) of entries that are a variance
+            with itself (``s = q1 = q2``): correlation exactly 1 there (with ``roots``, ``s``
+            times the inverse roots is 1 only to rounding).
 
     Returns:
         ``(k, kdot)``, arrays of the broadcast shape (``kdot`` None unless ``need_dot``).
@@ -105,8 +113,21 @@ def expectations(activation: str, s, q1, q2, need_dot: bool = True):
     if activation == "relu":
         # sqrt(q1 q2 - s^2) as sqrt(q1 q2) sqrt((1 - c)(1 + c)): exactly 0 at c = 1 (a fused
         # multiply-add would leave one rounding error in q1 q2 - s^2, and its square root)
-        rprod = jnp.sqrt(q1 * q2)
-        c = jnp.clip(s / jnp.where(rprod > 0, rprod, 1.0), -1.0, 1.0)
+        if roots is None:
+            rprod = jnp.sqrt(q1 * q2)
+            c = jnp.clip(s / jnp.where(rprod > 0, rprod, 1.0), -1.0, 1.0)
+        else:
+            r1, r2, i1, i2 = roots
+            rprod = r1 * r2
+            c = jnp.clip(s * (i1 * i2), -1.0, 1.0)
+        # a correlation within a few units of rounding of +-1 is +-1: the square root below
+        # turns a rounding error e of c into sqrt(2 e) (1e-8 in float64), so two evaluations
+        # of the same pair whose sums were merely ordered differently (a rotated pair, a
+        # pair of an input with itself) would differ there
+        snap = _SNAP_ULPS * jnp.finfo(c.dtype).eps
+        c = jnp.where(1.0 - jnp.abs(c) <= snap, jnp.sign(c), c)
+        if exact is not None:
+            c = jnp.where(exact, 1.0, c)
         root = rprod * jnp.sqrt((1.0 - c) * (1.0 + c))
         dot = (math.pi - arccos(c)) / (2 * math.pi)
         return root / (2 * math.pi) + dot * s, (dot if need_dot else None)

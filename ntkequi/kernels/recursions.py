@@ -34,6 +34,11 @@ Two representations of the spatial covariance of a pair:
   ``(H W)^2`` neural-tangents tracks once a pooling layer is present;
 * **full** (global average pooling, which needs every ``(p, p')``): ``(H W)^2`` per pair.
 
+A network that starts with conv -> act -> 2x2 pool (the OSP table's members, pooled GAP
+networks) computes that first block in one step (:func:`_first_block`): the first conv's
+covariance is an inner product of ``k x k`` patches, evaluated only for the pixel pairs the
+pool reads, then the activation and the pool's sums.
+
 Pairs are computed in square tiles of ``b x b`` input pairs sized to a memory budget
 (``block_bytes``), never all pairs at once; ``x2=None`` computes each unordered pair once
 (tiles ``I <= J``, mirrored). The variances a pair needs come from one cheaper pass per
@@ -187,15 +192,20 @@ def _band_gather(v, rh: int, rw: int, circular: bool, fill: float = 0.0):
     return jnp.stack(rows, axis=3)
 
 
-def _band_mask(h: int, w: int, rh: int, rw: int, dtype, limit=None):
-    """``(H, W, 2rh+1, 2rw+1)`` with 1 where the partner ``p + d - r`` lies in
+def _band_mask_np(h: int, w: int, rh: int, rw: int, limit=None):
+    """``(H, W, 2rh+1, 2rw+1)`` booleans, true where the partner ``p + d - r`` lies in
     ``[0, limit)`` (``limit`` defaults to the image)."""
     lh, lw = limit or (h, w)
     ph = np.arange(h)[:, None] + np.arange(2 * rh + 1)[None, :] - rh
     pw = np.arange(w)[:, None] + np.arange(2 * rw + 1)[None, :] - rw
     mh = (ph >= 0) & (ph < lh)
     mw = (pw >= 0) & (pw < lw)
-    return jnp.asarray(mh[:, None, :, None] & mw[None, :, None, :], dtype=dtype)
+    return mh[:, None, :, None] & mw[None, :, None, :]
+
+
+def _band_mask(h: int, w: int, rh: int, rw: int, dtype, limit=None):
+    """:func:`_band_mask_np` as an array of ``dtype``."""
+    return jnp.asarray(_band_mask_np(h, w, rh, rw, limit), dtype=dtype)
 
 
 def _conv_axis(a, axes, k: int, circular: bool):
@@ -237,6 +247,142 @@ def _materialise(gate, s, t):
     return jax.lax.cond(gate, lambda a: a, lambda a: jax.tree_util.tree_map(jnp.negative, a), (s, t))
 
 
+def _fuses_first_block(plan: Plan) -> bool:
+    """Whether the pair pass starts with the fused conv -> act -> 2x2 pool block
+    (:func:`_first_block`): a CNN whose first three layers are those, band or full."""
+    return plan.rep in ("band", "full") and tuple(n for (n,) in plan.layers[:3]) == ("conv", "act", "pool")
+
+
+def _patches(x, k: int, circular: bool):
+    """``(n, H, W, C)`` -> ``(n, H, W, k^2 C)``: the ``k x k`` neighbourhood of every pixel
+    (zeros outside the image, or indices modulo the size)."""
+    h, w = x.shape[1:3]
+    c = k // 2
+    pads = ((0, 0), (c, c), (c, c), (0, 0))
+    xp = jnp.pad(x, pads, mode="wrap") if circular else jnp.pad(x, pads)
+    return jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(k) for j in range(k)], axis=-1)
+
+
+def _by_pool_cell(a, hc: int, wc: int):
+    """``(n, H, W, ...)`` -> ``(n, H/2, W/2, 2, 2, ...)`` over the pooled ``hc x wc`` crop:
+    ``[P, a] = a(2P + a)``."""
+    n, rest = a.shape[0], a.shape[3:]
+    a = a[:, :hc, :wc].reshape((n, hc // 2, 2, wc // 2, 2) + rest)
+    return jnp.moveaxis(a, 2, 3)
+
+
+def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
+    """``(S, T)`` at the output of a network's first conv -> act -> 2x2 pool block for a tile
+    of ``t1 x t2`` input pairs, laid out as the pair pass's state there (``(t1 t2, ...)``, pair
+    ``(i, j)`` at ``i t2 + j``).
+
+    The first conv's covariance is an inner product of ``k x k`` patches, evaluated for
+    exactly the entries the pool reads: pixels ``p = 2P + a`` of input ``i`` with partners
+    ``p' = 2P' + b`` of input ``j``, ``P' - P`` in the pooled band (band) or anywhere (full). So
+    the activation runs on ``16 (H/2)(W/2)(2r + 1)^2`` entries per pair instead of the
+    ``H W (4r + 3)^2`` of the band before the pool, with no stencil passes. The entries are laid
+    out as (rows of input ``i``, columns of input ``j``[, pooled pixel ``P``]), so that every
+    operand of the one expression that evaluates them is a contiguous row or column
+    (XLA:CPU vectorises that, and not the strided reads of a many-axis broadcast).
+
+    Args:
+        plan: a plan that :func:`_fuses_first_block`.
+        xa, xb: input tiles ``(t1, H, W, C)``, ``(t2, H, W, C)``.
+        qa, qb: their pre-activation variances at the first activation, ``(t, H, W)``.
+        same: None, or ``(t1 t2,)`` booleans marking pairs of an input with itself (a
+            diagonal tile of a symmetric kernel: ``t1 = t2``, pair ``(i, i)``).
+        need_ntk: also return T (else None).
+        gate: the runtime-true predicate of :func:`_materialise`.
+    """
+    circular = plan.padding == "CIRCULAR"
+    k, c = plan.kernel_size, xa.shape[-1]
+    t1, t2 = xa.shape[0], xb.shape[0]
+    (h, w) = plan.sizes[0]
+    hc, wc = 2 * (h // 2), 2 * (w // 2)
+    h2, w2 = hc // 2, wc // 2
+    scale = plan.W_std ** 2 / (k * k * c)
+
+    def cells(a):
+        """``(t, H, W, ...)`` -> ``(2, 2, t, ..., H2, W2)``: ``[x, y, i, .., P, Q]`` = pixel ``(2P + x, 2Q + y)``."""
+        a = _by_pool_cell(a, hc, wc)                          # (t, H2, W2, 2, 2, ...)
+        return jnp.moveaxis(a, (3, 4, 1, 2), (0, 1, -2, -1))
+
+    def roots(q):
+        r = jnp.sqrt(q)
+        return r, jnp.where(r > 0, 1.0 / jnp.where(r > 0, r, 1.0), 0.0)
+
+    pa, pb = cells(_patches(xa, k, circular)), cells(_patches(xb, k, circular))   # (2, 2, t, D, H2, W2)
+    qa, qb = cells(qa), cells(qb)                                                  # (2, 2, t, H2, W2)
+    d = pa.shape[3]
+    va = [pa[:, :, :, m] for m in range(d)] + list((qa,) + roots(qa))
+    vb = [pb[:, :, :, m] for m in range(d)] + list((qb,) + roots(qb))
+    diag_tile = None if same is None else same.reshape(t1, t2)[0, 0]
+    if plan.rep == "band":
+        # rows (x, y, i), columns (u, v, j, Dh, Dw), pooled pixel (P, Q) innermost; partner
+        # P' = P + Dh - r (zero patches outside the image, dropped by the mask)
+        rh, rw = plan.radii[3]
+        nd = (2 * rh + 1) * (2 * rw + 1)
+
+        def band(v, fill):
+            v = jnp.moveaxis(v, (-2, -1), (1, 2))            # (2, H2, W2, 2, t, ...)
+            v = _band_gather(v, rh, rw, circular, fill)       # (2, H2, W2, Dh, Dw, 2, t, ...)
+            return jnp.moveaxis(v, (1, 2, 3, 4), (-2, -1, -4, -3))   # (2, 2, t, ..., Dh, Dw, H2, W2)
+
+        va = [v.reshape(4 * t1, 1, h2 * w2) for v in va]
+        vb = [band(v, 0.0 if m < d else 1.0).reshape(1, 4 * t2 * nd, h2 * w2) for m, v in enumerate(vb)]
+        exact = None
+        if same is not None:
+            centre = np.full((4 * t2, nd), -1)
+            centre[:, nd // 2] = np.arange(4 * t2)
+            exact = diag_tile & (np.arange(4 * t1)[:, None, None] == centre.reshape(1, -1, 1))
+    else:
+        # rows (x, y, i, P, Q), columns (u, v, j, R, S)
+        va = [v.reshape(-1, 1) for v in va]
+        vb = [v.reshape(1, -1) for v in vb]
+        exact = None
+        if same is not None:
+            exact = diag_tile & np.eye(va[0].shape[0], dtype=bool)
+    if gate is not None:       # contiguous before the expression that broadcasts them
+        va, vb = _materialise(gate, va, vb)
+    if plan.rep == "band":
+        s1 = va[0] * vb[0]
+        for m in range(1, d):                                 # the k x k C patch products
+            s1 = s1 + va[m] * vb[m]
+    else:
+        s1 = jnp.concatenate(va[:d], axis=1) @ jnp.concatenate(vb[:d], axis=0)
+    s1 = scale * s1 + plan.b_std ** 2
+    (qa, ra, ia), (qb, rb, ib) = va[d:], vb[d:]
+    if exact is not None:
+        s1 = jnp.where(exact, qa, s1)
+    kk, kdot = expectations(plan.activation, s1, qa, qb, need_dot=need_ntk,
+                            roots=(ra, rb, ia, ib), exact=exact)
+    # S and T (after the first conv T is its S) as one complex array: XLA:CPU evaluates an
+    # elementwise expression once per output it feeds (and slowly inside a reduction), so
+    # the activation is evaluated into one array and the pool adds its 16 slices
+    z = jax.lax.complex(kk, s1 * kdot) if need_ntk else kk
+    # (slices of its leading two axes, which the activation's array keeps: a reshape there
+    # would cost XLA:CPU an index computation per entry)
+    nr, nc = z.shape[0] // 4, z.shape[1] // 4
+    acc = None
+    for a in range(4):
+        for b in range(4):
+            part = z[a * nr:(a + 1) * nr, b * nc:(b + 1) * nc]
+            acc = part if acc is None else acc + part
+    out = (jnp.real(acc), jnp.imag(acc)) if need_ntk else (acc,)
+    res = []
+    for a in out:
+        a = a / 16
+        if plan.rep == "band":                      # (i, j, Dh, Dw, P, Q) -> (i, j, P, Q, Dh, Dw)
+            a = a.reshape(t1, t2, 2 * rh + 1, 2 * rw + 1, h2, w2)
+            if not circular:
+                a = a * np.moveaxis(_band_mask_np(h2, w2, rh, rw), (0, 1), (2, 3))
+            a = jnp.transpose(a, (0, 1, 4, 5, 2, 3))
+        else:                                       # (i, P, Q, j, R, S) -> (i, j, P, Q, R, S)
+            a = jnp.transpose(a.reshape(t1, h2, w2, t2, h2, w2), (0, 3, 1, 2, 4, 5))
+        res.append(a.reshape((t1 * t2,) + a.shape[2:]))
+    return res[0], (res[1] if need_ntk else None)
+
+
 class _Pass:
     """One forward pass of a :class:`Plan` over a batch of pairs (or of inputs with
     themselves: ``self_mode``)."""
@@ -253,15 +399,15 @@ class _Pass:
         p = self.p
         if self.rep == "vector" or not p.sizes[0]:
             xa, xb = xa.reshape(xa.shape[0], -1), xb.reshape(xb.shape[0], -1)
-            return jnp.sum(xa * xb, axis=-1) / xa.shape[-1]
+            return jnp.sum(xa * xb, axis=-1) / xa.shape[-1], None
         # products summed over channels by broadcasting, not einsum: XLA:CPU turns a
         # dot_general with per-pixel batch dimensions into one tiny matmul per pixel
         c = xa.shape[-1]
         if self.rep == "full":
-            return jnp.sum(xa[:, :, :, None, None, :] * xb[:, None, None, :, :, :], axis=-1) / c
+            return jnp.sum(xa[:, :, :, None, None, :] * xb[:, None, None, :, :, :], axis=-1) / c, None
         rh, rw = self.radii[0]
         band = _band_gather(xb, rh, rw, self.circular)                     # (B, H, W, Dh, Dw, C)
-        return jnp.sum(xa[:, :, :, None, None, :] * band, axis=-1) / c
+        return jnp.sum(xa[:, :, :, None, None, :] * band, axis=-1) / c, None
 
     def variances(self, s):
         """``(B, H, W)`` (or ``(B,)``) diagonal ``S(p, p)`` of a state (in self mode: the variances)."""
@@ -355,12 +501,16 @@ class _Pass:
         return self.variances(a).mean(axis=(1, 2))        # flatten: the diagonal p = p'
 
 
-    def run(self, xa, xb, qa=None, qb=None, same=None):
+    def run(self, xa, xb, qa=None, qb=None, same=None, start=0, state=None):
         """``(S, T, variances)``: the output NNGP and NTK ``(B,)`` (T None without NTK) and,
-        in self mode, the pre-activation variances at every activation."""
-        s, t = self.initial(xa, xb), None
-        qs, n_act = [], 0
+        in self mode, the pre-activation variances at every activation. ``state``: ``(S, T)``
+        at the input of layer ``start`` instead of the inputs' covariance."""
+        s, t = self.initial(xa, xb) if state is None else state
+        qs = []
+        n_act = sum(name == "act" for (name,) in self.p.layers[:start])
         for i, (name,) in enumerate(self.p.layers):
+            if i < start:
+                continue
             if self.gate is not None and i:
                 s, t = _materialise(self.gate, s, t)
             if name == "conv":
@@ -436,16 +586,23 @@ def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symme
     def pair(a, b):
         return jnp.repeat(a, t2, axis=0), jnp.tile(b, (t1,) + (1,) * (b.ndim - 1))
 
+    fused = _fuses_first_block(plan)
+
     def one(idx):
         i, j = idx[0], idx[1]
-        xa, xb = pair(rows(x1p, i, t1), rows(x2p, j, t2))
-        qa, qb = (zip(*[pair(rows(qa_, i, t1), rows(qb_, j, t2)) for qa_, qb_ in zip(q1p, q2p)])
-                  if q1p else ((), ()))
+        xa_t, xb_t = rows(x1p, i, t1), rows(x2p, j, t2)
+        qa_t, qb_t = [rows(q, i, t1) for q in q1p], [rows(q, j, t2) for q in q2p]
+        qa, qb = (zip(*[pair(a, b) for a, b in zip(qa_t, qb_t)]) if q1p else ((), ()))
         same = None
         if symmetric:
             r = jnp.arange(t1)
             same = ((i == j) & (r[:, None] == r[None, :])).reshape(-1)
-        s, t, _ = ps.run(xa, xb, qa, qb, same)
+        if fused:
+            state = _first_block(plan, xa_t, xb_t, qa_t[0], qb_t[0], same, need_ntk, gate)
+            s, t, _ = ps.run(None, None, qa, qb, same, start=3, state=state)
+        else:
+            xa, xb = pair(xa_t, xb_t)
+            s, t, _ = ps.run(xa, xb, qa, qb, same)
         s = s.reshape(t1, t2)
         t = s if t is None else t.reshape(t1, t2)
         return s, t

@@ -51,8 +51,8 @@ from ._common import (
     tiles_itself,
 )
 
-__all__ = ["max_eigenvalue", "predict", "kernel_blocks", "check_structure", "StructureError",
-           "structured_memory_bytes"]
+__all__ = ["max_eigenvalue", "predict", "solve_blocks", "kernel_blocks", "check_structure",
+           "StructureError", "structured_memory_bytes"]
 
 
 class StructureError(GroupError):
@@ -278,7 +278,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, gro
     x_train = group.check_input(x_train)
     x_test = group.check_input(x_test)
     kernel_fn = kernel_of(arch)
-    order, n, m, k = group.order, x_train.shape[0], x_test.shape[0], y_train.shape[1]
+    order, n, m = group.order, x_train.shape[0], x_test.shape[0]
     gets = _gets(get, compute_cov)
     itemsize = jnp.dtype(x_train.dtype).itemsize
     need = structured_memory_bytes(order, n, m, itemsize, len(gets), compute_cov)
@@ -290,13 +290,45 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, gro
             f"to change): use fewer training or test samples")
     train = _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol)
     test = kernel_blocks(kernel_fn, group, x_test, x_train, gets, batch_size)   # (|G|, M, N)
+    nngp_tt = kernel_fn(x_test, None, "nngp") if compute_cov else None
+    return solve_blocks(train, test, group.orbit_out(y_train), ts / learning_rate, irreps(group),
+                        learning_rate=learning_rate, diag_reg=diag_reg, get=get, nngp_tt=nngp_tt)
 
-    fourier = _Fourier(irreps(group))
+
+def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: float = 1.0,
+                 diag_reg: float = 0.0, get: str = "ntk", nngp_tt=None) -> Prediction:
+    """The orbit-augmented prediction from precomputed kernel blocks (what :func:`predict`
+    does once it has them; use it with blocks computed elsewhere, e.g. saved ones).
+
+    Args:
+        train: ``{kernel: (|G|, N, N)}``, ``[a] = k(X, a X)`` (``get``, and 'nngp' for the
+            NTK covariance).
+        test: ``{kernel: (|G|, M, N)}``, ``[a] = k(x_test, a X)``.
+        y_orbit: targets on the orbit, ``(|G|, N, k)``, ``[a] = rho_out(a) y`` (``group.orbit_out(y)``).
+        t: time or times ``(T,)``, ``>= 0`` or ``inf``, multiplied by ``learning_rate``.
+        reps: the group's unitary irreps (:func:`ntkequi.groups.irreps`); a single
+            ``ones((1, 1, 1))`` is plain (unaugmented) kernel regression on ``train[get][0]``.
+        diag_reg: relative regulariser (as :func:`~ntkequi.kernels.predict`).
+        get: 'ntk' or 'nngp'.
+        nngp_tt: the test-test NNGP ``(M, M)``: also return the covariance.
+
+    Returns:
+        A :class:`~ntkequi.kernels.Prediction`: ``mean (T, M, k)``, ``cov (T, M, M)`` with ``nngp_tt``.
+    """
+    ts = check_times(t) * learning_rate
+    compute_cov = nngp_tt is not None
+    fourier = _Fourier(reps)
+    order = fourier.order
+    n, k = train[get].shape[1], y_orbit.shape[-1]
+    m = test[get].shape[1]
+    if train[get].shape[0] != order or test[get].shape[0] != order or y_orbit.shape[0] != order:
+        raise ValueError(f"train blocks {train[get].shape}, test blocks {test[get].shape} and targets "
+                         f"{y_orbit.shape} must all lead with the group order {order}")
     reg = diag_reg * float(jnp.trace(train[get][0])) / n if diag_reg else 0.0
     solver = _Solver(fourier, train[get], reg)
     n_irreps = len(fourier.reps)
 
-    y_aug = group.orbit_out(y_train)                                    # (|G|, N, k)
+    y_aug = jnp.asarray(y_orbit)                                        # (|G|, N, k)
     yhat = {r: fourier.forward(r, y_aug) for r in range(n_irreps)}
     ynorm = float(jnp.linalg.norm(y_aug))
     active = [r for r in range(n_irreps)
@@ -307,7 +339,6 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, gro
     if compute_cov:
         tv = jnp.swapaxes(tget, 1, 2)                                    # (|G|, N, M)
         tvhat = {r: fourier.forward(r, tv) for r in range(n_irreps)}
-        nngp_tt = kernel_fn(x_test, None, "nngp")
         if get == "ntk":
             nngp_hat = {r: fourier.matrix(r, train["nngp"]) for r in range(n_irreps)}
             tn = test["nngp"]                                            # (|G|, M, N)

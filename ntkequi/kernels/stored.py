@@ -1,0 +1,198 @@
+"""Orbit kernel blocks computed tile by tile and saved as they finish, so that a long
+kernel computation survives an interruption and a resumed run recomputes nothing.
+
+:class:`TileStore` holds the blocks the structured solve needs
+(:func:`~ntkequi.kernels.structured.solve_blocks`) for an invariant kernel and an exactly
+acting group ``G``:
+
+* train blocks ``B_a = k(X, a X)`` (``|G|``, ``N x N``): only one of each pair
+  ``{a, a^-1}`` is computed (``B_{a^-1} = B_a^T``), only the tiles ``I <= J`` of a block
+  with ``a = a^-1`` (it is symmetric), and the identity block's diagonal tiles as
+  ``kernel_fn(x, None)`` (each unordered pair once, exact diagonal);
+* test blocks ``k(x_test, a X)`` for every ``a``; those of the orbit points ``h x`` follow
+  without any kernel call, ``k(h x, a X) = k(x, h^-1 a X)`` (:func:`orbit_test_blocks`).
+
+Tiles are ``tile x tile`` (the last ones smaller), one ``.npz`` file each (written to a
+temporary name and renamed: a killed run leaves no torn tile), computed in order of their
+largest index: the blocks of the first ``n`` training inputs (nested subsets) are complete
+as soon as the tiles up to ``n`` are, so that several training-set sizes share one
+computation (:meth:`TileStore.train_blocks` ``(n)``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..groups import Group
+from ._common import KernelTooLargeError, fmt_bytes, memory_budget_bytes
+
+__all__ = ["TileStore", "orbit_test_blocks", "tile_store_bytes"]
+
+
+def tile_store_bytes(order: int, n_train: int, n_test: int, n_kernels: int, itemsize: int = 8) -> int:
+    """Bytes of the assembled blocks a solve holds: ``|G|`` train ``N x N`` and ``|G|`` test
+    ``M x N`` blocks per kernel, and the solve's complex Fourier blocks and eigenvectors
+    (about four real ``|G| N x N`` more)."""
+    return int(itemsize * (n_kernels * order * (n_train ** 2 + n_test * n_train) + 4 * order * n_train ** 2))
+
+
+class TileStore:
+    """Kernel blocks of ``x_train`` (and ``x_test``) under ``group``, computed tile by tile
+    into ``path`` (see the module doc).
+
+    Args:
+        path: directory for the tiles (created).
+        kernel_fn: ``kernel_fn(x1, x2, get)``, invariant under the simultaneous action.
+        group: an exactly acting group.
+        x_train: ``(N, ...)`` training inputs (the largest set; smaller sets are its first rows).
+        x_test: ``(M, ...)`` test inputs, or None.
+        gets: kernels to keep, e.g. ``('nngp', 'ntk')``.
+        tile: tile side.
+        max_bytes: refuse (:class:`~ntkequi.KernelTooLargeError`) before computing anything
+            if the assembled blocks of all of ``x_train`` would exceed it (default
+            :func:`~ntkequi.kernels.memory_budget_bytes`).
+    """
+
+    def __init__(self, path, kernel_fn: Callable, group: Group, x_train, x_test=None,
+                 gets: Sequence[str] = ("nngp", "ntk"), tile: int = 256, max_bytes: Optional[int] = None):
+        if not group.exact:
+            raise ValueError(f"{group.name} acts inexactly: the orbit kernel has no block structure "
+                             f"to store; use ntkequi.kernels.predict(..., solver='direct')")
+        if int(tile) < 1:
+            raise ValueError(f"tile must be a positive number of inputs; got {tile!r}")
+        self.path = Path(path)
+        self.kernel_fn, self.group, self.gets, self.tile = kernel_fn, group, tuple(gets), int(tile)
+        self.x_train = jnp.asarray(x_train)
+        self.x_test = None if x_test is None else jnp.asarray(x_test)
+        n, m = self.x_train.shape[0], 0 if x_test is None else self.x_test.shape[0]
+        if n == 0:
+            raise ValueError("x_train is empty: the kernel blocks need at least one training input")
+        need = tile_store_bytes(group.order, n, m, len(self.gets), self.x_train.dtype.itemsize)
+        budget = memory_budget_bytes() if max_bytes is None else max_bytes
+        if need > budget:
+            per = need / n ** 2
+            fits = int(math.sqrt(budget / per))
+            raise KernelTooLargeError(
+                f"the {group.name} kernel blocks of {n} training x {m} test inputs need about "
+                f"{fmt_bytes(need)} (budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES to "
+                f"change): use at most about {fits} training inputs, or fewer test inputs")
+        self.path.mkdir(parents=True, exist_ok=True)
+        inv = np.asarray(group.inverses)
+        self.reps = [a for a in range(group.order) if a <= inv[a]]
+
+    # -- the tiles ------------------------------------------------------------
+
+    def _bounds(self, n: int) -> list:
+        return [(s, min(s + self.tile, n)) for s in range(0, n, self.tile)]
+
+    def _tiles(self, n: int, test: bool) -> list:
+        """``(kind, a, I, J)`` tiles needed for the first ``n`` training inputs, ordered by
+        the largest training tile index."""
+        nt_ = -(-n // self.tile)
+        inv = np.asarray(self.group.inverses)
+        out = []
+        for top in range(nt_):              # the tiles whose largest index is top
+            for a in self.reps:
+                out += [("train", a, i, top) for i in range(top + 1)]
+                if inv[a] != a:             # not symmetric: the lower triangle too
+                    out += [("train", a, top, j) for j in range(top)]
+            if test:
+                for a in range(self.group.order):
+                    out += [("test", a, i, top) for i in range(-(-self.x_test.shape[0] // self.tile))]
+        return out
+
+    def _file(self, kind, a, i, j) -> Path:
+        return self.path / f"{kind}_g{a}_{i}_{j}.npz"
+
+    def _compute(self, kind, a, i, j) -> dict:
+        t = self.tile
+        x1 = (self.x_train if kind == "train" else self.x_test)[i * t:(i + 1) * t]
+        x2 = self.x_train[j * t:(j + 1) * t]
+        if kind == "train" and a == 0 and i == j:
+            k = self.kernel_fn(x1, None, self.gets)
+        else:
+            k = self.kernel_fn(x1, self.group.act(a, x2), self.gets)
+        return {g: np.asarray(getattr(k, g)) for g in self.gets}
+
+    def missing(self, n: Optional[int] = None, test: bool = True) -> list:
+        """Tiles not yet on disk for the first ``n`` training inputs (default all)."""
+        n = self.x_train.shape[0] if n is None else n
+        return [tl for tl in self._tiles(n, test and self.x_test is not None) if not self._file(*tl).exists()]
+
+    def compute(self, n: Optional[int] = None, test: bool = True, progress: bool = True) -> int:
+        """Compute and save every missing tile for the first ``n`` training inputs; returns
+        how many were computed."""
+        from tqdm.auto import tqdm
+        todo = self.missing(n, test)
+        for tl in tqdm(todo, desc=f"kernel tiles {self.path.name}", unit="tile", disable=not progress):
+            vals = self._compute(*tl)
+            target = self._file(*tl)
+            tmp = target.with_name(target.stem + ".tmp.npz")
+            np.savez(tmp, **vals)
+            os.replace(tmp, target)
+        return len(todo)
+
+    def _load(self, kind, a, i, j) -> dict:
+        with np.load(self._file(kind, a, i, j)) as f:
+            return {g: f[g] for g in self.gets}
+
+    # -- assembled blocks -------------------------------------------------------
+
+    def train_blocks(self, n: int) -> dict:
+        """``{kernel: (|G|, n, n)}`` ``[a] = k(X_n, a X_n)`` for the first ``n`` training inputs
+        (their tiles must be computed: :meth:`compute`)."""
+        inv = np.asarray(self.group.inverses)
+        order = self.group.order
+        out = {g: np.zeros((order, n, n), self.x_train.dtype) for g in self.gets}
+        bounds = self._bounds(n)
+        for a in self.reps:
+            for i, (r0, r1) in enumerate(bounds):
+                for j, (c0, c1) in enumerate(bounds):
+                    if inv[a] == a and i > j:
+                        continue
+                    tile = self._load("train", a, i, j)
+                    for g in self.gets:
+                        v = tile[g][:r1 - r0, :c1 - c0]
+                        out[g][a, r0:r1, c0:c1] = v
+                        if inv[a] == a and i < j:
+                            out[g][a, c0:c1, r0:r1] = v.T
+                        if inv[a] != a:
+                            out[g][inv[a], c0:c1, r0:r1] = v.T
+        for g in self.gets:                  # the diagonal tiles of the symmetric blocks exactly symmetric
+            for a in self.reps:
+                if inv[a] == a:
+                    out[g][a] = 0.5 * (out[g][a] + out[g][a].T)
+        return {g: jnp.asarray(v) for g, v in out.items()}
+
+    def test_blocks(self, n: int) -> dict:
+        """``{kernel: (|G|, M, n)}`` ``[a] = k(x_test, a X_n)``."""
+        m = self.x_test.shape[0]
+        out = {g: np.zeros((self.group.order, m, n), self.x_train.dtype) for g in self.gets}
+        for a in range(self.group.order):
+            for i, (r0, r1) in enumerate(self._bounds(m)):
+                for j, (c0, c1) in enumerate(self._bounds(n)):
+                    tile = self._load("test", a, i, j)
+                    for g in self.gets:
+                        out[g][a, r0:r1, c0:c1] = tile[g][:r1 - r0, :c1 - c0]
+        return {g: jnp.asarray(v) for g, v in out.items()}
+
+
+def orbit_test_blocks(group: Group, test: jnp.ndarray) -> jnp.ndarray:
+    """The test blocks of the orbit points from those of the points themselves:
+    ``(|G|, M, N)`` ``[a] = k(x, a X)`` -> ``(|G|, |G|, M, N)`` ``[h, a] = k(h x, a X)
+    = k(x, h^-1 a X)`` (the kernel is invariant under the simultaneous action).
+
+    >>> from ntkequi import groups
+    >>> c4 = groups.planar_rotations(4)
+    >>> t = jnp.arange(4.0).reshape(4, 1, 1)
+    >>> orbit_test_blocks(c4, t)[1, :, 0, 0].tolist()       # h = 1: blocks h^-1 a = a - 1
+    [3.0, 0.0, 1.0, 2.0]
+    """
+    table, inv = np.asarray(group.table), np.asarray(group.inverses)
+    idx = table[inv]                       # [h, a] -> h^-1 a
+    return jnp.asarray(test)[jnp.asarray(idx)]

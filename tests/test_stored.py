@@ -1,0 +1,79 @@
+"""Kernel tiles saved as they finish (ntkequi.kernels.stored): the assembled blocks equal the
+ones computed in one call, nested training sets share tiles, a resumed store computes only
+what is missing, the solve from saved blocks equals predict, and a store too large for the
+memory budget is refused before anything is computed."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntkequi import groups
+from ntkequi.groups import irreps
+from ntkequi.kernels import KernelTooLargeError, TileStore, kernel_blocks, orbit_test_blocks, predict, solve_blocks
+from ntkequi.nn import ArchSpec
+
+C4 = groups.rotations(4, (8, 8))
+SPEC = ArchSpec(kind="cnn", depth=2, pool=True)
+
+
+def _data(n=11, m=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return (jnp.asarray(rng.normal(size=(n, 8, 8, 1))), jnp.asarray(rng.normal(size=(m, 8, 8, 1))),
+            jnp.asarray(np.eye(10)[rng.integers(0, 10, n)] - 0.1))
+
+
+def test_assembled_blocks_equal_one_call_for_nested_sizes(tmp_path):
+    x, xt, _ = _data()
+    store = TileStore(tmp_path, SPEC.kernel_fn, C4, x, xt, tile=4)
+    store.compute(progress=False)
+    for n in (4, 7, 11):                     # a tile boundary, inside a tile, all
+        tb, ref = store.train_blocks(n), kernel_blocks(SPEC.kernel_fn, C4, x[:n], None, ("nngp", "ntk"))
+        te, reft = store.test_blocks(n), kernel_blocks(SPEC.kernel_fn, C4, xt, x[:n], ("nngp", "ntk"))
+        for g in ("nngp", "ntk"):
+            np.testing.assert_allclose(tb[g], ref[g], rtol=1e-13, atol=1e-15)
+            np.testing.assert_allclose(te[g], reft[g], rtol=1e-13, atol=1e-15)
+            np.testing.assert_array_equal(tb[g][0], tb[g][0].T)       # exactly symmetric
+
+
+def test_resume_computes_only_missing_tiles_and_smaller_sets_first(tmp_path):
+    x, xt, _ = _data()
+    store = TileStore(tmp_path, SPEC.kernel_fn, C4, x, xt, tile=4)
+    first = store.compute(n=4, progress=False)          # the tiles of the first 4 inputs
+    assert first > 0 and not store.missing(4)
+    again = TileStore(tmp_path, SPEC.kernel_fn, C4, x, xt, tile=4)   # a new process, same directory
+    rest = again.missing()
+    assert rest and all(max(i, j) >= 1 for _, _, i, j in rest)      # nothing of the first tile
+    assert again.compute(progress=False) == len(rest)
+    assert again.compute(progress=False) == 0
+    # C4: blocks 0 and 2 symmetric (upper tiles only), block 1 full, block 3 = B_1^T not stored
+    ntr = sum(1 for f in tmp_path.glob("train_*.npz"))
+    assert ntr == 6 + 6 + 9 and not list(tmp_path.glob("train_g3_*")) and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_solve_from_saved_blocks_equals_predict_and_orbit_blocks(tmp_path):
+    x, xt, y = _data()
+    store = TileStore(tmp_path, SPEC.kernel_fn, C4, x, xt, tile=4)
+    store.compute(progress=False)
+    ts = [0.5, float("inf")]
+    got = solve_blocks(store.train_blocks(11), store.test_blocks(11), C4.orbit_out(y), ts, irreps(C4))
+    ref = predict(SPEC, x, y, xt, ts, group=C4, solver="structured")
+    np.testing.assert_allclose(got.mean, ref.mean, rtol=1e-9, atol=1e-11)
+    # the rotated test points' blocks by re-indexing, equal to computing them
+    ob = orbit_test_blocks(C4, store.test_blocks(11)["ntk"])
+    for h in range(4):
+        direct = kernel_blocks(SPEC.kernel_fn, C4, C4.act(h, xt), x, ("ntk",))["ntk"]
+        np.testing.assert_allclose(ob[h], direct, rtol=1e-12, atol=1e-14)
+    # unaugmented: the trivial "group" of the identity block is plain kernel regression
+    plain = solve_blocks({"ntk": store.train_blocks(11)["ntk"][:1]}, {"ntk": store.test_blocks(11)["ntk"][:1]},
+                         y[None], ts, [np.ones((1, 1, 1))])
+    np.testing.assert_allclose(plain.mean, predict(SPEC, x, y, xt, ts, solver="direct").mean, rtol=1e-8, atol=1e-10)
+
+
+def test_too_large_store_is_refused_before_computing(tmp_path):
+    x, xt, _ = _data()
+    with pytest.raises(KernelTooLargeError, match=r"11 training x 5 test.*at most about \d+ training"):
+        TileStore(tmp_path / "big", SPEC.kernel_fn, C4, x, xt, max_bytes=10_000)
+    assert not (tmp_path / "big").exists()
+    with pytest.raises(ValueError, match="tile"):
+        TileStore(tmp_path, SPEC.kernel_fn, C4, x, xt, tile=0)
+    with pytest.raises(ValueError, match="inexactly"):
+        TileStore(tmp_path, SPEC.kernel_fn, groups.rotations(8, (8, 8)), x, xt)

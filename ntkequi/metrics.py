@@ -16,7 +16,8 @@ import numpy as np
 from .groups import Group
 
 __all__ = ["EvalOrbits", "InvarianceError", "equivariance_error", "transform_error", "orbit_predictions", "orbit_same_predictions",
-           "relative_std", "symmetric_kl", "ntk_distance", "accuracy"]
+           "relative_std", "symmetric_kl", "ntk_distance", "accuracy", "mean_squared_invariance_error",
+           "predicted_invariance_error"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,3 +178,60 @@ def accuracy(logits, labels) -> float:
     if labels.shape != logits.shape[:1]:
         raise ValueError(f"labels {labels.shape} do not match logits {logits.shape}")
     return float(jnp.mean(jnp.argmax(logits, axis=-1) == labels))
+
+
+def mean_squared_invariance_error(f_orbit, group: Group) -> float:
+    """``mean_{g != e, x} ||f(g x) - f(x)||^2`` of invariant predictions ``f_orbit (|G|, N, k)``
+    (summed over the ``k`` outputs): what :func:`predicted_invariance_error` predicts for
+    the mean of an ensemble."""
+    f_orbit = _check_orbit(f_orbit, group)
+    if group.order < 2:
+        raise ValueError("the trivial group has no g != e: the invariance error is empty")
+    d = f_orbit[1:] - f_orbit[0][None]
+    return float(jnp.mean(jnp.sum(d * d, axis=-1)))
+
+
+def predicted_invariance_error(cov_orbit, n_outputs: int, ensemble_size: int, mean_orbit=None) -> float:
+    """Expected :func:`mean_squared_invariance_error` of the mean of ``M`` independent members
+    of a Gaussian-process ensemble (the infinite-width ensemble at time t), from its covariance.
+
+    With ``f_M = (1/M) sum_m f_m`` of ``M`` i.i.d. draws whose ``k`` output components are
+    independent with the same covariance ``Sigma`` and mean ``mu``, for each input ``x`` and
+    ``g``:
+
+        E ||f_M(g x) - f_M(x)||^2 = ||mu(g x) - mu(x)||^2
+                                    + (k / M) [Sigma(g x, g x) + Sigma(x, x) - 2 Sigma(g x, x)],
+
+    averaged over ``g != e`` and the inputs. With full-orbit augmentation ``mu`` is invariant
+    and only the second term (sampling noise) remains.
+
+    Args:
+        cov_orbit: ``(|G|, |G|, N)``, ``[g, h, n] = Sigma(g x_n, h x_n)`` (one output component).
+        n_outputs: ``k``.
+        ensemble_size: ``M >= 1``.
+        mean_orbit: optional ``(|G|, N, k)`` mean ``mu(g x_n)`` (default: invariant, no bias term).
+
+    Returns:
+        The predicted mean squared invariance error.
+
+    >>> import numpy as np
+    >>> cov = np.zeros((2, 2, 1)) + np.eye(2)[:, :, None]       # f(x), f(gx) independent, var 1
+    >>> predicted_invariance_error(cov, n_outputs=3, ensemble_size=4)    # 3 / 4 * (1 + 1)
+    1.5
+    """
+    c = np.asarray(cov_orbit, dtype=np.float64)
+    if c.ndim != 3 or c.shape[0] != c.shape[1] or c.shape[0] < 2:
+        raise ValueError(f"cov_orbit must have shape (|G|, |G|, N) with |G| >= 2; got {c.shape}")
+    if int(ensemble_size) < 1:
+        raise ValueError(f"ensemble_size must be >= 1; got {ensemble_size!r}")
+    if int(n_outputs) < 1:
+        raise ValueError(f"n_outputs must be >= 1; got {n_outputs!r}")
+    g = np.arange(1, c.shape[0])
+    var = c[g, g] + c[0, 0][None] - 2 * c[g, 0]                       # (|G| - 1, N)
+    out = n_outputs * var.mean() / int(ensemble_size)
+    if mean_orbit is not None:
+        m = np.asarray(mean_orbit, dtype=np.float64)
+        if m.shape[:2] != (c.shape[0], c.shape[2]):
+            raise ValueError(f"mean_orbit must have shape (|G|, N, k) = ({c.shape[0]}, {c.shape[2]}, k); got {m.shape}")
+        out += float(np.mean(np.sum((m[1:] - m[0][None]) ** 2, axis=-1)))
+    return float(out)

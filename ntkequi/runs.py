@@ -81,6 +81,10 @@ def from_jsonable(cls: type, obj: dict):
         target = hint if dataclasses.is_dataclass(hint) else (inner[0] if inner else None)
         if isinstance(value, dict) and "__type__" in value and target is not None:
             kwargs[name] = from_jsonable(target, value)
+        elif isinstance(value, list) and target is not None and any(
+                isinstance(v, dict) and "__type__" in v for v in value):   # tuple[Dataclass, ...]
+            kwargs[name] = tuple(from_jsonable(target, v) if isinstance(v, dict) and "__type__" in v
+                                 else _plain(v) for v in value)
         else:
             kwargs[name] = _plain(value)
     return cls(**kwargs)

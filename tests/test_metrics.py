@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ntkequi import groups, metrics
+
 C4 = groups.planar_rotations(4)
 C4_VEC = groups.planar_rotations(4, "standard")
 
@@ -59,3 +60,48 @@ def test_ntk_distance_and_accuracy():
     assert metrics.accuracy(logits, jnp.eye(2)[jnp.array([1, 0, 1])]) == 1.0
     with pytest.raises(ValueError, match="orbit predictions must have shape"):
         metrics.orbit_same_predictions(jnp.zeros((3, 2, 2)), C4)
+
+
+@pytest.mark.parametrize("augmented", [True, False])
+def test_predicted_invariance_error_matches_monte_carlo_samples_of_the_gp(augmented):
+    """The prediction from predict(..., compute_cov=True) against the invariance error of
+    M-member means of samples drawn from that Gaussian process (two independent outputs)."""
+    import jax
+
+    from ntkequi import data, kernels
+    from ntkequi.nn import ArchSpec
+    c4 = groups.planar_rotations(4)
+    x = data.wedge_points(jax.random.PRNGKey(0), 6).astype(jnp.float64)
+    y = jnp.concatenate([data.radial_target(x), jnp.sin(3 * x[:, :1])], axis=1)
+    pts = data.noise_points(jax.random.PRNGKey(1), 5).astype(jnp.float64)
+    orbit_x = c4.orbit(pts).reshape(-1, 2)                               # group-major
+    pred = kernels.predict(ArchSpec(kind="mlp", depth=2), x, y, orbit_x, [2.0],
+                           group=c4 if augmented else None, compute_cov=True, solver="direct")
+    mean, cov = np.asarray(pred.mean[0]), np.asarray(pred.cov[0])
+    n = pts.shape[0]
+    c4d = cov.reshape(4, n, 4, n)
+    cov_orbit = np.transpose(c4d[:, np.arange(n), :, np.arange(n)], (1, 2, 0))
+    mean_orbit = mean.reshape(4, n, 2)
+    rng = np.random.default_rng(0)
+    chol = np.linalg.cholesky(cov + 1e-12 * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0]))
+    for m in (1, 4):
+        reps = 3000
+        z = rng.standard_normal((reps, m, cov.shape[0], 2))           # m members, 2 outputs
+        draws = mean[None, None] + np.einsum("ij,rmjk->rmik", chol, z)
+        ens = draws.mean(axis=1).reshape(reps, 4, n, 2)
+        measured = np.mean([metrics.mean_squared_invariance_error(jnp.asarray(e), c4) for e in ens])
+        predicted = metrics.predicted_invariance_error(cov_orbit, 2, m, None if augmented else mean_orbit)
+        assert measured == pytest.approx(predicted, rel=0.05), (m, measured, predicted)
+    if augmented:       # mu_t invariant: the bias term adds nothing
+        assert metrics.predicted_invariance_error(cov_orbit, 2, 1, mean_orbit) == pytest.approx(
+            metrics.predicted_invariance_error(cov_orbit, 2, 1), rel=1e-9)
+
+
+def test_predicted_invariance_error_rejects_bad_input():
+    cov = np.zeros((4, 4, 3))
+    with pytest.raises(ValueError, match="ensemble_size must be >= 1"):
+        metrics.predicted_invariance_error(cov, 1, 0)
+    with pytest.raises(ValueError, match=r"cov_orbit must have shape"):
+        metrics.predicted_invariance_error(np.zeros((4, 3)), 1, 1)
+    with pytest.raises(ValueError, match=r"mean_orbit must have shape"):
+        metrics.predicted_invariance_error(cov, 1, 1, mean_orbit=np.zeros((4, 2, 1)))

@@ -73,6 +73,6 @@ def summary(cfg: FmnistNTKConfig, done: dict) -> str:
     return sweep.summary(cfg.sweep, done)
 
 
-FIGURES = sweep.figures(NAME, "FashionMNIST, C4, CNN ensembles.", ('size', 'width', 'time'))
+FIGURES = sweep.figures(NAME, "FashionMNIST, C4, CNN ensembles.", ('size', 'width', 'time', 'noise'))
 TABLES = {NAME: sweep.last_step_table(NAME), f"{NAME}_sets": sweep.eval_sets_table(NAME)}
 numbers = sweep.distance_numbers("fmnist")

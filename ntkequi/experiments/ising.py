@@ -70,6 +70,6 @@ def summary(cfg: IsingConfig, done: dict) -> str:
     return sweep.summary(cfg.sweep, done)
 
 
-FIGURES = sweep.figures(NAME, "Ising energies, lattice translations.", ('size', 'time'))
+FIGURES = sweep.figures(NAME, "Ising energies, lattice translations.", ('size', 'time', 'noise'))
 TABLES = {NAME: sweep.last_step_table(NAME), f"{NAME}_sets": sweep.eval_sets_table(NAME)}
 numbers = sweep.distance_numbers("ising")

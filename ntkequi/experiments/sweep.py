@@ -90,7 +90,7 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
                                   progress=progress)
             # the infinite-width limit of the same training set
             x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
-            pred = predict(spec, x_aug, y_aug, x_eval, res.times(lr))
+            pred = predict(spec, x_aug, y_aug, x_eval, res.times(lr), compute_cov=True)
             rec = {"mode": mode, "width": width, "steps": res.steps, "times": res.times(lr),
                    "group": group.name, "eval_sets": names}
             for s in names:
@@ -113,10 +113,27 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
                         "distance_to_ntk": [metrics.ntk_distance(members[:m].mean(0), pred.mean[i, sl])
                                             if res.steps[i] > 0 else float("nan")
                                             for m in cfg.ensemble_sizes],
+                        # mean squared invariance error of the mean of M members, measured and
+                        # predicted from the NTK ensemble's covariance (and mean) at the same time
+                        "ensemble_msq": [metrics.mean_squared_invariance_error(orbit(members[:m].mean(0)), group)
+                                         for m in cfg.ensemble_sizes],
+                        "predicted_msq": [_predicted_msq(pred, i, sl, group, m) for m in cfg.ensemble_sizes],
                     })
                 rec[s] = per_step
             done[key] = run_dir.record(key, **rec)
     return done
+
+
+def _predicted_msq(pred, i: int, sl: slice, group, m: int) -> float:
+    """:func:`ntkequi.metrics.predicted_invariance_error` of an M-member mean at time index
+    ``i`` on the evaluation rows ``sl`` (group-major orbit points) of an NTK prediction with
+    covariance."""
+    n = (sl.stop - sl.start) // group.order
+    cov = np.asarray(pred.cov[i][sl, sl]).reshape(group.order, n, group.order, n)
+    idx = np.arange(n)
+    cov_orbit = np.transpose(cov[:, idx, :, idx], (1, 2, 0))             # (|G|, |G|, n)
+    mean = metrics.orbit_predictions(pred.mean[i, sl], group)
+    return metrics.predicted_invariance_error(cov_orbit, mean.shape[-1], m, mean_orbit=mean)
 
 
 COLORS = {"none": "C3", "orbit": "C0", "subgroup": "C2"}
@@ -224,6 +241,34 @@ def figure_time(cfg: SweepConfig, done: dict):
     return fig
 
 
+def figure_noise(cfg: SweepConfig, done: dict):
+    """(d) the invariance error of the M-member mean as sampling noise: mean squared
+    invariance error against M at the last step, measured for every width (markers) and
+    predicted from the NTK covariance (line, width-independent), full-orbit augmentation
+    (and no augmentation, faint), one panel per evaluation set."""
+    plt = pyplot()
+    group, names = _meta(done)
+    sizes = np.asarray(cfg.ensemble_sizes)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
+    for ax, s in zip(axes[0], names):
+        for mode, alpha in (("orbit", 1.0), ("none", 0.3)):
+            for k, w in enumerate(sorted(cfg.widths)):
+                last = done[f"{mode}/width{w}"][s][-1]
+                if "ensemble_msq" not in last:
+                    continue
+                ax.plot(sizes, last["ensemble_msq"], "o", color=f"C{k}", alpha=alpha,
+                        label=f"measured, width {w}" if mode == "orbit" else None)
+            last = done[f"{mode}/width{max(cfg.widths)}"][s][-1]
+            if "predicted_msq" in last:
+                ax.plot(sizes, last["predicted_msq"], "k-" if mode == "orbit" else "k:", alpha=alpha,
+                        label="NTK covariance prediction" + ("" if mode == "orbit" else ", no augmentation"))
+        ax.set(xscale="log", yscale="log", xlabel="ensemble size M",
+               ylabel=f"mean squared {group} invariance error", title=f"{s} inputs, step {cfg.steps}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def table(done: dict, cfg: SweepConfig, group_name: str, eval_set: str) -> str:
     """Invariance errors at the last step for the widest network (members, means of M,
     NTK) and the distance of the means of M members from mu_t for every width."""
@@ -259,11 +304,17 @@ _TIME = ("Full-orbit augmentation over training: invariance error of the ensembl
          "members and of the NTK mean mu_t at the same time, on in-distribution and off-manifold inputs.")
 
 
-def figures(name: str, what: str, kinds=("size", "width", "time")) -> tuple:
+_NOISE = ("The invariance error of the ensemble mean as sampling noise: mean squared invariance error of the "
+          "mean of M members against M, measured for each width (markers) and predicted from the NTK "
+          "ensemble's covariance at the same time (line: (k/M) tr[Sigma(gx,gx) + Sigma(x,x) - 2 Sigma(gx,x)] "
+          "plus the squared invariance error of mu_t, which is zero with the full orbit).")
+
+
+def figures(name: str, what: str, kinds=("size", "width", "time", "noise")) -> tuple:
     """The :class:`Figure` s ``<name>_<kind>`` of a sweep experiment whose config has a
     ``sweep`` field; ``what`` starts each caption."""
-    draw = {"size": figure_size, "width": figure_width, "time": figure_time}
-    text = {"size": _SIZE, "width": _WIDTH, "time": _TIME}
+    draw = {"size": figure_size, "width": figure_width, "time": figure_time, "noise": figure_noise}
+    text = {"size": _SIZE, "width": _WIDTH, "time": _TIME, "noise": _NOISE}
     return tuple(Figure(f"{name}_{k}", (lambda f: lambda cfg, done: f(cfg.sweep, done))(draw[k]),
                         f"{what} {text[k]}") for k in kinds)
 

@@ -65,7 +65,7 @@ def summary(cfg: ToyConfig, done: dict) -> str:
     return sweep.summary(cfg.sweep, done)
 
 
-FIGURES = sweep.figures(NAME, "Toy problem (planar C8).", ('size', 'width', 'time'))
+FIGURES = sweep.figures(NAME, "Toy problem (planar C8).", ('size', 'width', 'time', 'noise'))
 TABLES = {NAME: sweep.last_step_table(NAME), f"{NAME}_sets": sweep.eval_sets_table(NAME)}
 
 

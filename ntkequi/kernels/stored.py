@@ -137,6 +137,23 @@ class TileStore:
             os.replace(tmp, target)
         return len(todo)
 
+    def self_orbit(self, get: str = "nngp", chunk: int = 8) -> jnp.ndarray:
+        """``(|G|, M)`` ``[a, n] = k(x_n, a x_n)`` for each test input (the kernel between
+        the points of one orbit; saved as ``self_orbit_<get>.npy``)."""
+        target = self.path / f"self_orbit_{get}.npy"
+        if target.exists():
+            return jnp.asarray(np.load(target))
+        m = self.x_test.shape[0]
+        out = np.zeros((self.group.order, m), self.x_test.dtype)
+        for s in range(0, m, chunk):
+            xc = self.x_test[s:s + chunk]
+            for a in range(self.group.order):
+                out[a, s:s + xc.shape[0]] = np.diag(np.asarray(self.kernel_fn(xc, self.group.act(a, xc), get)))
+        tmp = target.with_name(target.stem + ".tmp.npy")
+        np.save(tmp, out)
+        os.replace(tmp, target)
+        return jnp.asarray(out)
+
     def _load(self, kind, a, i, j) -> dict:
         with np.load(self._file(kind, a, i, j)) as f:
             return {g: f[g] for g in self.gets}

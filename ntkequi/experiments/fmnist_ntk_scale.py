@@ -1,0 +1,316 @@
+"""Rotated FashionMNIST in the infinite-width limit at real size: the analytic CNN NTK
+trained on N = 256 ... thousands of 28x28 images, without augmentation and on the full C4
+orbit, evaluated on the C4 orbits of test images, MNIST digits and noise images.
+
+Per architecture (the OSP table's ensemble members, conv 3x3 -> ReLU -> 2x2 average pool
+twice -> flatten -> dense, and the same with global average pooling instead of flatten),
+training-set size N (nested subsets of one permutation of the training set: the first N)
+and time t (multiples of ``1 / lambda_max`` of the unaugmented N x N NTK, and t = inf):
+test accuracy (unrotated test images and all their rotations), OSP (out of 4) and the
+relative invariance error of mu_t on each evaluation set, with and without augmentation,
+and the invariance error an M-member ensemble of the augmented network is predicted to
+have from the NTK covariance (:func:`ntkequi.metrics.predicted_invariance_error`: with the
+full orbit mu_t is invariant, so that error is pure sampling noise).
+
+Kernels: ``ArchSpec.kernel_fn`` (ntkequi's recursions), tiles of the C4 orbit blocks saved
+as they finish (:class:`ntkequi.kernels.TileStore`, under ``<run dir>/tiles/``): an
+interrupted run resumes without recomputing any finished tile, and a size whose blocks
+would not fit in memory is refused before anything starts. Solves: the structured solve
+from the saved blocks (:func:`ntkequi.kernels.solve_blocks`).
+
+    ntkequi run fmnist_ntk_scale --data-dir DIR                 # small (tests), ~2.5 min
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset cpu    # flatten, N = 256, 1024: ~45 min on 2 CPU cores
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap    # GAP, N = 256: ~25 min
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # both, N = 4096 / 1024 too: ~8 hours
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import data, groups, kernels, metrics
+from ..nn import ArchSpec
+from ..runs import RunDir
+from .protocol import Figure, Num, Table, pyplot
+
+NAME = "fmnist_ntk_scale"
+USES_DATA = True
+CPU_TIME = {"small": "2.5 min", "cpu": "not measured", "gap": "not measured", "large": "not measured"}
+EVAL_SETS = ("fashion_mnist_test", "mnist", "noise")
+AUGS = ("none", "C4")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchCase:
+    """One architecture of the experiment: ``readout`` 'flatten' or 'gap' after two
+    conv -> ReLU -> 2x2 average pool blocks; ``sizes`` the training-set sizes N (ascending,
+    nested); ``n_test`` FashionMNIST test images and ``n_ood`` MNIST digits and noise images
+    (each) whose C4 orbits are evaluated."""
+    name: str
+    readout: str
+    sizes: tuple
+    n_test: int
+    n_ood: int
+
+    def __post_init__(self):
+        if self.readout not in ("flatten", "gap"):
+            raise ValueError(f"readout must be 'flatten' or 'gap'; got {self.readout!r}")
+        if not self.sizes or list(self.sizes) != sorted(set(self.sizes)) or self.sizes[0] < 1:
+            raise ValueError(f"sizes must be ascending distinct positive training-set sizes; got {self.sizes!r}")
+        if self.sizes[-1] > 60000:
+            raise ValueError(f"FashionMNIST has 60000 training images; sizes {self.sizes!r} ask for more")
+        if self.n_test < 1 or self.n_ood < 0:
+            raise ValueError(f"need n_test >= 1 and n_ood >= 0; got {self.n_test}, {self.n_ood}")
+
+    def spec(self) -> ArchSpec:
+        """The network (its width does not enter the kernel)."""
+        return ArchSpec(kind="cnn", depth=2, width=64, out_dim=10, pool=True, readout=self.readout)
+
+
+@dataclasses.dataclass(frozen=True)
+class FmnistNTKScaleConfig:
+    """``archs``: the :class:`ArchCase` s; ``time_multiples``: t lambda_max (inf: converged);
+    ``ensemble_sizes``: M for the predicted ensemble invariance error; ``tile``: kernel tile
+    side; ``seed``: the data permutation."""
+    x64: ClassVar[bool] = True
+    archs: tuple[ArchCase, ...] = (ArchCase("pool_flatten", "flatten", (16, 32), 8, 4),
+                    ArchCase("pool_gap", "gap", (8,), 4, 2))
+    time_multiples: tuple = (1.0, 10.0, 100.0, 1000.0, math.inf)
+    ensemble_sizes: tuple = (1, 4, 16, 64)
+    tile: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.archs:
+            raise ValueError("archs is empty: give at least one ArchCase")
+        names = [a.name for a in self.archs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arch names must be distinct; got {names}")
+        if any(not (m > 0) for m in self.time_multiples):
+            raise ValueError(f"time_multiples must be positive (inf allowed); got {self.time_multiples!r}")
+        if any(m < 1 for m in self.ensemble_sizes):
+            raise ValueError(f"ensemble_sizes must be >= 1; got {self.ensemble_sizes!r}")
+
+
+Config = FmnistNTKScaleConfig
+PRESETS = {
+    "small": FmnistNTKScaleConfig(tile=8),
+    "cpu": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024), 200, 50),)),
+    "gap": FmnistNTKScaleConfig(archs=(ArchCase("pool_gap", "gap", (256,), 100, 25),)),
+    "large": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024, 4096), 300, 100),
+                                         ArchCase("pool_gap", "gap", (256, 1024), 100, 50))),
+}
+
+
+def _problem(case: ArchCase, seed: int, data_dir=None):
+    """Training images and centred one-hot targets (the first ``sizes[-1]`` of a
+    permutation), the evaluation images (set after set) and the test labels."""
+    sets = data.splits(data.SplitConfig(n_train=case.sizes[-1], n_val=0, n_test=case.n_test, seed=seed),
+                       data_dir=data_dir)
+    f64 = lambda a: np.asarray(a, dtype=np.float64)        # noqa: E731
+    x, labels = sets["train"]
+    y = np.eye(10)[labels] - 0.1
+    evals = {"fashion_mnist_test": f64(sets["test"][0]),
+             "mnist": f64(data.ood_set("mnist", case.n_ood, seed, data_dir)),
+             "noise": f64(data.ood_set("noise", case.n_ood, seed, data_dir))}
+    return f64(x), y, evals, np.asarray(sets["test"][1])
+
+
+def orbit_covariance(cov, order: int, m: int) -> np.ndarray:
+    """``(|G|, |G|, M)`` ``[g, h, n] = cov[g M + n, h M + n]``: the covariance between the orbit
+    points of each input, from a covariance over group-major orbit points ``(|G| M, |G| M)``."""
+    cov = np.asarray(cov).reshape(order, m, order, m)
+    idx = np.arange(m)
+    return np.transpose(cov[:, idx, :, idx], (1, 2, 0))
+
+
+def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
+    """One record's payload: metrics per augmentation, time and evaluation set."""
+    order, m = c4.order, sum(v.shape[0] for v in evals.values())
+    train, test = store.train_blocks(n), store.test_blocks(n)
+    lam = float(jnp.linalg.eigvalsh(train["ntk"][0]).max())
+    ts = [mult / lam for mult in cfg.time_multiples]
+    orbit_test = {g: kernels.orbit_test_blocks(c4, v) for g, v in test.items()}      # (h, a, M, N)
+    bounds = np.cumsum([0] + [v.shape[0] for v in evals.values()])
+    out = {"lambda_max": lam, "times": ts}
+    solve_s = {}
+    for aug in AUGS:
+        t0 = time.perf_counter()
+        if aug == "C4":
+            # test points: all orbit points, group-major; the NNGP between the points of each
+            # orbit (the only test-test entries the predicted invariance error reads)
+            tb = {g: jnp.swapaxes(v, 0, 1).reshape(order, order * m, n) for g, v in orbit_test.items()}
+            nngp_tt = np.zeros((order * m, order * m))
+            self_orbit = np.asarray(store.self_orbit())                              # (a, M)
+            for g in range(order):
+                for h in range(order):
+                    a = int(c4.table[c4.inverses[g], h])
+                    nngp_tt[g * m + np.arange(m), h * m + np.arange(m)] = self_orbit[a]
+            pred = kernels.solve_blocks(train, tb, c4.orbit_out(jnp.asarray(y[:n])), ts, groups.irreps(c4),
+                                        nngp_tt=jnp.asarray(nngp_tt))
+        else:
+            inv = np.asarray(c4.inverses)
+            tb = {g: jnp.concatenate([v[inv[h]] for h in range(order)])[None] for g, v in test.items()}
+            pred = kernels.solve_blocks({g: v[:1] for g, v in train.items()}, tb, jnp.asarray(y[:n])[None], ts,
+                                        groups.irreps(trivial))
+        solve_s[aug] = time.perf_counter() - t0
+        means = np.asarray(pred.mean).reshape(len(ts), order, m, -1)
+        per_t = []
+        for i in range(len(ts)):
+            per_set = {}
+            for j, s in enumerate(EVAL_SETS):
+                orb = jnp.asarray(means[i][:, bounds[j]:bounds[j + 1]])
+                inv_err = metrics.equivariance_error(orb, c4)
+                row = {"osp": metrics.orbit_same_predictions(orb, c4)[0], "invariance_error": inv_err.relative,
+                       "invariance_abs": inv_err.absolute,
+                       "msq_invariance": metrics.mean_squared_invariance_error(orb, c4)}
+                if s == "fashion_mnist_test":
+                    row["accuracy"] = metrics.accuracy(orb[0], test_labels)
+                    row["orbit_accuracy"] = float(np.mean([metrics.accuracy(orb[g], test_labels)
+                                                           for g in range(order)]))
+                if aug == "C4":
+                    cov = orbit_covariance(np.asarray(pred.cov[i]), order, m)[:, :, bounds[j]:bounds[j + 1]]
+                    row["predicted_msq_invariance"] = {
+                        str(mm): metrics.predicted_invariance_error(cov, 10, mm) for mm in cfg.ensemble_sizes}
+                per_set[s] = row
+            per_t.append(per_set)
+        out[aug] = per_t
+    out["solve_seconds"] = solve_s
+    return out
+
+
+def run(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:
+    """Run (or resume) into ``out``: kernel tiles under ``out/tiles/<arch>``, one record
+    ``<arch>/N<n>`` per architecture and training-set size."""
+    out = Path(out)
+    rd = RunDir(out, cfg, overwrite=overwrite)
+    done = rd.done()
+    c4, trivial = groups.rotations(4, (28, 28)), groups.rotations(1, (28, 28))
+    stores = []
+    for case in cfg.archs:           # every size is checked against the memory budget first
+        x, y, evals, labels = _problem(case, cfg.seed, data_dir)
+        xt = np.concatenate([evals[s] for s in EVAL_SETS])
+        store = kernels.TileStore(out / "tiles" / case.name, case.spec().kernel_fn, c4, jnp.asarray(x),
+                                  jnp.asarray(xt), tile=min(cfg.tile, case.sizes[-1]))
+        stores.append((case, store, y, evals, labels))
+    for case, store, y, evals, labels in stores:
+        for n in case.sizes:
+            key = f"{case.name}/N{n}"
+            if key in done:
+                continue
+            if progress:
+                print(f"[{out.name}] {case.name}: kernel tiles for N = {n} "
+                      f"({len(store.missing(n))} to compute)", flush=True)
+            t0 = time.perf_counter()
+            entries = store.compute(n, progress=progress)
+            kernel_s = time.perf_counter() - t0
+            payload = _evaluate(case, n, store, y, evals, labels, cfg, c4, trivial)
+            done[key] = rd.record(key, arch=case.name, readout=case.readout, n_train=n,
+                                  n_eval={s: int(v.shape[0]) for s, v in evals.items()},
+                                  kernel_seconds=kernel_s, tiles_computed=entries, **payload)
+    return done
+
+
+def _rows(cfg, done, aug, t_index=-1):
+    for case in cfg.archs:
+        for n in case.sizes:
+            rec = done.get(f"{case.name}/N{n}")
+            if rec is not None:
+                yield case, n, rec, rec[aug][t_index]
+
+
+def summary(cfg: FmnistNTKScaleConfig, done: dict) -> str:
+    """Accuracy, OSP and invariance error of mu_t at the last time, per architecture, N and augmentation."""
+    lines = [f"NTK mean mu_t at t = {cfg.time_multiples[-1]:g} / lambda_max (FashionMNIST, C4 orbits)",
+             f"{'arch':>13} {'N':>5} {'aug':>4} | {'acc':>5} {'orbit':>5} | "
+             + " | ".join(f"{s[:12]:>12} OSP  inv.err" for s in EVAL_SETS)]
+    for aug in AUGS:
+        for case, n, rec, r in _rows(cfg, done, aug):
+            f = r["fashion_mnist_test"]
+            lines.append(f"{case.name:>13} {n:5d} {aug:>4} | {f['accuracy']:5.3f} {f['orbit_accuracy']:5.3f} | "
+                         + " | ".join(f"{r[s]['osp']:12.2f} {r[s]['invariance_error']:8.1e}" for s in EVAL_SETS))
+    return "\n".join(lines)
+
+
+def figure(cfg: FmnistNTKScaleConfig, done: dict):
+    """Left: test accuracy of mu_t over t, per architecture, N and augmentation; right: the
+    relative invariance error over t on each evaluation set (without augmentation; with
+    the full orbit it is at rounding level, drawn as well)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    mults = np.asarray(cfg.time_multiples, dtype=float)
+    finite = np.isfinite(mults)
+    xs = np.where(finite, mults, (mults[finite].max() if finite.any() else 1.0) * 10)
+    k = 0
+    for case in cfg.archs:
+        for n in case.sizes:
+            rec = done.get(f"{case.name}/N{n}")
+            if rec is None:
+                continue
+            for aug, ls in (("none", "--"), ("C4", "-")):
+                acc = [p["fashion_mnist_test"]["accuracy"] for p in rec[aug]]
+                axes[0].plot(xs, acc, "o" + ls, ms=3, color=f"C{k}", label=f"{case.name}, N={n}, {aug}")
+                for j, s in enumerate(EVAL_SETS):
+                    err = [max(p[s]["invariance_error"], 1e-17) for p in rec[aug]]
+                    axes[1].plot(xs, err, ls, marker="osx"[j], ms=3, color=f"C{k}",
+                                 label=f"{case.name}, N={n}, {aug}" if j == 0 else None)
+            k += 1
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("t lambda_max (rightmost: t = inf)")
+    axes[0].set(ylabel="test accuracy (unrotated)", title="mu_t on FashionMNIST test images")
+    axes[1].set(yscale="log", ylabel="relative invariance error under C4",
+                title="o test, s MNIST, x noise; dashed: no augmentation")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def table(cfg: FmnistNTKScaleConfig, done: dict) -> Table:
+    """Per architecture, N and augmentation at t = inf: accuracy, OSP per set, invariance error per set."""
+    header = ["network", "$N$", "augmentation", "accuracy", "orbit acc."] + \
+             [f"OSP {s}" for s in ("test", "MNIST", "noise")] + [f"inv. err. {s}" for s in ("test", "MNIST", "noise")]
+    rows = []
+    for aug in AUGS:
+        for case, n, rec, r in _rows(cfg, done, aug):
+            f = r["fashion_mnist_test"]
+            rows.append([case.name.replace("_", " "), f"{n}", "none" if aug == "none" else "$C_4$ orbit",
+                         Num(f["accuracy"], decimals=3), Num(f["orbit_accuracy"], decimals=3)]
+                        + [Num(r[s]["osp"], decimals=2) for s in EVAL_SETS]
+                        + [r[s]["invariance_error"] for s in EVAL_SETS])
+    cap = ("The analytic NTK mean $\\mu_\\infty$ of two CNNs trained on $N$ FashionMNIST images, without "
+           "augmentation and on the full $C_4$ orbit, on the $C_4$ orbits of test images, MNIST digits and "
+           "noise images: accuracy on unrotated test images and on all rotations, OSP (out of 4) and "
+           "relative invariance error.")
+    return Table(header, rows, cap, NAME)
+
+
+FIGURES = (Figure(NAME, figure, "The analytic CNN NTK on FashionMNIST at real size: accuracy and C4 invariance "
+                                "error of mu_t over training time, with and without orbit augmentation."),)
+TABLES = {NAME: table}
+
+
+def numbers(cfg: FmnistNTKScaleConfig, done: dict) -> dict:
+    """At t = inf and each architecture's largest N: N, test accuracy without and with the
+    C4 orbit, accuracy over rotated test images without it, and the largest invariance error
+    with the orbit (``scaleFlat...`` for the flatten network, ``scaleGap...`` for GAP)."""
+    out = {}
+    for case in cfg.archs:
+        recs = [done[f"{case.name}/N{n}"] for n in case.sizes if f"{case.name}/N{n}" in done]
+        if not recs:
+            continue
+        rec, p = recs[-1], "scaleFlat" if case.readout == "flatten" else "scaleGap"
+        none, aug = rec["none"][-1], rec["C4"][-1]
+        out.update({f"{p}N": str(rec["n_train"]),
+                    f"{p}AccNone": none["fashion_mnist_test"]["accuracy"],
+                    f"{p}OrbitAccNone": none["fashion_mnist_test"]["orbit_accuracy"],
+                    f"{p}AccAug": aug["fashion_mnist_test"]["accuracy"],
+                    f"{p}InvAug": max(aug[s]["invariance_error"] for s in EVAL_SETS),
+                    f"{p}InvNone": min(none[s]["invariance_error"] for s in EVAL_SETS)})
+    return out

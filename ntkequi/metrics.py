@@ -17,7 +17,7 @@ from .groups import Group
 
 __all__ = ["EvalOrbits", "InvarianceError", "equivariance_error", "transform_error", "orbit_predictions", "orbit_same_predictions",
            "relative_std", "symmetric_kl", "ntk_distance", "accuracy", "mean_squared_invariance_error",
-           "predicted_invariance_error"]
+           "predicted_invariance_error", "orbit_covariance"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,3 +235,12 @@ def predicted_invariance_error(cov_orbit, n_outputs: int, ensemble_size: int, me
             raise ValueError(f"mean_orbit must have shape (|G|, N, k) = ({c.shape[0]}, {c.shape[2]}, k); got {m.shape}")
         out += float(np.mean(np.sum((m[1:] - m[0][None]) ** 2, axis=-1)))
     return float(out)
+
+
+def orbit_covariance(cov, order: int, n: int) -> np.ndarray:
+    """``(|G|, |G|, N)`` ``[g, h, i] = cov[g N + i, h N + i]``: the covariance between the orbit
+    points of each input, from a covariance over group-major orbit points ``(|G| N, |G| N)``
+    (the ``cov_orbit`` of :func:`predicted_invariance_error`)."""
+    c = np.asarray(cov).reshape(order, n, order, n)
+    idx = np.arange(n)
+    return np.transpose(c[:, idx, :, idx], (1, 2, 0))

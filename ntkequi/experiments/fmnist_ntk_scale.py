@@ -19,9 +19,12 @@ would not fit in memory is refused before anything starts. Solves: the structure
 from the saved blocks (:func:`ntkequi.kernels.solve_blocks`).
 
     ntkequi run fmnist_ntk_scale --data-dir DIR                 # small (tests), ~2.5 min
-    ntkequi run fmnist_ntk_scale --data-dir DIR --preset cpu    # flatten, N = 256, 1024: ~45 min on 2 CPU cores
-    ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap    # GAP, N = 256: ~25 min
-    ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # both, N = 4096 / 1024 too: ~8 hours
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset cpu    # flatten, N = 256, 1024: ~35 min on 2 CPU cores
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap    # GAP, N = 256: ~30 min (estimate)
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # both, N = 4096 / 1024 too: ~9 hours (estimate)
+
+(estimates: kernel pairs times the per-entry costs in benchmarks/RESULTS.md, 0.54 ms for
+pool + flatten and 5.8 ms for pool + GAP at 28x28 float64)
 """
 from __future__ import annotations
 
@@ -122,14 +125,6 @@ def _problem(case: ArchCase, seed: int, data_dir=None):
     return f64(x), y, evals, np.asarray(sets["test"][1])
 
 
-def orbit_covariance(cov, order: int, m: int) -> np.ndarray:
-    """``(|G|, |G|, M)`` ``[g, h, n] = cov[g M + n, h M + n]``: the covariance between the orbit
-    points of each input, from a covariance over group-major orbit points ``(|G| M, |G| M)``."""
-    cov = np.asarray(cov).reshape(order, m, order, m)
-    idx = np.arange(m)
-    return np.transpose(cov[:, idx, :, idx], (1, 2, 0))
-
-
 def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
     """One record's payload: metrics per augmentation, time and evaluation set."""
     order, m = c4.order, sum(v.shape[0] for v in evals.values())
@@ -175,7 +170,7 @@ def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
                     row["orbit_accuracy"] = float(np.mean([metrics.accuracy(orb[g], test_labels)
                                                            for g in range(order)]))
                 if aug == "C4":
-                    cov = orbit_covariance(np.asarray(pred.cov[i]), order, m)[:, :, bounds[j]:bounds[j + 1]]
+                    cov = metrics.orbit_covariance(pred.cov[i], order, m)[:, :, bounds[j]:bounds[j + 1]]
                     row["predicted_msq_invariance"] = {
                         str(mm): metrics.predicted_invariance_error(cov, 10, mm) for mm in cfg.ensemble_sizes}
                 per_set[s] = row

@@ -128,10 +128,7 @@ def _predicted_msq(pred, i: int, sl: slice, group, m: int) -> float:
     """:func:`ntkequi.metrics.predicted_invariance_error` of an M-member mean at time index
     ``i`` on the evaluation rows ``sl`` (group-major orbit points) of an NTK prediction with
     covariance."""
-    n = (sl.stop - sl.start) // group.order
-    cov = np.asarray(pred.cov[i][sl, sl]).reshape(group.order, n, group.order, n)
-    idx = np.arange(n)
-    cov_orbit = np.transpose(cov[:, idx, :, idx], (1, 2, 0))             # (|G|, |G|, n)
+    cov_orbit = metrics.orbit_covariance(pred.cov[i][sl, sl], group.order, (sl.stop - sl.start) // group.order)
     mean = metrics.orbit_predictions(pred.mean[i, sl], group)
     return metrics.predicted_invariance_error(cov_orbit, mean.shape[-1], m, mean_orbit=mean)
 

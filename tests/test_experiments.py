@@ -30,7 +30,7 @@ def test_sweep_runs_resumes_and_reports(name, tmp_path, request, monkeypatch):
     data_dir = None
     if name == "fmnist_ntk":       # real images: the offline data, a few of them
         data_dir = request.getfixturevalue("data_dir")
-        cfg = mod.Config(n_train=6, n_eval=2, sweep=tiny)
+        cfg = mod.Config(n_train=6, n_eval=2, depth=2, pool=True, sweep=tiny)     # the cpu preset's network
     out = tmp_path / name
     cfg, out, done = experiments.run_experiment(name, out=out, cfg=cfg, data_dir=data_dir, progress=False,
                                                 argv=["ntkequi", "run", name])
@@ -51,6 +51,24 @@ def test_sweep_runs_resumes_and_reports(name, tmp_path, request, monkeypatch):
     assert "orbit" in mod.summary(cfg, done)
     assert json.loads((out / "config.json").read_text())["sweep"]["steps"] == 4
     assert json.loads((out / "command.json").read_text())["preset"] == "custom"
+
+
+def test_sweep_predicts_once_per_augmentation_for_all_widths(tmp_path, monkeypatch):
+    """The analytic kernel does not depend on the width: one NTK prediction per mode,
+    the same mu_t in every width's record."""
+    calls = []
+    real = sweep.predict
+    monkeypatch.setattr(sweep, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = experiments.get("toy_ensembles").Config(sweep=sweep.SweepConfig(
+        widths=(4, 8), ensemble_sizes=(1,), steps=2, record_steps=(0, 2)))
+    _, _, done = experiments.run_experiment("toy_ensembles", out=tmp_path / "t", cfg=cfg, progress=False)
+    assert len(calls) == len(sweep.MODES)
+    for mode in sweep.MODES:
+        a, b = done[f"{mode}/width4"], done[f"{mode}/width8"]
+        assert a["times"] == b["times"]
+        for s in a["eval_sets"]:
+            assert a[s][-1]["ntk"] == b[s][-1]["ntk"] and a[s][-1]["predicted_msq"] == b[s][-1]["predicted_msq"]
+            assert a[s][-1]["members"] != b[s][-1]["members"]          # the finite networks do differ
 
 
 def test_runner_switches_float64_on_from_the_config(tmp_path):

@@ -1,14 +1,17 @@
 """FashionMNIST, C4: deep ensembles of CNNs vs the analytic NTK on real images.
 
-A subset of FashionMNIST small enough for the analytic CNN kernel on a CPU; one-hot
-targets (MSE, full-batch gradient descent), ensembles of one-hidden-layer CNNs
-(conv 3x3 -> ReLU -> flatten -> dense) with no augmentation, the full C4 orbit, or the
-C2 subgroup. Compared on the C4 orbits of FashionMNIST test images (in distribution),
+A subset of FashionMNIST (8 images in the small preset, 256 in the cpu preset); one-hot
+targets (MSE, full-batch gradient descent), ensembles of CNNs (small: conv 3x3 -> ReLU ->
+flatten -> dense; cpu: the OSP table's members, conv 3x3 -> ReLU -> 2x2 average pool twice
+-> flatten -> dense, at widths 8, 16, 32) with no augmentation, the full C4 orbit, or the
+C2 subgroup; the analytic NTK of the same ArchSpec at the same training times (one
+prediction per augmentation, shared by the widths). Compared on the C4 orbits of FashionMNIST test images (in distribution),
 MNIST digits and uniform-noise images (out of distribution): invariance error of
 members, of the ensemble mean for growing M, of the NTK mean mu_t, and the distance of
 the ensemble mean from mu_t for growing width (see ntkequi.experiments.sweep).
 
     ntkequi run fmnist_ntk --data-dir DIR                  # ~12 min on 2 CPU cores
+    ntkequi run fmnist_ntk --data-dir DIR --preset cpu     # the OSP table's pooled CNN, N = 256, M <= 32: ~1 h
     ntkequi run fmnist_ntk --data-dir DIR --preset paper   # wider, larger M (a GPU)
 
 Writes runs/fmnist_ntk[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
@@ -27,7 +30,7 @@ from . import sweep
 
 NAME = "fmnist_ntk"
 USES_DATA = True
-CPU_TIME = {"small": "12 min", "paper": "not measured (meant for a GPU)"}
+CPU_TIME = {"small": "12 min", "cpu": "about 1 h (estimate)", "paper": "not measured (meant for a GPU)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +39,7 @@ class FmnistNTKConfig:
     n_train: int = 8
     n_eval: int = 8
     depth: int = 1
+    pool: bool = False                  # 2x2 average pooling after each conv (the OSP table's members)
     sweep: sweep.SweepConfig = sweep.SweepConfig(
         widths=(16, 48, 128), ensemble_sizes=(1, 2, 4, 8), steps=300, record_steps=(0, 10, 100, 300))
 
@@ -43,6 +47,10 @@ class FmnistNTKConfig:
 Config = FmnistNTKConfig
 PRESETS = {
     "small": FmnistNTKConfig(),
+    # the OSP table's member network (conv-ReLU-2x2 pool twice, flatten, dense) on the first
+    # N = 256 training images of fmnist_ntk_scale's permutation, three widths, M up to 32
+    "cpu": FmnistNTKConfig(n_train=256, n_eval=32, depth=2, pool=True, sweep=sweep.SweepConfig(
+        widths=(8, 16, 32), ensemble_sizes=(1, 2, 4, 8, 16, 32), steps=20, record_steps=(0, 5, 10, 20))),
     "paper": FmnistNTKConfig(n_train=256, n_eval=64, sweep=sweep.SweepConfig(
         widths=(64, 256, 1024, 4096), ensemble_sizes=(1, 2, 4, 8, 16, 32, 64, 128),
         steps=10000, record_steps=(0, 10, 100, 1000, 10000))),
@@ -60,7 +68,7 @@ def problem(cfg: FmnistNTKConfig, data_dir=None) -> sweep.Problem:
         evals={"fashion_mnist_test": f64(sets["test"][0]),
                "mnist": f64(data.ood_set("mnist", cfg.n_eval, seed, data_dir)),
                "noise": f64(data.ood_set("noise", cfg.n_eval, seed, data_dir))},
-        spec=lambda w: ArchSpec(kind="cnn", depth=cfg.depth, width=w, out_dim=10))
+        spec=lambda w: ArchSpec(kind="cnn", depth=cfg.depth, width=w, out_dim=10, pool=cfg.pool))
 
 
 def run(cfg: FmnistNTKConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:

@@ -20,11 +20,11 @@ from the saved blocks (:func:`ntkequi.kernels.solve_blocks`).
 
     ntkequi run fmnist_ntk_scale --data-dir DIR                 # small (tests), ~2.5 min
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset cpu    # flatten, N = 256, 1024: ~35 min on 2 CPU cores
-    ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap    # GAP, N = 256: ~30 min (estimate)
-    ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # both, N = 4096 / 1024 too: ~9 hours (estimate)
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap    # GAP, N = 256: ~20 min (estimate)
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # both, N = 4096 / 1024 too: ~5-6 hours (estimate)
 
-(estimates: kernel pairs times the per-entry costs in benchmarks/RESULTS.md, 0.54 ms for
-pool + flatten and 5.8 ms for pool + GAP at 28x28 float64)
+(estimates: kernel pairs times the per-entry costs in benchmarks/RESULTS.md, 2026-12-02,
+0.33 ms for pool + flatten and 4.0 ms for pool + GAP at 28x28 float64)
 """
 from __future__ import annotations
 

@@ -74,6 +74,7 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
     x_eval = ev.x
     lr = cfg.lr_fraction * max_learning_rate(problem.spec(min(cfg.widths)), x, group)
     done = run_dir.done()
+    preds = {}      # the analytic kernel does not depend on the width: one prediction per mode
     for mode in MODES:
         for width in cfg.widths:
             key = f"{mode}/width{width}"
@@ -90,7 +91,10 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
                                   progress=progress)
             # the infinite-width limit of the same training set
             x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
-            pred = predict(spec, x_aug, y_aug, x_eval, res.times(lr), compute_cov=True)
+            pkey = (mode, dataclasses.replace(spec, width=1), tuple(res.times(lr)))
+            if pkey not in preds:
+                preds[pkey] = predict(spec, x_aug, y_aug, x_eval, res.times(lr), compute_cov=True)
+            pred = preds[pkey]
             rec = {"mode": mode, "width": width, "steps": res.steps, "times": res.times(lr),
                    "group": group.name, "eval_sets": names}
             for s in names:

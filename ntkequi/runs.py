@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-__all__ = ["RunDir", "ConfigMismatchError", "SavedRun", "load_run", "from_jsonable", "versions", "to_jsonable",
+__all__ = ["RunDir", "ConfigMismatchError", "RunDirInUseError", "SavedRun", "load_run", "from_jsonable", "versions", "to_jsonable",
            "read_records", "write_command", "learning_curve"]
 
 
@@ -164,12 +164,66 @@ class ConfigMismatchError(RuntimeError):
     """The run directory holds results of a different configuration."""
 
 
+class RunDirInUseError(RuntimeError):
+    """Another process holds the run directory (its lock file names the process)."""
+
+
+LOCK_FILE = ".lock"
+_held: dict = {}            # resolved path -> [open lock file, number of RunDirs of this process using it]
+
+
+def _acquire(path: Path):
+    """Take the OS-level lock of run directory ``path`` for this process (shared by the
+    RunDirs of one process; refused for a second process). An exclusive ``flock`` on
+    ``path/.lock``, which the kernel releases when the holder exits or is killed, so a
+    killed run can always be resumed."""
+    key = str(path.resolve())
+    if key in _held:
+        _held[key][1] += 1
+        return
+    import fcntl
+    f = open(path / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown process"
+        f.close()
+        raise RunDirInUseError(
+            f"run directory {path} is in use by {holder}; wait for that run to finish or stop it "
+            f"(a stopped run releases the directory and resumes from its saved results), "
+            f"or use another output directory") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"process {os.getpid()} on {platform.node()}: {' '.join(sys.argv)[:200]}\n")
+    f.flush()
+    _held[key] = [f, 1]
+
+
+def _release(key: str) -> None:
+    entry = _held.get(key)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        del _held[key]
+        entry[0].close()            # closing the file releases the flock
+
+
 class RunDir:
-    """A directory for one run's config, versions and incremental results."""
+    """A directory for one run's config, versions and incremental results.
+
+    The directory is locked while a RunDir of it is alive (or until :meth:`close`): a
+    second process opening it gets :class:`RunDirInUseError` at once, naming the process
+    that holds it; the lock is the kernel's (``flock``), released when that process
+    exits or is killed.
+    """
 
     def __init__(self, path, config, overwrite: bool = False):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        _acquire(self.path)
+        self._lock_key = str(self.path.resolve())
         self.config = config
         cfg = to_jsonable(config)
         cfg_file = self.path / "config.json"
@@ -184,6 +238,20 @@ class RunDir:
                 self.results_file.unlink(missing_ok=True)
         self._write_json("config.json", cfg)
         self._write_json("versions.json", versions())
+
+    def close(self) -> None:
+        """Release this RunDir's hold on the directory lock (also on garbage collection)."""
+        key, self._lock_key = getattr(self, "_lock_key", None), None
+        if key is not None:
+            _release(key)
+
+    __del__ = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     @property
     def results_file(self) -> Path:

@@ -90,3 +90,67 @@ def test_a_run_killed_mid_training_resumes_bitwise_identical(tmp_path):
     whole = ensembles.train(spec, cfg, x, y, xe, group=group, run_dir=tmp_path / "whole", progress=False)
     np.testing.assert_array_equal(resumed.steps, whole.steps)
     np.testing.assert_array_equal(resumed.members, whole.members)
+
+
+# ------------------------------------------------------------------ t = inf on singular kernels
+def test_direct_solve_equals_neural_tangents_predictor():
+    """ntkequi's own plain solve (the direct path) against neural-tangents' gradient-descent
+    ensemble predictor: mean and covariance, NTK and NNGP, finite t and t = inf, with and
+    without diag_reg, on a non-singular kernel."""
+    from ntkequi.kernels import predict
+    from ntkequi.kernels._common import nt_time
+    from ntkequi.nt import nt
+    spec = ArchSpec(kind="mlp", depth=2, out_dim=2, b_std=0.2)
+    rng = np.random.default_rng(1)
+    x, xt = rng.normal(size=(7, 3)), rng.normal(size=(4, 3))
+    y = np.stack([np.sin(x[:, 0]), x[:, 1] * x[:, 2]], axis=1)
+    ts = [0.3, 4.0, float("inf")]
+    for get in ("ntk", "nngp"):
+        for reg in (0.0, 1e-3):
+            ours = predict(spec, x, y, xt, ts, get=get, diag_reg=reg, compute_cov=True)
+            ref_fn = nt.predict.gradient_descent_mse_ensemble(spec.kernel_fn, x, y, diag_reg=reg)
+            for i, t in enumerate(ts):
+                tn = None if np.isinf(t) else nt_time(np.asarray([t]), y.size)[0]
+                mean, cov = ref_fn(tn, xt, get, compute_cov=True)
+                np.testing.assert_allclose(ours.mean[i], mean, rtol=1e-8, atol=1e-11, err_msg=f"{get} {reg} {t}")
+                np.testing.assert_allclose(ours.cov[i], cov, rtol=1e-8, atol=1e-11, err_msg=f"{get} {reg} {t}")
+
+
+def test_singular_orbit_kernel_gives_the_minimum_norm_limit_on_every_path():
+    """A training point at the origin is fixed by every planar rotation: the C4 orbit
+    holds it four times and the orbit kernel is singular. t = inf is the minimum-norm
+    limit of gradient flow, finite, equal on the direct and structured paths, to an
+    independent pseudo-inverse and to a long finite time (the null directions never move)."""
+    from ntkequi import data
+    from ntkequi.kernels import augment, predict
+    from ntkequi.kernels.structured import inf_cutoff
+    c4 = groups.planar_rotations(4)
+    spec = ArchSpec(kind="mlp", depth=2, b_std=0.3)
+    x = np.array([[0.0, 0.0], [1.0, 0.5], [-0.3, 0.8]])
+    y = np.asarray(data.radial_target(x))
+    xt = np.random.default_rng(2).normal(size=(5, 2))
+    xa, ya = augment(c4, x, y)
+    theta = np.asarray(spec.kernel_fn(xa, None, "ntk"))
+    w = np.linalg.eigvalsh(theta)
+    cut = inf_cutoff(w.max(), theta.shape[0], np.float64)
+    assert np.sum(w <= cut) == 3                                   # four copies of the origin
+    pinv = np.linalg.pinv(theta, rcond=cut / w.max(), hermitian=True)
+    ref = np.asarray(spec.kernel_fn(xt, xa, "ntk")) @ pinv @ np.asarray(ya)
+    t_long = 1e3 / w[w > cut].min()                                # every kept direction converged
+    out = {s: predict(spec, x, y, xt, [t_long, float("inf")], group=c4, solver=s, compute_cov=True)
+           for s in ("direct", "structured")}
+    for s, p in out.items():
+        assert np.all(np.isfinite(p.mean)) and np.all(np.isfinite(p.cov)), s
+        rel = lambda a, b: float(np.max(np.abs(np.asarray(a) - b)) / np.max(np.abs(b)))  # noqa: E731
+        assert rel(p.mean[1], ref) < 1e-8, (s, rel(p.mean[1], ref))
+        assert rel(p.mean[0], ref) < 1e-8, (s, rel(p.mean[0], ref))
+        assert rel(p.cov[0], np.asarray(p.cov[1])) < 1e-6, s
+    assert float(np.max(np.abs(out["direct"].cov[1] - out["structured"].cov[1]))) < 1e-8
+
+
+def test_a_non_finite_kernel_is_an_error_not_a_nan():
+    from ntkequi.kernels import predict
+    spec = ArchSpec(kind="mlp", depth=2)
+    x = np.array([[1e200, 0.0], [0.0, 1.0]])                     # finite inputs, overflowing kernel
+    with pytest.raises(FloatingPointError, match="train ntk kernel has non-finite entries"):
+        predict(spec, x, np.ones((2, 1)), x, float("inf"))

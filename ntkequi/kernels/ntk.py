@@ -7,8 +7,15 @@ training time ``t = eta * s``, and the infinite ensemble's mean is
     mu_t(x) = Theta(x, X) Theta(X, X)^-1 (I - exp(-Theta(X, X) t)) Y.
 
 neural-tangents' ``predict`` normalises the loss by the number of training
-targets (``y_train.size``), so ``t_nt = t * y_train.size``; the conversion happens
-only in :func:`_nt_time` (``y_train.size`` grows by |G| under augmentation).
+targets (``y_train.size``), so ``t_nt = t * y_train.size`` (``_common.nt_time``; ``y_train.size``
+grows by |G| under augmentation); ntkequi's own solve (:func:`ntkequi.kernels.solve_blocks`,
+the trivial group on the direct path) uses ``t`` and is tested against neural-tangents'.
+
+``t = inf`` is the limit of gradient flow, also for a singular train kernel (repeated
+training points, e.g. inputs fixed by a group element): the minimum-norm solution, with
+eigenvalues at or below ``n * eps * lambda_max`` (``n`` the size of the augmented train
+kernel, ``eps`` its dtype's machine epsilon; numpy's ``matrix_rank`` tolerance) treated as
+zero, the same on the direct and the structured path (:func:`ntkequi.kernels.structured.inf_cutoff`).
 
 ``diag_reg`` is neural-tangents' relative regulariser: ``diag_reg * trace(K)/n``
 is added to the diagonal of the train-train kernel (``trace(K)/n`` is the same
@@ -42,7 +49,6 @@ from ._common import (
     kernel_memory_bytes,
     kernel_of,
     memory_budget_bytes,
-    nt_time,
     tiles_itself,
 )
 
@@ -154,28 +160,15 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
         bs = divisor_batch([n, m], batch_size)
         kernel_fn = nt.batch(kernel_fn, batch_size=bs, device_count=0)
 
-    predict_fn = nt.predict.gradient_descent_mse_ensemble(
-        kernel_fn, x_train, y_train, learning_rate=1.0, diag_reg=diag_reg)
-    finite = np.isfinite(ts)
-    means, covs = [None] * len(ts), [None] * len(ts)
-
-    def _store(idx, out, leading):
-        mean, cov = out if compute_cov else (out, None)
-        if not leading:
-            mean, cov = mean[None], (None if cov is None else cov[None])
-        for j, i in enumerate(idx):
-            means[i] = mean[j if leading else 0]
-            covs[i] = None if cov is None else cov[j if leading else 0]
-
-    if finite.any():
-        idx = np.flatnonzero(finite)
-        t_nt = jnp.asarray(nt_time(ts[idx], y_train.size), dtype=x_train.dtype)
-        _store(idx, predict_fn(t_nt, x_test, get, compute_cov=compute_cov), True)
-    if (~finite).any():
-        _store(np.flatnonzero(~finite), predict_fn(None, x_test, get, compute_cov=compute_cov), False)
-    mean = jnp.stack(means)
-    cov = jnp.stack(covs) if compute_cov else None
-    return Prediction(ts=ts / learning_rate, mean=mean, cov=cov)
+    # the plain solve is the structured one for the trivial group: one eigendecomposition of
+    # the (augmented) train kernel, the same spectral functions and the same t = inf cutoff
+    gets = structured._gets(get, compute_cov)
+    k_dd, k_td = kernel_fn(x_train, None, gets), kernel_fn(x_test, x_train, gets)
+    train = {g: jnp.asarray(getattr(k_dd, g))[None] for g in gets}
+    test = {g: jnp.asarray(getattr(k_td, g))[None] for g in gets}
+    nngp_tt = jnp.asarray(kernel_fn(x_test, None, ("nngp",)).nngp) if compute_cov else None
+    return structured.solve_blocks(train, test, y_train[None], ts / learning_rate, structured.PLAIN,
+                                   learning_rate=learning_rate, diag_reg=diag_reg, get=get, nngp_tt=nngp_tt)
 
 
 def kernel_invariance_error(kernel_fn: Callable, group: Group, x1, x2=None,

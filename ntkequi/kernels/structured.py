@@ -197,12 +197,30 @@ class _Fourier:
         return (out / self.order).real
 
 
-def _phi(evals, t, kind: str):
+#: the plain (unaugmented) case of :func:`solve_blocks`: the trivial group's one irrep
+PLAIN = (np.ones((1, 1, 1)),)
+
+
+def inf_cutoff(lambda_max: float, size: int, dtype) -> float:
+    """Eigenvalues of the train kernel at or below this are zero in the ``t = inf`` limit:
+    ``size * eps(dtype) * lambda_max`` (numpy's ``matrix_rank`` tolerance; ``size`` is the
+    augmented train kernel's side ``|G| N``). Gradient flow never moves along a null
+    direction of the kernel, so the limit is the minimum-norm (pseudo-inverse) solution.
+
+    >>> inf_cutoff(2.0, 1000, np.float64)
+    4.440892098500626e-13
+    """
+    return float(size * np.finfo(dtype).eps * lambda_max)
+
+
+def _phi(evals, t, kind: str, cutoff: float = 0.0):
     """Spectral functions of the gradient-flow solution: 'mean' ``(1 - e^{-l t}) / l``,
-    'cov_nngp' ``(1 - e^{-2 l t}) / l``; ``t = inf`` gives ``1 / l`` (times 1 or 1)."""
+    'cov_nngp' ``(1 - e^{-2 l t}) / l``; ``t = inf`` gives ``1 / l`` for ``l > cutoff``
+    and 0 for the (numerically) null directions."""
     factor = 2.0 if kind == "cov_nngp" else 1.0
     if math.isinf(t):
-        return 1.0 / evals
+        keep = evals > cutoff
+        return jnp.where(keep, 1.0 / jnp.where(keep, evals, 1.0), 0.0)
     lt = factor * evals * t
     safe = jnp.where(evals == 0, 1.0, evals)
     return jnp.where(evals == 0, factor * t, -jnp.expm1(-lt) / safe)
@@ -228,10 +246,19 @@ class _Solver:
             self._eig[r] = jnp.linalg.eigh(self.matrix(r))
         return self._eig[r]
 
+    def cutoff(self) -> float:
+        """:func:`inf_cutoff` of the whole (augmented) train kernel: its largest eigenvalue
+        over all irreps, its side ``|G| N``."""
+        if not hasattr(self, "_cutoff"):
+            lam = max(float(self.eig(r)[0].max()) for r in range(len(self.f.reps)))
+            self._cutoff = inf_cutoff(lam, self.f.order * self.blocks.shape[1], self.blocks.dtype)
+        return self._cutoff
+
     def apply(self, r: int, vhat, t: float, kind: str):
         """``phi(K^(rho)) vhat``."""
         w, U = self.eig(r)
-        return U @ (_phi(w, t, kind)[:, None] * (U.conj().T @ vhat))
+        cut = self.cutoff() if math.isinf(t) else 0.0
+        return U @ (_phi(w, t, kind, cut)[:, None] * (U.conj().T @ vhat))
 
 
 def max_eigenvalue(arch: Union[ArchLike, Callable], x_train, group: Group, get: str = "ntk",
@@ -324,6 +351,12 @@ def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: fl
     if train[get].shape[0] != order or test[get].shape[0] != order or y_orbit.shape[0] != order:
         raise ValueError(f"train blocks {train[get].shape}, test blocks {test[get].shape} and targets "
                          f"{y_orbit.shape} must all lead with the group order {order}")
+    for name, blocks in (("train", train), ("test", test)):
+        for g, b in blocks.items():
+            if not bool(jnp.all(jnp.isfinite(b))):
+                raise FloatingPointError(
+                    f"the {name} {g} kernel has non-finite entries: check the inputs (finite, of a "
+                    f"sensible scale) and the architecture (weight and bias scales, depth)")
     reg = diag_reg * float(jnp.trace(train[get][0])) / n if diag_reg else 0.0
     solver = _Solver(fourier, train[get], reg)
     n_irreps = len(fourier.reps)
@@ -360,4 +393,10 @@ def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: fl
             covs.append(nngp_tt + jnp.einsum("gnm,gnl->ml", a, ka) - term2 - term2.T)
     mean = jnp.stack(means)
     cov = jnp.stack(covs) if compute_cov else None
+    for what, v in (("mean", mean), ("covariance", cov)):
+        if v is not None and not bool(jnp.all(jnp.isfinite(v))):
+            bad = [float(tt) for tt, vi in zip(ts / learning_rate, v) if not bool(jnp.all(jnp.isfinite(vi)))]
+            raise FloatingPointError(
+                f"the NTK prediction's {what} is not finite at t = {bad}: the times overflow "
+                f"exp(-lambda t) or the kernel is badly scaled; use smaller times or pass diag_reg > 0")
     return Prediction(ts=ts / learning_rate, mean=mean, cov=cov)

@@ -8,11 +8,22 @@ import numpy as np
 __all__ = ["check_finite", "check_times"]
 
 
-def check_finite(name: str, x) -> jnp.ndarray:
-    """Return ``x`` as an array; raise ValueError naming ``name`` if it has NaN/inf."""
+def check_finite(name: str, x, allow_empty: bool = False) -> jnp.ndarray:
+    """Return ``x`` as an array; raise ValueError naming ``name`` if it is not a real
+    numeric array (strings, objects, booleans, complex numbers), is empty (unless
+    ``allow_empty``), or has NaN/inf."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None or not hasattr(x, "shape"):
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as e:        # ragged nested sequences
+            raise ValueError(f"{name} must be a real numeric array; got {type(x).__name__} ({e})") from None
+        dtype = x.dtype
+    if np.dtype(dtype).kind not in "fiu":
+        raise ValueError(f"{name} must be a real numeric array; got dtype {dtype}")
+    if not allow_empty and 0 in tuple(x.shape):
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): give at least one sample")
     x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.number):
-        raise ValueError(f"{name} must be numeric; got dtype {x.dtype}")
     bad = ~jnp.isfinite(x)
     if bool(jnp.any(bad)):
         idx = tuple(int(i) for i in np.argwhere(np.asarray(bad))[0])
@@ -23,7 +34,10 @@ def check_finite(name: str, x) -> jnp.ndarray:
 
 def check_times(t) -> np.ndarray:
     """Training times as a 1-d float array; each ``>= 0`` (``inf`` allowed)."""
-    ts = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    try:
+        ts = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    except (ValueError, TypeError):
+        raise ValueError(f"t must be a time or a sequence of times (numbers >= 0, inf allowed); got {t!r}") from None
     if ts.ndim != 1:
         raise ValueError(f"t must be a scalar or a 1-d sequence of times; got shape {ts.shape}")
     if ts.size == 0:

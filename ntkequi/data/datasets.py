@@ -222,6 +222,8 @@ def ood_set(name: str, n: int, seed: int = 0, data_dir=None) -> np.ndarray:
     """``n`` evaluation images ``(n, 28, 28, 1)`` by name: 'mnist' (MNIST test
     digits), 'noise' (i.i.d. uniform [0, 1] pixels), 'fashion_mnist_test'
     (FashionMNIST test images: the in-distribution reference)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"n (the number of images) must be an integer >= 0; got {n!r}")
     rng = np.random.default_rng(seed)
     if name == "noise":
         return rng.uniform(0.0, 1.0, (n, 28, 28, 1)).astype(np.float32)

@@ -53,8 +53,17 @@ class Prediction:
 # validation
 # ----------------------------------------------------------------------------
 
-def check_solver_args(get: str, learning_rate: float, diag_reg: float) -> None:
-    """ValueError naming a bad ``get``, ``learning_rate`` or ``diag_reg``."""
+def check_solver_args(get: str, learning_rate: float, diag_reg: float, batch_size: int = 0) -> None:
+    """ValueError naming a bad ``get``, ``learning_rate``, ``diag_reg`` or ``batch_size``."""
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 0:
+        raise ValueError(f"batch_size must be an integer >= 0 (0: no batching); got {batch_size!r}")
+    for name, v in (("learning_rate", learning_rate), ("diag_reg", diag_reg)):
+        try:
+            if isinstance(v, (str, bool)) or np.ndim(v) != 0:
+                raise TypeError
+            float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number; got {v!r}") from None
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp'; got {get!r}")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
@@ -191,6 +200,16 @@ def divisor_batch(n_values: Sequence[int], requested: int) -> int:
 SOLVERS = ("direct", "structured", "auto")
 
 
+def check_group(group, allow_none: bool = False) -> None:
+    """TypeError naming ``group`` unless it is an ntkequi group (or None, if allowed)."""
+    from ..groups import Group
+    if group is None and allow_none:
+        return
+    if not isinstance(group, Group):
+        raise TypeError(f"group must be an ntkequi group (e.g. ntkequi.groups.rotations(4, shape)); "
+                        f"got {group!r} ({type(group).__name__})")
+
+
 def check_solver(solver: str, group) -> None:
     """The one rule for ``solver`` in :func:`~ntkequi.kernels.predict` and
     :func:`~ntkequi.kernels.max_learning_rate`: one of :data:`SOLVERS`; 'structured'
@@ -198,6 +217,7 @@ def check_solver(solver: str, group) -> None:
     direct path (there is no orbit to exploit)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be 'direct', 'structured' or 'auto'; got {solver!r}")
+    check_group(group, allow_none=True)
     if solver == "structured" and group is None:
         raise ValueError("solver='structured' needs a group (it solves the orbit-augmented problem)")
 

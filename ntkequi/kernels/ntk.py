@@ -127,7 +127,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
             return structured.predict(arch, x_train, y_train, x_test, t, **kwargs)
         except structured.StructureError as e:
             fall_back_to_direct(solver, e, "solve", group)
-    check_solver_args(get, learning_rate, diag_reg)
+    check_solver_args(get, learning_rate, diag_reg, batch_size)
     ts = check_times(t) * learning_rate
     x_train, y_train, x_test = check_data(x_train, y_train, x_test)
     if group is not None:

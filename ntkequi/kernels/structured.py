@@ -299,7 +299,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, gro
     Raises :class:`StructureError` if the action is inexact or the kernel is not
     invariant (relative error > ``check_tol``), and
     :class:`~ntkequi.KernelTooLargeError` if it would not fit ``max_bytes``."""
-    check_solver_args(get, learning_rate, diag_reg)
+    check_solver_args(get, learning_rate, diag_reg, batch_size)
     ts = check_times(t) * learning_rate
     x_train, y_train, x_test = check_data(x_train, y_train, x_test)
     x_train = group.check_input(x_train)

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import Group, GroupError
-from ._common import ArchLike, check_finite, check_times, jit_kernel, kernel_of
+from ._common import ArchLike, check_finite, check_group, check_times, jit_kernel, kernel_of
 from .ntk import kernel_invariance_error
 
 __all__ = ["symmetrize", "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]
@@ -95,6 +95,7 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
     >>> bool(jnp.allclose(kg(x, c4.act(1, x)), kg(x, x), atol=1e-12))
     True
     """
+    check_group(group)
     order = group.order
     # off-identity terms jitted (one compilation per block shape); the x2=None identity
     # term stays un-jitted, where the compat fixes keep neural-tangents' diagonal exact

@@ -154,3 +154,37 @@ def test_a_non_finite_kernel_is_an_error_not_a_nan():
     x = np.array([[1e200, 0.0], [0.0, 1.0]])                     # finite inputs, overflowing kernel
     with pytest.raises(FloatingPointError, match="train ntk kernel has non-finite entries"):
         predict(spec, x, np.ones((2, 1)), x, float("inf"))
+
+
+# ------------------------------------------------------------------ memory guard for every kernel
+def test_every_kernel_declares_its_per_pair_cost_and_predict_refuses_what_would_not_fit():
+    import re
+
+    from ntkequi.kernels import DEFAULT_FLOATS_PER_PAIR, KernelTooLargeError, predict, symmetrize, with_pair_cost
+    from ntkequi.kernels._common import intermediate_bytes, kernel_memory_bytes
+    from ntkequi.kernels.group_stax import LiftingConv, pair_floats, serial
+    from ntkequi.nt import stax
+    n, m, ev = 64, 16, (8, 8, 1)
+    x, xt, y = np.ones((n,) + ev), np.ones((m,) + ev), np.ones((n, 1))
+    # the C4 group-conv kernel holds (4 H W)^2 numbers per pair
+    gconv = serial(LiftingConv(1, 3), stax.Relu(), stax.GlobalAvgPool(), stax.Dense(1))[2]
+    assert pair_floats(ev) == (4 * 64) ** 2
+    assert intermediate_bytes(gconv, ev, 8, 10) == 4 * 10 * pair_floats(ev) * 8
+    budget = kernel_memory_bytes(n, m, 8, pair_floats(ev), batch_size=8) + 1     # fits in blocks of 8
+    assert kernel_memory_bytes(n, m, 8, DEFAULT_FLOATS_PER_PAIR) < budget         # would pass undeclared
+    with pytest.raises(KernelTooLargeError, match=r"needs about .*pass batch_size=(\d+)") as e:
+        predict(gconv, x, y, xt, 1.0, max_bytes=budget)
+    assert int(re.search(r"batch_size=(\d+)", str(e.value)).group(1)) == 8         # the largest that fits
+    # a user's own kernel_fn: the stated default, or what it declares
+    def mine(x1, x2=None, get="ntk"):
+        b2 = x1 if x2 is None else x2
+        return x1.reshape(x1.shape[0], -1) @ b2.reshape(b2.shape[0], -1).T
+    assert np.all(np.isfinite(predict(mine, x, y, xt, 1.0, max_bytes=budget).mean))
+    with pytest.raises(KernelTooLargeError, match="batch_size="):
+        predict(with_pair_cost(mine, 10_000), x, y, xt, 1.0, max_bytes=budget)
+    # a symmetrized kernel holds what its base kernel holds (one group element at a time)
+    spec = ArchSpec(kind="cnn", depth=1, pool=True, readout="gap")
+    c4 = groups.rotations(4, (8, 8))
+    sym = symmetrize(spec.kernel_fn, c4)
+    assert intermediate_bytes(sym, ev, 8, 100) == intermediate_bytes(spec.kernel_fn, ev, 8, 100)
+    assert intermediate_bytes(symmetrize(gconv, c4), ev, 8, 100) == intermediate_bytes(gconv, ev, 8, 100)

@@ -104,7 +104,11 @@ class FmnistNTKScaleConfig:
 Config = FmnistNTKScaleConfig
 PRESETS = {
     "small": FmnistNTKScaleConfig(tile=8),
-    "cpu": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024), 200, 50),)),
+    # the two networks' records are independent (own data split, own tiles): "cpu" is
+    # "flatten" and "gap" together
+    "cpu": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024), 200, 50),
+                                       ArchCase("pool_gap", "gap", (256,), 100, 25))),
+    "flatten": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024), 200, 50),)),
     "gap": FmnistNTKScaleConfig(archs=(ArchCase("pool_gap", "gap", (256,), 100, 25),)),
     "large": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024, 4096), 300, 100),
                                          ArchCase("pool_gap", "gap", (256, 1024), 100, 50))),

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import data, ensembles, groups, kernels, metrics
+from ..kernels import group_stax
 from ..kernels.group_stax import GroupConv, LiftingConv
 from ..nn import ArchSpec
 from ..nt import stax
@@ -74,7 +75,7 @@ def gcnn_kernel_fn(cfg: KernelSymmetryConfig):
     for _ in range(cfg.depth - 1):
         layers += [GroupConv(1, 3, b_std=cfg.b_std), stax.Relu()]
     layers += [stax.GlobalAvgPool(), stax.Dense(10, b_std=cfg.b_std)]
-    return stax.serial(*layers)[2]
+    return group_stax.serial(*layers)[2]        # declares (4 H W)^2 floats per pair
 
 
 def problem(cfg: KernelSymmetryConfig, data_dir=None):

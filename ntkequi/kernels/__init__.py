@@ -21,10 +21,12 @@
 * :mod:`~ntkequi.kernels.group_stax`: C4 group-convolutional neural-tangents layers.
 """
 from ._common import (
+           DEFAULT_FLOATS_PER_PAIR,
            KernelTooLargeError,
            Prediction,
            kernel_memory_bytes,
            memory_budget_bytes,
+           with_pair_cost,
 )
 from .ntk import (
            STRUCTURED_MIN_POINTS,
@@ -45,5 +47,5 @@ from .symmetrized import (
 __all__ = ["Prediction", "KernelTooLargeError", "predict", "augment", "max_learning_rate",
            "kernel_invariance_error", "kernel_memory_bytes", "memory_budget_bytes", "STRUCTURED_MIN_POINTS",
            "StructureError", "check_structure", "kernel_blocks", "max_eigenvalue", "solve_blocks",
-           "TileStore", "orbit_test_blocks", "symmetrize",
+           "TileStore", "orbit_test_blocks", "symmetrize", "with_pair_cost", "DEFAULT_FLOATS_PER_PAIR",
            "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]

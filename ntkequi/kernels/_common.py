@@ -168,6 +168,81 @@ def intermediate_bytes(kernel_fn: Callable, event_shape: tuple, itemsize: int,
     return None if fn is None else int(fn(tuple(event_shape), int(itemsize), pairs))
 
 
+#: floats per input pair assumed for a kernel_fn that declares nothing (a scalar kernel
+#: whose recursion holds one number per pair, e.g. an MLP's); declare more with
+#: :func:`with_pair_cost`
+DEFAULT_FLOATS_PER_PAIR = 1
+
+
+class PairCost:
+    """A kernel_fn with a declared memory cost per input pair (see :func:`with_pair_cost`);
+    calls go to the wrapped kernel_fn unchanged."""
+
+    def __init__(self, kernel_fn: Callable, floats_per_pair):
+        if isinstance(kernel_fn, PairCost):
+            kernel_fn = kernel_fn.kernel_fn
+        self.kernel_fn, self.floats_per_pair = kernel_fn, floats_per_pair
+        self.__doc__ = getattr(kernel_fn, "__doc__", None)
+
+    def __call__(self, x1, x2=None, get=None, **kwargs):
+        return self.kernel_fn(x1, x2, get, **kwargs)
+
+    def floats(self, event_shape: tuple) -> int:
+        """Floats held per input pair for inputs of per-sample shape ``event_shape``."""
+        f = self.floats_per_pair
+        n = int(f(tuple(event_shape)) if callable(f) else f)
+        if n < 1:
+            raise ValueError(f"floats_per_pair must be >= 1; got {n} for inputs of shape {tuple(event_shape)}")
+        return n
+
+    def intermediate_bytes(self, event_shape: tuple, itemsize: int, pairs: Optional[int] = None) -> int:
+        """Peak bytes of the intermediates for ``pairs`` input pairs at a time (a few arrays
+        of :meth:`floats` numbers per pair, as :func:`kernel_memory_bytes` assumes)."""
+        return 4 * int(pairs or 1) * self.floats(event_shape) * int(itemsize)
+
+
+def with_pair_cost(kernel_fn: Callable, floats_per_pair) -> PairCost:
+    """``kernel_fn`` declaring how many floats its computation holds per input pair, so
+    that :func:`~ntkequi.kernels.predict` refuses a call that would not fit in memory
+    (:class:`KernelTooLargeError`, with a ``batch_size`` that fits) instead of running out
+    of it. A kernel_fn that declares nothing is assumed to hold
+    :data:`DEFAULT_FLOATS_PER_PAIR` per pair.
+
+    Args:
+        kernel_fn: ``kernel_fn(x1, x2=None, get=...)``.
+        floats_per_pair: an int, or ``f(event_shape) -> int`` (e.g. ``(4 H W)^2`` for a
+            C4 group-conv kernel on ``H x W`` images, which holds the covariance of every
+            pair of (rotation, pixel)).
+
+    Returns:
+        A callable with the same signature and an ``intermediate_bytes`` declaration.
+
+    >>> import numpy as np
+    >>> k = with_pair_cost(lambda x1, x2=None, get="ntk": x1 @ (x1 if x2 is None else x2).T, 50)
+    >>> k.intermediate_bytes((3,), 8, pairs=10), k(np.ones((2, 3))).shape
+    (16000, (2, 2))
+    """
+    return PairCost(kernel_fn, floats_per_pair)
+
+
+def declared_floats_per_pair(kernel_fn: Callable, event_shape: tuple) -> int:
+    """Floats per pair a kernel_fn declares (:func:`with_pair_cost`), else the default."""
+    return kernel_fn.floats(event_shape) if isinstance(kernel_fn, PairCost) else DEFAULT_FLOATS_PER_PAIR
+
+
+def fitting_batch_size(n_train: int, n_test: int, itemsize: int, per_pair: int, compute_cov: bool,
+                       budget: int) -> int:
+    """The largest ``batch_size`` (a power of two) with which a prediction's estimate
+    (:func:`kernel_memory_bytes`) fits ``budget`` bytes; 0 if none does (the stored
+    kernels alone are too large)."""
+    b = 1 << max(n_train, n_test, 1).bit_length()
+    while b >= 1:
+        if kernel_memory_bytes(n_train, n_test, itemsize, per_pair, b, compute_cov) <= budget:
+            return b
+        b //= 2
+    return 0
+
+
 def tiles_itself(kernel_fn: Callable) -> bool:
     """Whether a kernel_fn bounds its own memory (declares :func:`intermediate_bytes` and takes
     ``with_block_bytes``), so that wrapping it in ``nt.batch`` would only add overhead."""

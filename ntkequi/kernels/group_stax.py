@@ -34,10 +34,11 @@ import numpy as np
 from jax import lax
 
 from .._compat import stax_layer_api
+from ._common import with_pair_cost
 
 Bool, Diagonal, layer, requires, utils = stax_layer_api()
 
-__all__ = ["LiftingConv", "GroupConv", "tap_offsets"]
+__all__ = ["LiftingConv", "GroupConv", "tap_offsets", "serial", "pair_floats"]
 
 N_ROT = 4
 
@@ -189,3 +190,20 @@ def GroupConv(out_chan: int, filter_size: int = 3, W_std: float = math.sqrt(2.0)
         return _map_kernel(k, filter_size, W_std, b_std, True, out_chan)
 
     return init_fn, apply_fn, kernel_fn
+
+
+def pair_floats(event_shape: tuple) -> int:
+    """Floats a C4 group-conv kernel holds per pair of ``(H, W, C)`` inputs: the covariance
+    of every pair of (rotation, pixel), ``(4 H W)^2``."""
+    h, w = int(event_shape[0]), int(event_shape[1])
+    return (N_ROT * h * w) ** 2
+
+
+def serial(*layers):
+    """``stax.serial(*layers)`` for a network that starts with a :func:`LiftingConv`:
+    ``(init_fn, apply_fn, kernel_fn)`` whose kernel_fn declares :func:`pair_floats` per
+    input pair (:func:`ntkequi.kernels.with_pair_cost`), so that ``predict`` refuses a
+    call that would not fit in memory."""
+    from ..nt import stax
+    init_fn, apply_fn, kernel_fn = stax.serial(*layers)
+    return init_fn, apply_fn, with_pair_cost(kernel_fn, pair_floats)

@@ -40,8 +40,10 @@ from ._common import (
     check_solver,
     check_solver_args,
     check_times,
+    declared_floats_per_pair,
     divisor_batch,
     fall_back_to_direct,
+    fitting_batch_size,
     fmt_bytes,
     intermediate_bytes,
     is_spec,
@@ -137,7 +139,8 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
 
     kernel_fn = kernel_of(arch)
     event = tuple(x_train.shape[1:])
-    per_pair = arch.kernel_entries_per_pair(event) if is_spec(arch) else 1
+    per_pair = (arch.kernel_entries_per_pair(event) if is_spec(arch)
+                else declared_floats_per_pair(kernel_fn, event))
     n, m = x_train.shape[0], x_test.shape[0]
     itemsize = jnp.dtype(x_train.dtype).itemsize
     pairs = batch_size ** 2 if batch_size else max(n, m) ** 2
@@ -147,8 +150,9 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
     if need > budget:
         stored = kernel_memory_bytes(n, m, itemsize, per_pair, 1, compute_cov,
                                      intermediate_bytes(kernel_fn, event, itemsize, 1))
-        hint = (f"pass batch_size (e.g. batch_size=64) to compute the kernel in blocks "
-                f"(needs about {fmt_bytes(stored)})" if stored <= budget else
+        fits = fitting_batch_size(n, m, itemsize, per_pair, compute_cov, budget)
+        hint = (f"pass batch_size={max(fits, 1)} (or smaller) to compute the kernel in blocks "
+                f"(needs about {fmt_bytes(stored)} at batch_size=1)" if stored <= budget else
                 f"the stored {n}x{n} train kernel alone needs {fmt_bytes(stored)}: use fewer "
                 f"training samples" + (" or a smaller group" if group is not None else ""))
         raise KernelTooLargeError(
@@ -163,12 +167,24 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
     # the plain solve is the structured one for the trivial group: one eigendecomposition of
     # the (augmented) train kernel, the same spectral functions and the same t = inf cutoff
     gets = structured._gets(get, compute_cov)
-    k_dd, k_td = kernel_fn(x_train, None, gets), kernel_fn(x_test, x_train, gets)
-    train = {g: jnp.asarray(getattr(k_dd, g))[None] for g in gets}
-    test = {g: jnp.asarray(getattr(k_td, g))[None] for g in gets}
-    nngp_tt = jnp.asarray(kernel_fn(x_test, None, ("nngp",)).nngp) if compute_cov else None
+    train = {g: v[None] for g, v in _kernels(kernel_fn, x_train, None, gets).items()}
+    test = {g: v[None] for g, v in _kernels(kernel_fn, x_test, x_train, gets).items()}
+    nngp_tt = _kernels(kernel_fn, x_test, None, ("nngp",))["nngp"] if compute_cov else None
     return structured.solve_blocks(train, test, y_train[None], ts / learning_rate, structured.PLAIN,
                                    learning_rate=learning_rate, diag_reg=diag_reg, get=get, nngp_tt=nngp_tt)
+
+
+def _kernels(kernel_fn: Callable, x1, x2, gets: tuple) -> dict:
+    """``{g: k_g(x1, x2)}``: one call for all of ``gets``, for kernel_fns that return a
+    Kernel-like object (neural-tangents', ntkequi's), or one call per kernel for those that
+    return a bare array for a string ``get`` (a user's own)."""
+    if len(gets) == 1:
+        out = kernel_fn(x1, x2, gets[0])
+        return {gets[0]: jnp.asarray(getattr(out, gets[0], out))}
+    out = kernel_fn(x1, x2, tuple(gets))
+    if all(hasattr(out, g) for g in gets):
+        return {g: jnp.asarray(getattr(out, g)) for g in gets}
+    return _kernels(kernel_fn, x1, x2, gets[:1]) | _kernels(kernel_fn, x1, x2, gets[1:])
 
 
 def kernel_invariance_error(kernel_fn: Callable, group: Group, x1, x2=None,

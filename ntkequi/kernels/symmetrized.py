@@ -32,7 +32,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import Group, GroupError
-from ._common import ArchLike, check_finite, check_group, check_times, jit_kernel, kernel_of
+from ._common import (
+    ArchLike,
+    check_finite,
+    check_group,
+    check_times,
+    declared_floats_per_pair,
+    intermediate_bytes,
+    jit_kernel,
+    kernel_of,
+    with_pair_cost,
+)
 from .ntk import kernel_invariance_error
 
 __all__ = ["symmetrize", "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]
@@ -130,6 +140,13 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
         return jax.tree_util.tree_map(lambda *v: jnp.concatenate(v, axis=0), *rows)
 
     kfn.__doc__ = f"{'two' if two_sided else 'one'}-sided {group.name}-symmetrized kernel"
+
+    def cost(event_shape, itemsize, pairs=None):
+        # one group element at a time: the base kernel's intermediates (or the default)
+        declared = intermediate_bytes(kernel_fn, event_shape, itemsize, pairs)
+        return declared if declared is not None else with_pair_cost(
+            kernel_fn, declared_floats_per_pair(kernel_fn, event_shape)).intermediate_bytes(event_shape, itemsize, pairs)
+    kfn.intermediate_bytes = cost
     return kfn
 
 

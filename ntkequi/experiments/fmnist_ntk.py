@@ -11,7 +11,7 @@ members, of the ensemble mean for growing M, of the NTK mean mu_t, and the dista
 the ensemble mean from mu_t for growing width (see ntkequi.experiments.sweep).
 
     ntkequi run fmnist_ntk --data-dir DIR                  # ~12 min on 2 CPU cores
-    ntkequi run fmnist_ntk --data-dir DIR --preset cpu     # the OSP table's pooled CNN, N = 256, M <= 32: ~1 h
+    ntkequi run fmnist_ntk --data-dir DIR --preset cpu     # the OSP table's pooled CNN, N = 256, M <= 32: 51 min
     ntkequi run fmnist_ntk --data-dir DIR --preset paper   # wider, larger M (a GPU)
 
 Writes runs/fmnist_ntk[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
@@ -30,7 +30,7 @@ from . import sweep
 
 NAME = "fmnist_ntk"
 USES_DATA = True
-CPU_TIME = {"small": "12 min", "cpu": "about 1 h (estimate)", "paper": "not measured (meant for a GPU)"}
+CPU_TIME = {"small": "12 min", "cpu": "51 min", "paper": "not measured (meant for a GPU)"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -166,7 +166,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
 
     # the plain solve is the structured one for the trivial group: one eigendecomposition of
     # the (augmented) train kernel, the same spectral functions and the same t = inf cutoff
-    gets = structured._gets(get, compute_cov)
+    gets = structured.kernels_needed(get, compute_cov)
     train = {g: v[None] for g, v in _kernels(kernel_fn, x_train, None, gets).items()}
     test = {g: v[None] for g, v in _kernels(kernel_fn, x_test, x_train, gets).items()}
     nngp_tt = _kernels(kernel_fn, x_test, None, ("nngp",))["nngp"] if compute_cov else None

@@ -60,7 +60,12 @@ class StructureError(GroupError):
     kernel), so the structured solve would give a wrong answer."""
 
 
-def _gets(get, compute_cov: bool) -> tuple:
+def kernels_needed(get: str, compute_cov: bool) -> tuple:
+    """The kernels a prediction of ``get`` needs: the NTK's covariance needs the NNGP too.
+
+    >>> kernels_needed("ntk", True), kernels_needed("nngp", True), kernels_needed("ntk", False)
+    (('nngp', 'ntk'), ('nngp',), ('ntk',))
+    """
     return ("nngp", "ntk") if (compute_cov and get == "ntk") else (get,)
 
 
@@ -306,7 +311,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, gro
     x_test = group.check_input(x_test)
     kernel_fn = kernel_of(arch)
     order, n, m = group.order, x_train.shape[0], x_test.shape[0]
-    gets = _gets(get, compute_cov)
+    gets = kernels_needed(get, compute_cov)
     itemsize = jnp.dtype(x_train.dtype).itemsize
     need = structured_memory_bytes(order, n, m, itemsize, len(gets), compute_cov)
     budget = memory_budget_bytes() if max_bytes is None else max_bytes

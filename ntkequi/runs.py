@@ -245,7 +245,11 @@ class RunDir:
         if key is not None:
             _release(key)
 
-    __del__ = close
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:           # interpreter shutdown: the process exit releases the lock anyway
+            pass
 
     def __enter__(self):
         return self

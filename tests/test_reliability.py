@@ -175,6 +175,9 @@ def test_every_kernel_declares_its_per_pair_cost_and_predict_refuses_what_would_
     with pytest.raises(KernelTooLargeError, match=r"needs about .*pass batch_size=(\d+)") as e:
         predict(gconv, x, y, xt, 1.0, max_bytes=budget)
     assert int(re.search(r"batch_size=(\d+)", str(e.value)).group(1)) == 8         # the largest that fits
+    # the structured path (the default for an exact group) guards the same cost
+    with pytest.raises(KernelTooLargeError, match=r"structured C4 .*pass batch_size=\d+"):
+        predict(gconv, x, y, xt, 1.0, group=groups.rotations(4, (8, 8)), solver="structured", max_bytes=budget)
     # a user's own kernel_fn: the stated default, or what it declares
     def mine(x1, x2=None, get="ntk"):
         b2 = x1 if x2 is None else x2

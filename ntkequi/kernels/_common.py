@@ -225,22 +225,22 @@ def with_pair_cost(kernel_fn: Callable, floats_per_pair) -> PairCost:
     return PairCost(kernel_fn, floats_per_pair)
 
 
-def declared_floats_per_pair(kernel_fn: Callable, event_shape: tuple) -> int:
-    """Floats per pair a kernel_fn declares (:func:`with_pair_cost`), else the default."""
-    return kernel_fn.floats(event_shape) if isinstance(kernel_fn, PairCost) else DEFAULT_FLOATS_PER_PAIR
+def intermediate_estimate(kernel_fn: Callable, event_shape: tuple, itemsize: int, pairs: int,
+                          floats_per_pair: int = DEFAULT_FLOATS_PER_PAIR) -> int:
+    """Peak bytes of a kernel_fn's intermediates for ``pairs`` input pairs at a time: what
+    it declares (:func:`intermediate_bytes`: ntkequi's recursion kernels, :func:`with_pair_cost`),
+    else a few arrays of ``floats_per_pair`` numbers per pair (as :func:`kernel_memory_bytes`)."""
+    declared = intermediate_bytes(kernel_fn, event_shape, itemsize, pairs)
+    return declared if declared is not None else 4 * int(pairs or 1) * int(floats_per_pair) * int(itemsize)
 
 
-def fitting_batch_size(n_train: int, n_test: int, itemsize: int, per_pair: int, compute_cov: bool,
-                       budget: int) -> int:
-    """The largest ``batch_size`` (a power of two) with which a prediction's estimate
-    (:func:`kernel_memory_bytes`) fits ``budget`` bytes; 0 if none does (the stored
-    kernels alone are too large)."""
-    b = 1 << max(n_train, n_test, 1).bit_length()
-    while b >= 1:
-        if kernel_memory_bytes(n_train, n_test, itemsize, per_pair, b, compute_cov) <= budget:
-            return b
+def fitting_batch_size(fits: Callable[[int], bool], n_max: int) -> int:
+    """The largest ``batch_size`` (a power of two, at most the next one above ``n_max``) for
+    which ``fits(batch_size)``; 0 if none does."""
+    b = 1 << max(int(n_max), 1).bit_length()
+    while b >= 1 and not fits(b):
         b //= 2
-    return 0
+    return b
 
 
 def tiles_itself(kernel_fn: Callable) -> bool:

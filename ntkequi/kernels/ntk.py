@@ -32,6 +32,7 @@ from ..groups import Group
 from ..nt import nt
 from . import structured
 from ._common import (
+    DEFAULT_FLOATS_PER_PAIR,
     ArchLike,
     KernelTooLargeError,
     Prediction,
@@ -40,12 +41,12 @@ from ._common import (
     check_solver,
     check_solver_args,
     check_times,
-    declared_floats_per_pair,
     divisor_batch,
     fall_back_to_direct,
     fitting_batch_size,
     fmt_bytes,
     intermediate_bytes,
+    intermediate_estimate,
     is_spec,
     jit_kernel,
     kernel_memory_bytes,
@@ -139,18 +140,20 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
 
     kernel_fn = kernel_of(arch)
     event = tuple(x_train.shape[1:])
-    per_pair = (arch.kernel_entries_per_pair(event) if is_spec(arch)
-                else declared_floats_per_pair(kernel_fn, event))
+    per_pair = arch.kernel_entries_per_pair(event) if is_spec(arch) else DEFAULT_FLOATS_PER_PAIR
     n, m = x_train.shape[0], x_test.shape[0]
     itemsize = jnp.dtype(x_train.dtype).itemsize
-    pairs = batch_size ** 2 if batch_size else max(n, m) ** 2
-    declared = intermediate_bytes(kernel_fn, event, itemsize, pairs)
-    need = kernel_memory_bytes(n, m, itemsize, per_pair, batch_size, compute_cov, declared)
+
+    def need_at(b: int) -> int:            # estimated peak bytes with batch_size b (0: none)
+        inter = intermediate_estimate(kernel_fn, event, itemsize, (b or max(n, m)) ** 2, per_pair)
+        return kernel_memory_bytes(n, m, itemsize, per_pair, b, compute_cov, inter)
+
+    declared = intermediate_bytes(kernel_fn, event, itemsize, (batch_size or max(n, m)) ** 2)
+    need = need_at(batch_size)
     budget = memory_budget_bytes() if max_bytes is None else max_bytes
     if need > budget:
-        stored = kernel_memory_bytes(n, m, itemsize, per_pair, 1, compute_cov,
-                                     intermediate_bytes(kernel_fn, event, itemsize, 1))
-        fits = fitting_batch_size(n, m, itemsize, per_pair, compute_cov, budget)
+        stored = need_at(1)
+        fits = fitting_batch_size(lambda b: need_at(b) <= budget, max(n, m))
         hint = (f"pass batch_size={max(fits, 1)} (or smaller) to compute the kernel in blocks "
                 f"(needs about {fmt_bytes(stored)} at batch_size=1)" if stored <= budget else
                 f"the stored {n}x{n} train kernel alone needs {fmt_bytes(stored)}: use fewer "

@@ -36,6 +36,7 @@ import numpy as np
 from ..groups import Group, GroupError, irreps
 from ..nt import nt
 from ._common import (
+    DEFAULT_FLOATS_PER_PAIR,
     ArchLike,
     KernelTooLargeError,
     Prediction,
@@ -44,7 +45,10 @@ from ._common import (
     check_solver_args,
     check_times,
     divisor_batch,
+    fitting_batch_size,
     fmt_bytes,
+    intermediate_estimate,
+    is_spec,
     jit_kernel,
     kernel_of,
     memory_budget_bytes,
@@ -313,13 +317,23 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, gro
     order, n, m = group.order, x_train.shape[0], x_test.shape[0]
     gets = kernels_needed(get, compute_cov)
     itemsize = jnp.dtype(x_train.dtype).itemsize
-    need = structured_memory_bytes(order, n, m, itemsize, len(gets), compute_cov)
+    event = tuple(x_train.shape[1:])
+    per_pair = arch.kernel_entries_per_pair(event) if is_spec(arch) else DEFAULT_FLOATS_PER_PAIR
+
+    def need_at(b: int) -> int:            # the blocks, plus the kernel's intermediates for one call
+        pairs = b * b if b else order * max(n, m) * n          # k(x, orbit of X) in one call
+        return (structured_memory_bytes(order, n, m, itemsize, len(gets), compute_cov)
+                + intermediate_estimate(kernel_fn, event, itemsize, pairs, per_pair))
+    need = need_at(batch_size)
     budget = memory_budget_bytes() if max_bytes is None else max_bytes
     if need > budget:
+        fits = fitting_batch_size(lambda b: need_at(b) <= budget, order * max(n, m))
+        hint = (f"pass batch_size={fits} (or smaller) to compute the kernel blocks in batches" if fits
+                else "use fewer training or test samples")
         raise KernelTooLargeError(
             f"structured {group.name} prediction for {n} training x {m} test inputs needs about "
             f"{fmt_bytes(need)} (budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES "
-            f"to change): use fewer training or test samples")
+            f"to change): {hint}")
     train = _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol)
     test = kernel_blocks(kernel_fn, group, x_test, x_train, gets, batch_size)   # (|G|, M, N)
     nngp_tt = kernel_fn(x_test, None, "nngp") if compute_cov else None

@@ -37,11 +37,9 @@ from ._common import (
     check_finite,
     check_group,
     check_times,
-    declared_floats_per_pair,
-    intermediate_bytes,
+    intermediate_estimate,
     jit_kernel,
     kernel_of,
-    with_pair_cost,
 )
 from .ntk import kernel_invariance_error
 
@@ -141,12 +139,9 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
 
     kfn.__doc__ = f"{'two' if two_sided else 'one'}-sided {group.name}-symmetrized kernel"
 
-    def cost(event_shape, itemsize, pairs=None):
-        # one group element at a time: the base kernel's intermediates (or the default)
-        declared = intermediate_bytes(kernel_fn, event_shape, itemsize, pairs)
-        return declared if declared is not None else with_pair_cost(
-            kernel_fn, declared_floats_per_pair(kernel_fn, event_shape)).intermediate_bytes(event_shape, itemsize, pairs)
-    kfn.intermediate_bytes = cost
+    # one group element at a time: the base kernel's intermediates
+    kfn.intermediate_bytes = lambda event_shape, itemsize, pairs=None: intermediate_estimate(
+        kernel_fn, event_shape, itemsize, pairs)
     return kfn
 
 

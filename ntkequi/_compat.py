@@ -39,6 +39,16 @@ behaviour (no neural-tangents code is copied or forked):
    as accumulator-style "fancy" transposes (e.g. ``slice``, used by CIRCULAR
    padding). -> a local ``ad`` with the old contract, built from public
    ``jax.linearize`` + ``jax.make_jaxpr``, and an adapter for those rules.
+7. ``nt.predict.gradient_descent_mse`` computes
+   its cached solve and eigendecomposition inside ``jax.core.eval_context()``. Since
+   JAX's stackless tracing (0.4.36) that context makes a kernel that is itself a tracer
+   (``vmap`` over members building their own finite NTK: neural-tangents'
+   testNTKMeanCovPrediction) escape its trace (UnexpectedTracerError). -> the predict
+   module sees an ``eval_context`` that is entered only when the kernel it caches is
+   concrete (:func:`_patch_predict_eval_context`).
+8. ``empirical_ntk_fn(..., implementation=AUTO)`` (and ``vmap_axes`` tests through it)
+   reads ``compiled.cost_analysis()[0]``; JAX 0.10 returns the dict itself (KeyError
+   0). -> ``_get_flops`` accepts both (:func:`_patch_cost_analysis`).
 
 Tested JAX range: see ``SUPPORTED_JAX`` (pyproject pins the same range).
 """
@@ -303,6 +313,23 @@ def _patch_batch(batching_mod, nt) -> None:
     import numpy as np
     from neural_tangents._src.utils.kernel import Kernel
 
+    def _is_array(v):
+        return isinstance(v, (np.ndarray, jax.Array))
+
+    def _block_kwargs(kwargs, s):
+        """``kwargs`` of the diagonal block ``s`` (a slice of both inputs): per-input
+        arrays ``(v1, v2)`` sliced as ``nt.batch`` slices them, other values as they are;
+        None where ``nt.batch`` splits a key (``rng``: its blocks then are not recomputed)."""
+        out = {}
+        for key, v in kwargs.items():
+            if key == "rng" and v is not None:
+                return None
+            if isinstance(v, tuple) and len(v) == 2 and any(_is_array(u) for u in v):
+                out[key] = tuple(u[s] if _is_array(u) else u for u in v)
+            else:
+                out[key] = v
+        return out
+
     def _set_blocks(full, diag_blocks, bs, pairwise=True):
         if full is None or any(b is None for b in diag_blocks):
             return full
@@ -324,8 +351,11 @@ def _patch_batch(batching_mod, nt) -> None:
                     return out
                 n = k.nngp.shape[0]
                 bs = batch_size if 0 < batch_size < n else n
-                blocks = [kernel_fn(k.slice(slice(s, s + bs), slice(s, s + bs)), *args, **kwargs)
-                          for s in range(0, n, bs)]
+                kws = [_block_kwargs(kwargs, slice(s, s + bs)) for s in range(0, n, bs)]
+                if any(kw is None for kw in kws):
+                    return out
+                blocks = [kernel_fn(k.slice(slice(s, s + bs), slice(s, s + bs)), *args, **kw)
+                          for s, kw in zip(range(0, n, bs), kws)]
             elif isinstance(x1_or_kernel, (np.ndarray, jax.Array)):
                 x1 = x1_or_kernel
                 x2, rest = (args[0], args[1:]) if args else (kwargs.pop("x2", None), ())
@@ -336,7 +366,10 @@ def _patch_batch(batching_mod, nt) -> None:
                     return out
                 n = x1.shape[0]
                 bs = batch_size if 0 < batch_size < n else n
-                blocks = [kernel_fn(x1[s:s + bs], None, *rest, **kwargs) for s in range(0, n, bs)]
+                kws = [_block_kwargs(kwargs, slice(s, s + bs)) for s in range(0, n, bs)]
+                if any(kw is None for kw in kws):
+                    return out
+                blocks = [kernel_fn(x1[s:s + bs], None, *rest, **kw) for s, kw in zip(range(0, n, bs), kws)]
             else:
                 return batched(x1_or_kernel, *args, **kwargs)
             if isinstance(out, jax.Array):
@@ -425,6 +458,95 @@ def _patch_structured_derivatives(empirical_mod) -> None:
         jexc.Primitive.map_primitive = False
 
 
+# ----------------------------------------------------------------------------
+# 7. eval_context around caches of a traced kernel (gradient_descent_mse under vmap)
+# ----------------------------------------------------------------------------
+
+_TRACED_KERNEL = __import__("contextvars").ContextVar("ntkequi_traced_kernel", default=False)
+
+
+class _CoreWithTracerAwareEvalContext:
+    """``jax.core`` as seen by neural-tangents' predict module: ``eval_context()`` is
+    JAX's own, except while a predictor built from a traced kernel runs, where it does
+    nothing (its cached solve belongs to that trace)."""
+
+    def __init__(self, core):
+        self._core = core
+
+    def __getattr__(self, name):
+        return getattr(self._core, name)
+
+    def eval_context(self):
+        import contextlib
+        return contextlib.nullcontext() if _TRACED_KERNEL.get() else self._core.eval_context()
+
+
+class _JaxForPredict:
+    """``jax`` as seen by neural-tangents' predict module (only ``jax.core`` differs)."""
+
+    def __init__(self, jax):
+        self._jax = jax
+        self.core = _CoreWithTracerAwareEvalContext(jax.core)
+
+    def __getattr__(self, name):
+        return getattr(self._jax, name)
+
+
+def _patch_predict_eval_context(predict_mod, nt_predict) -> None:
+    import jax
+    if isinstance(predict_mod.jax, _JaxForPredict):
+        return
+    predict_mod.jax = _JaxForPredict(jax)
+
+    def traced(*trees) -> bool:
+        return any(isinstance(leaf, jax.core.Tracer) for t in trees for leaf in jax.tree_util.tree_leaves(t))
+
+    def wrap(name):
+        original = getattr(predict_mod, name)
+
+        @functools.wraps(original)
+        def builder(k_train_train, y_train, *args, **kwargs):
+            fn = original(k_train_train, y_train, *args, **kwargs)
+            if not traced(k_train_train, y_train):
+                return fn
+
+            @functools.wraps(fn)
+            def predict_fn(*a, **k):
+                token = _TRACED_KERNEL.set(True)
+                try:
+                    return fn(*a, **k)
+                finally:
+                    _TRACED_KERNEL.reset(token)
+            return predict_fn
+
+        setattr(predict_mod, name, builder)
+        setattr(nt_predict, name, builder)
+
+    wrap("gradient_descent_mse")
+
+
+# ----------------------------------------------------------------------------
+# 8. compiled cost analysis (empirical NTK implementation AUTO)
+# ----------------------------------------------------------------------------
+
+def _patch_cost_analysis(empirical_mod) -> None:
+    original = empirical_mod._get_flops
+    if getattr(original, "_ntkequi_patched", False):
+        return
+    import jax
+
+    @functools.wraps(original)
+    def _get_flops(f, optimize, *a, **kw):
+        lowered = jax.jit(f).lower(*a, **kw)
+        analysis = lowered.compile().cost_analysis() if optimize else lowered.cost_analysis()
+        if isinstance(analysis, (list, tuple)):     # JAX < 0.4.36: one dict per device
+            analysis = analysis[0]
+        return analysis["flops"]
+
+    _get_flops._ntkequi_patched = True
+    empirical_mod._get_flops = _get_flops
+
+
 def apply() -> None:
     """Apply every fix, then import neural-tangents. Idempotent."""
     global _applied
@@ -445,8 +567,11 @@ def apply() -> None:
     from neural_tangents._src import predict as predict_mod
     _patch_scipy_eigvalsh(predict_mod)
     _patch_predict_ensemble(predict_mod, neural_tangents.predict)
+    _patch_predict_eval_context(predict_mod, neural_tangents.predict)
     _patch_batch(importlib.import_module("neural_tangents._src.batching"), neural_tangents)
-    _patch_structured_derivatives(importlib.import_module("neural_tangents._src.empirical"))
+    empirical_mod = importlib.import_module("neural_tangents._src.empirical")
+    _patch_structured_derivatives(empirical_mod)
+    _patch_cost_analysis(empirical_mod)
     _applied = True
 
 

@@ -176,3 +176,68 @@ def test_empirical_ntk_implementations_agree(arch, shape):
     manual = sum(jnp.einsum("ik...,jk...->ij", a.reshape(a.shape[:2] + (-1,)), b.reshape(b.shape[:2] + (-1,)))
                  for a, b in zip(jax.tree_util.tree_leaves(j1), jax.tree_util.tree_leaves(j2)))
     np.testing.assert_allclose(vals[0], manual / apply_fn(params, x1).shape[-1], rtol=1e-10, atol=1e-12)
+
+
+# -- fixes found by running neural-tangents' own tests (tests/scripts/nt_suite.py) --------
+
+def test_gradient_descent_mse_of_a_traced_kernel_under_vmap():
+    """neural-tangents' testNTKMeanCovPrediction: members built and trained under vmap, each
+    with its own empirical NTK (a tracer) passed to gradient_descent_mse (_compat item 7).
+    Equal to the same members one by one, and to the closed form of linearised GD."""
+    init_fn, apply_fn, _ = stax.serial(stax.Dense(32, 1.5, 0.1), stax.Relu(), stax.Dense(1, 1.5, 0.1))
+    x, xt = _x((6, 3)), _x((3, 3), 1)
+    y = jnp.sin(x[:, :1])
+    ntk = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,))
+    t = 2.0
+
+    def member(key):
+        _, params = init_fn(key, x.shape)
+        k_dd, k_td = ntk(x, None, params), ntk(xt, x, params)
+        fn = nt.predict.gradient_descent_mse(k_dd, y)
+        return fn(t, apply_fn(params, x), apply_fn(params, xt), k_td)[1]
+
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+    batched = jax.vmap(member)(keys)
+    looped = jnp.stack([member(k) for k in keys])
+    np.testing.assert_allclose(batched, looped, rtol=1e-8, atol=1e-10)
+    # closed form for the first member: f_t = f_0 + K_td K_dd^-1 (I - e^{-K_dd s}) (y - f_0(X)),
+    # s = t / y.size (neural-tangents' time is that of the mean squared error)
+    _, params = init_fn(keys[0], x.shape)
+    k_dd, k_td = np.asarray(ntk(x, None, params)), np.asarray(ntk(xt, x, params))
+    ev, u = np.linalg.eigh(k_dd)
+    g = u @ np.diag(-np.expm1(-ev * t / y.size) / ev) @ u.T
+    ref = np.asarray(apply_fn(params, xt)) + k_td @ g @ (np.asarray(y) - np.asarray(apply_fn(params, x)))
+    np.testing.assert_allclose(batched[0], ref, rtol=1e-6, atol=1e-8)
+
+
+def test_empirical_ntk_auto_and_vmap_axes_agree_with_jacobian_contraction():
+    """neural-tangents' test_vmap_axes: implementation AUTO reads the compiled cost analysis
+    (_compat item 8); with vmap_axes and a per-input keyword argument it equals the plain
+    Jacobian contraction."""
+    init_fn, apply_fn, _ = stax.serial(stax.Dense(8), stax.Relu(), stax.Aggregate(), stax.GlobalAvgPool(),
+                                       stax.Dense(2))
+    x1, x2 = _x((3, 5, 4)), _x((2, 5, 4), 1)
+    p1 = jax.random.normal(jax.random.PRNGKey(4), (3, 5, 5))
+    p2 = jax.random.normal(jax.random.PRNGKey(5), (2, 5, 5))
+    _, params = init_fn(jax.random.PRNGKey(2), x1.shape)
+    ref = nt.empirical_ntk_fn(apply_fn, implementation=nt.NtkImplementation.JACOBIAN_CONTRACTION)(
+        x1, x2, params, pattern=(p1, p2))
+    auto = nt.empirical_ntk_fn(apply_fn, implementation=nt.NtkImplementation.AUTO)(x1, x2, params, pattern=(p1, p2))
+    vm = nt.empirical_ntk_fn(apply_fn, implementation=nt.NtkImplementation.AUTO,
+                             vmap_axes=(0, 0, dict(pattern=0)))(x1, x2, params, pattern=(p1, p2))
+    np.testing.assert_allclose(auto, ref, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(vm, ref, rtol=1e-9, atol=1e-11)
+
+
+def test_batch_with_per_input_keyword_arguments():
+    """neural-tangents' test_kwargs (analytic, batched): nt.batch with a per-input keyword
+    argument (Aggregate's pattern) equals the unbatched kernel, diagonal blocks included
+    (_compat item 5 slices the keyword arguments of the blocks it recomputes)."""
+    _, _, kfn = stax.serial(stax.Dense(16, 2 ** 0.5), stax.Relu(), stax.Aggregate(), stax.GlobalAvgPool(),
+                            stax.Dense(16))
+    x = _x((6, 5, 4))
+    pat = jax.random.normal(jax.random.PRNGKey(6), (6, 5, 5))
+    ref = kfn(x, None, ("nngp", "ntk"), pattern=(pat, pat))
+    got = nt.batch(kfn, batch_size=2)(x, None, ("nngp", "ntk"), pattern=(pat, pat))
+    for g in ("nngp", "ntk"):
+        np.testing.assert_allclose(getattr(got, g), getattr(ref, g), rtol=1e-10, atol=1e-12)

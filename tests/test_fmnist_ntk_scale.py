@@ -89,6 +89,7 @@ def test_too_large_is_refused_before_any_tile(tmp_path, data_dir, monkeypatch):
     (dict(sizes=(10, 6)), "ascending"),
     (dict(sizes=(70000,)), "60000"),
     (dict(n_test=0), "n_test >= 1"),
+    (dict(kernel_dtype="float16"), "kernel_dtype must be"),
 ])
 def test_bad_cases_are_refused(bad, match):
     with pytest.raises(ValueError, match=match):

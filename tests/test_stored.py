@@ -79,3 +79,26 @@ def test_too_large_store_is_refused_before_computing(tmp_path):
         TileStore(tmp_path, SPEC.kernel_fn, C4, x, xt, tile=0)
     with pytest.raises(ValueError, match="inexactly"):
         TileStore(tmp_path, SPEC.kernel_fn, groups.rotations(8, (8, 8)), x, xt)
+
+
+def test_float32_tiles_assemble_in_float64_and_match_the_float64_kernel(tmp_path):
+    """A float32 kernel (faster) solved in float64: blocks in the inputs' dtype, entries within
+    float32 rounding of the float64 kernel, tiles saved as float32; the orbit solve from them
+    (finite t and t = inf) agrees with the float64 one to float32-level accuracy."""
+    x, xt, y = _data()
+    f32 = TileStore(tmp_path / "f32", SPEC.kernel_fn, C4, x, xt, tile=4, dtype="float32")
+    f64 = TileStore(tmp_path / "f64", SPEC.kernel_fn, C4, x, xt, tile=4)
+    f32.compute(progress=False)
+    f64.compute(progress=False)
+    with np.load(next((tmp_path / "f32").glob("train_*.npz"))) as tile:
+        assert tile["ntk"].dtype == np.float32
+    b32, b64 = f32.train_blocks(11), f64.train_blocks(11)
+    assert b32["ntk"].dtype == jnp.float64
+    np.testing.assert_allclose(b32["ntk"], b64["ntk"], rtol=2e-6)
+    ts = [1.0, float("inf")]
+    sol = {k: solve_blocks(s.train_blocks(11), s.test_blocks(11), C4.orbit_out(y), ts, irreps(C4))
+           for k, s in (("32", f32), ("64", f64))}
+    scale = float(np.abs(sol["64"].mean).max())
+    np.testing.assert_allclose(sol["32"].mean, sol["64"].mean, atol=1e-4 * scale)
+    with pytest.raises(ValueError, match="dtype must be"):
+        TileStore(tmp_path / "bad", SPEC.kernel_fn, C4, x, xt, dtype="float16")

@@ -17,6 +17,11 @@ temporary name and renamed: a killed run leaves no torn tile), computed in order
 largest index: the blocks of the first ``n`` training inputs (nested subsets) are complete
 as soon as the tiles up to ``n`` are, so that several training-set sizes share one
 computation (:meth:`TileStore.train_blocks` ``(n)``).
+
+``dtype`` sets the precision the kernel is computed and its tiles saved in (default the
+inputs'); the assembled blocks are always in the inputs' dtype, so that a float32 kernel
+(about 2x faster for the pooled CNN kernels on a CPU, relative error ~1e-7 per entry) can
+be solved in float64.
 """
 from __future__ import annotations
 
@@ -56,19 +61,27 @@ class TileStore:
         max_bytes: refuse (:class:`~ntkequi.KernelTooLargeError`) before computing anything
             if the assembled blocks of all of ``x_train`` would exceed it (default
             :func:`~ntkequi.kernels.memory_budget_bytes`).
+        dtype: 'float32' or 'float64', the precision the kernel is computed and saved in
+            (default: the inputs' dtype); assembled blocks are in the inputs' dtype.
     """
 
     def __init__(self, path, kernel_fn: Callable, group: Group, x_train, x_test=None,
-                 gets: Sequence[str] = ("nngp", "ntk"), tile: int = 256, max_bytes: Optional[int] = None):
+                 gets: Sequence[str] = ("nngp", "ntk"), tile: int = 256, max_bytes: Optional[int] = None,
+                 dtype=None):
         if not group.exact:
             raise ValueError(f"{group.name} acts inexactly: the orbit kernel has no block structure "
                              f"to store; use ntkequi.kernels.predict(..., solver='direct')")
         if int(tile) < 1:
             raise ValueError(f"tile must be a positive number of inputs; got {tile!r}")
+        if dtype is not None and np.dtype(dtype) not in (np.dtype("float32"), np.dtype("float64")):
+            raise ValueError(f"dtype must be 'float32' or 'float64' (or None: the inputs'); got {dtype!r}")
         self.path = Path(path)
         self.kernel_fn, self.group, self.gets, self.tile = kernel_fn, group, tuple(gets), int(tile)
         self.x_train = jnp.asarray(x_train)
         self.x_test = None if x_test is None else jnp.asarray(x_test)
+        self.dtype = self.x_train.dtype if dtype is None else np.dtype(dtype)
+        if self.dtype == np.dtype("float64") and self.x_train.dtype != self.dtype:
+            raise ValueError(f"dtype float64 needs float64 inputs (jax_enable_x64); got {self.x_train.dtype}")
         n, m = self.x_train.shape[0], 0 if x_test is None else self.x_test.shape[0]
         if n == 0:
             raise ValueError("x_train is empty: the kernel blocks need at least one training input")
@@ -111,13 +124,13 @@ class TileStore:
 
     def _compute(self, kind, a, i, j) -> dict:
         t = self.tile
-        x1 = (self.x_train if kind == "train" else self.x_test)[i * t:(i + 1) * t]
-        x2 = self.x_train[j * t:(j + 1) * t]
+        x1 = (self.x_train if kind == "train" else self.x_test)[i * t:(i + 1) * t].astype(self.dtype)
+        x2 = self.x_train[j * t:(j + 1) * t].astype(self.dtype)
         if kind == "train" and a == 0 and i == j:
             k = self.kernel_fn(x1, None, self.gets)
         else:
             k = self.kernel_fn(x1, self.group.act(a, x2), self.gets)
-        return {g: np.asarray(getattr(k, g)) for g in self.gets}
+        return {g: np.asarray(getattr(k, g), self.dtype) for g in self.gets}
 
     def missing(self, n: Optional[int] = None, test: bool = True) -> list:
         """Tiles not yet on disk for the first ``n`` training inputs (default all)."""
@@ -146,7 +159,7 @@ class TileStore:
         m = self.x_test.shape[0]
         out = np.zeros((self.group.order, m), self.x_test.dtype)
         for s in range(0, m, chunk):
-            xc = self.x_test[s:s + chunk]
+            xc = self.x_test[s:s + chunk].astype(self.dtype)
             for a in range(self.group.order):
                 out[a, s:s + xc.shape[0]] = np.diag(np.asarray(self.kernel_fn(xc, self.group.act(a, xc), get)))
         tmp = target.with_name(target.stem + ".tmp.npy")

@@ -46,6 +46,11 @@ behaviour (no neural-tangents code is copied or forked):
    testNTKMeanCovPrediction) escape its trace (UnexpectedTracerError). -> the predict
    module sees an ``eval_context`` that is entered only when the kernel it caches is
    concrete (:func:`_patch_predict_eval_context`).
+   Also ``nt.batch``'s serial path takes the batched kernel's ``x1_is_x2`` from its first
+   block, wrong when x1 != x2 share their first batch (JAX's partitionable threefry, the
+   default since 0.5, draws same-key arrays of different lengths as prefixes of each
+   other, which neural-tangents' composition tests do) -> set from the inputs
+   (:func:`_patch_serial_x1_is_x2`).
 8. ``empirical_ntk_fn(..., implementation=AUTO)`` (and ``vmap_axes`` tests through it)
    reads ``compiled.cost_analysis()[0]``; JAX 0.10 returns the dict itself (KeyError
    0). -> ``_get_flops`` accepts both (:func:`_patch_cost_analysis`).
@@ -525,6 +530,35 @@ def _patch_predict_eval_context(predict_mod, nt_predict) -> None:
     wrap("gradient_descent_mse")
 
 
+def _patch_serial_x1_is_x2(batching_mod) -> None:
+    """``batching._serial`` (under ``nt.batch``): the output Kernel's ``x1_is_x2`` is that
+    of the inputs (nt's own ``utils.x1_is_x2``, or the incoming Kernel's), not of block
+    (0, 0)."""
+    original = batching_mod._serial
+    if getattr(original, "_ntkequi_patched", False):
+        return
+    from neural_tangents._src.utils import utils
+    from neural_tangents._src.utils.kernel import Kernel
+
+    @functools.wraps(original)
+    def _serial(kernel_fn, batch_size, store_on_device=True):
+        serial_fn = original(kernel_fn, batch_size, store_on_device)
+
+        @functools.wraps(serial_fn)
+        def fixed(x1_or_kernel, *args, **kwargs):
+            out = serial_fn(x1_or_kernel, *args, **kwargs)
+            if not isinstance(out, Kernel):
+                return out
+            if isinstance(x1_or_kernel, Kernel):
+                return out.replace(x1_is_x2=x1_or_kernel.x1_is_x2)
+            x2 = args[0] if args else kwargs.get("x2")
+            return out.replace(x1_is_x2=utils.x1_is_x2(x1_or_kernel, x2))
+        return fixed
+
+    _serial._ntkequi_patched = True
+    batching_mod._serial = _serial
+
+
 # ----------------------------------------------------------------------------
 # 8. compiled cost analysis (empirical NTK implementation AUTO)
 # ----------------------------------------------------------------------------
@@ -568,7 +602,9 @@ def apply() -> None:
     _patch_scipy_eigvalsh(predict_mod)
     _patch_predict_ensemble(predict_mod, neural_tangents.predict)
     _patch_predict_eval_context(predict_mod, neural_tangents.predict)
-    _patch_batch(importlib.import_module("neural_tangents._src.batching"), neural_tangents)
+    batching_mod = importlib.import_module("neural_tangents._src.batching")
+    _patch_serial_x1_is_x2(batching_mod)
+    _patch_batch(batching_mod, neural_tangents)
     empirical_mod = importlib.import_module("neural_tangents._src.empirical")
     _patch_structured_derivatives(empirical_mod)
     _patch_cost_analysis(empirical_mod)

@@ -241,3 +241,51 @@ def test_batch_with_per_input_keyword_arguments():
     got = nt.batch(kfn, batch_size=2)(x, None, ("nngp", "ntk"), pattern=(pat, pat))
     for g in ("nngp", "ntk"):
         np.testing.assert_allclose(getattr(got, g), getattr(ref, g), rtol=1e-10, atol=1e-12)
+
+
+def test_nt_suite_reports_reference_tests_that_do_not_pass(tmp_path):
+    """tests/scripts/nt_suite.py reads pytest's junit report and counts, per file, the
+    reference list's tests that pass, fail or were not run, and passes beyond the list."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("nt_suite", Path(__file__).parent / "scripts" / "nt_suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    xml = tmp_path / "j.xml"
+    xml.write_text("""<testsuites><testsuite>
+      <testcase classname="tests.predict_test.PredictTest" name="testA"/>
+      <testcase classname="tests.predict_test.PredictTest" name="testB"><failure message="x"/></testcase>
+      <testcase classname="tests.stax.stax_test.StaxTest" name="testC"><skipped/></testcase>
+      <testcase classname="tests.stax.stax_test.StaxTest" name="testD"/>
+    </testsuite></testsuites>""")
+    got = suite.outcomes(xml)
+    assert got == {"tests/predict_test.py::PredictTest::testA": "passed",
+                   "tests/predict_test.py::PredictTest::testB": "failed",
+                   "tests/stax/stax_test.py::StaxTest::testC": "skipped",
+                   "tests/stax/stax_test.py::StaxTest::testD": "passed"}
+    ref = {"tests/predict_test.py::PredictTest::testA", "tests/predict_test.py::PredictTest::testB",
+           "tests/batching_test.py::BatchTest::testE"}
+    rows, bad = suite.compare(got, ref)
+    assert bad == ["tests/predict_test.py::PredictTest::testB", "tests/batching_test.py::BatchTest::testE"]
+    by_file = {r[0]: r[1:] for r in rows}
+    assert by_file["tests/predict_test.py"] == (2, 1, 1, 0, 0)
+    assert by_file["tests/batching_test.py"] == (1, 0, 0, 1, 0)
+    assert by_file["tests/stax/stax_test.py"] == (0, 0, 0, 0, 1)
+    ids = suite.read_reference()                 # the committed list: ids of the four files
+    assert ids and all(i.split("::")[0] in suite.FILES for i in ids)
+
+
+def test_batched_kernel_of_inputs_sharing_their_first_batch_is_not_x1_is_x2():
+    """neural-tangents' testAnalyticKernelCompose*: nt.batch took ``x1_is_x2`` from its first
+    block, True when x2 equals x1's first batch (as same-key draws of different lengths are
+    under JAX's partitionable threefry); it is the inputs' (_compat item 7)."""
+    _, _, kfn = stax.serial(stax.Dense(16), stax.Relu())
+    x = _x((8, 2))
+    x2 = x[:2]
+    got = nt.batch(kfn, batch_size=2)(x, x2)
+    ref = kfn(x, x2)
+    assert not bool(got.x1_is_x2) and not bool(ref.x1_is_x2)
+    np.testing.assert_allclose(got.nngp, ref.nngp, rtol=1e-12)
+    composed = nt.batch(kfn, batch_size=2)(nt.batch(kfn, batch_size=2)(x, x2))
+    assert not bool(composed.x1_is_x2)
+    assert bool(nt.batch(kfn, batch_size=2)(x, None).x1_is_x2)

@@ -20,7 +20,7 @@ from the saved blocks (:func:`ntkequi.kernels.solve_blocks`).
 
     ntkequi run fmnist_ntk_scale --data-dir DIR                 # small (tests), ~2.5 min
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset cpu    # flatten4096 + gap: ~1.7 h on 2 CPU cores
-    ntkequi run fmnist_ntk_scale --data-dir DIR --preset flatten4096  # flatten N = 256, 1024, 4096 (float32 kernel tiles)
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset flatten4096  # flatten N = 256, 1024, 4096 (float32 kernel tiles): ~1.5 h
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap    # GAP N = 256: ~14 min
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset flatten  # flatten N = 256, 1024, float64 kernel tiles: ~35 min
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # also GAP N = 1024 and more test points: ~3.5 h (estimate)
@@ -47,8 +47,8 @@ from .protocol import Figure, Num, Table, pyplot
 
 NAME = "fmnist_ntk_scale"
 USES_DATA = True
-CPU_TIME = {"small": "2.5 min", "cpu": "50 min", "flatten": "35 min", "gap": "14 min",
-            "flatten4096": "1.5 h (estimate)", "large": "not measured"}
+CPU_TIME = {"small": "2.5 min", "cpu": "1.7 h", "flatten4096": "1.5 h", "gap": "14 min", "flatten": "35 min",
+            "large": "3.5 h (estimate)"}
 EVAL_SETS = ("fashion_mnist_test", "mnist", "noise")
 AUGS = ("none", "C4")
 

@@ -9,12 +9,14 @@ neural-tangents 0.6.5's tests are not shipped with its wheel; check them out you
 Under ntkequi (JAX 0.10, numpy 2, no TensorFlow), against the committed reference list:
 
     python tests/scripts/nt_suite.py NT                  # prints passed / failed per file
+    python tests/scripts/nt_suite.py NT --x64            # the same with JAX_ENABLE_X64=1
 
 Making the reference list, in the authors' pinned environment (a separate virtualenv with
 jax==0.4.34 jaxlib==0.4.34 numpy==1.26.4 tensorflow-cpu==2.17.1 tf2jax flax==0.10.0
 neural-tangents==0.6.5 pytest pytest-xdist; ntkequi is not installed there):
 
     python tests/scripts/nt_suite.py NT --reference --write tests/scripts/nt_reference_passes.txt
+    python tests/scripts/nt_suite.py NT --reference --x64 --write tests/scripts/nt_reference_passes_x64.txt
 
 Both modes run the same four files (``FILES``) the same way as neural-tangents' CI
 (``PYTHONHASHSEED=0``, ``JAX_ENABLE_X64`` from ``--x64``), with pytest-xdist. In the
@@ -37,7 +39,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FILES = ("tests/predict_test.py", "tests/batching_test.py", "tests/stax/stax_test.py", "tests/empirical_test.py")
-REFERENCE = HERE / "nt_reference_passes.txt"
+REFERENCE = HERE / "nt_reference_passes.txt"          # JAX_ENABLE_X64=0
+REFERENCE_X64 = HERE / "nt_reference_passes_x64.txt"  # JAX_ENABLE_X64=1
 
 
 def outcomes(junit_xml: Path) -> dict:
@@ -130,7 +133,7 @@ def main(argv=None) -> int:
             a.write.write_text(head + "".join(f"{t}\n" for t, o in sorted(got.items()) if o == "passed"))
             print(f"wrote {a.write}")
         return 0
-    rows, bad = compare(got, read_reference(), ran_all=not a.only)
+    rows, bad = compare(got, read_reference(REFERENCE_X64 if a.x64 else REFERENCE), ran_all=not a.only)
     print(f"{'file':28} {'reference passes':>16} {'pass here':>9} {'fail here':>9} {'not run':>7} "
           f"{'also pass here':>14}")
     for f, r, ok, fail, miss, extra in rows:

@@ -59,9 +59,9 @@ class ArchCase:
     conv -> ReLU -> 2x2 average pool blocks; ``sizes`` the training-set sizes N (ascending,
     nested); ``n_test`` FashionMNIST test images and ``n_ood`` MNIST digits and noise images
     (each) whose C4 orbits are evaluated; ``kernel_dtype`` the precision its kernel tiles are
-    computed in ('float32' is about 2.3x faster for the pooled flatten kernel on this CPU and
-    agrees with float64 to 5-7 digits in every reported number at N = 256 and 1024; the solves
-    are float64 either way)."""
+    computed in ('float32' is about 2.2x faster for the pooled flatten kernel on this CPU,
+    benchmarks/tile_dtype.py, and agrees with float64 to 5-7 digits in every reported number
+    at N = 256 and 1024; the solves are float64 either way)."""
     name: str
     readout: str
     sizes: tuple

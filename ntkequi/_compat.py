@@ -59,6 +59,8 @@ Tested JAX range: see ``SUPPORTED_JAX`` (pyproject pins the same range).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib
 import importlib.util
@@ -184,33 +186,31 @@ def _stub_experimental() -> None:
 # 3. max_learning_rate and SciPy's eigvalsh
 # ----------------------------------------------------------------------------
 
-class _ScipyLinalgShim:
-    def __init__(self, linalg):
-        self._linalg = linalg
+class _Overlay:
+    """``base`` with some attributes replaced (``overrides``); every other attribute is
+    ``base``'s. How a neural-tangents module is given its own view of a library module
+    (``scipy``, ``jax``) without changing that module for anyone else."""
 
-    def eigvalsh(self, a, *args, eigvals=None, **kwargs):
-        if eigvals is not None:
-            kwargs["subset_by_index"] = eigvals
-        return self._linalg.eigvalsh(a, *args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._linalg, name)
-
-
-class _ScipyShim:
-    def __init__(self, sp):
-        self._sp = sp
-        self.linalg = _ScipyLinalgShim(sp.linalg)
+    def __init__(self, base, **overrides):
+        self._base = base
+        self.__dict__.update(overrides)
 
     def __getattr__(self, name):
-        return getattr(self._sp, name)
+        return getattr(self._base, name)
 
 
 def _patch_scipy_eigvalsh(predict_mod) -> None:
     import scipy
-    import scipy.linalg  # noqa: F401
-    if not isinstance(predict_mod.sp, _ScipyShim):
-        predict_mod.sp = _ScipyShim(scipy)
+    import scipy.linalg
+    if isinstance(predict_mod.sp, _Overlay):
+        return
+
+    def eigvalsh(a, *args, eigvals=None, **kwargs):
+        if eigvals is not None:
+            kwargs["subset_by_index"] = eigvals
+        return scipy.linalg.eigvalsh(a, *args, **kwargs)
+
+    predict_mod.sp = _Overlay(scipy, linalg=_Overlay(scipy.linalg, eigvalsh=eigvalsh))
 
 
 # ----------------------------------------------------------------------------
@@ -467,67 +467,40 @@ def _patch_structured_derivatives(empirical_mod) -> None:
 # 7. eval_context around caches of a traced kernel (gradient_descent_mse under vmap)
 # ----------------------------------------------------------------------------
 
-_TRACED_KERNEL = __import__("contextvars").ContextVar("ntkequi_traced_kernel", default=False)
-
-
-class _CoreWithTracerAwareEvalContext:
-    """``jax.core`` as seen by neural-tangents' predict module: ``eval_context()`` is
-    JAX's own, except while a predictor built from a traced kernel runs, where it does
-    nothing (its cached solve belongs to that trace)."""
-
-    def __init__(self, core):
-        self._core = core
-
-    def __getattr__(self, name):
-        return getattr(self._core, name)
-
-    def eval_context(self):
-        import contextlib
-        return contextlib.nullcontext() if _TRACED_KERNEL.get() else self._core.eval_context()
-
-
-class _JaxForPredict:
-    """``jax`` as seen by neural-tangents' predict module (only ``jax.core`` differs)."""
-
-    def __init__(self, jax):
-        self._jax = jax
-        self.core = _CoreWithTracerAwareEvalContext(jax.core)
-
-    def __getattr__(self, name):
-        return getattr(self._jax, name)
+_TRACED_KERNEL = contextvars.ContextVar("ntkequi_traced_kernel", default=False)
 
 
 def _patch_predict_eval_context(predict_mod, nt_predict) -> None:
+    """neural-tangents' predict module sees a ``jax.core.eval_context()`` that is JAX's own,
+    except while a predictor built from a traced kernel runs, where it does nothing (its
+    cached solve belongs to that trace)."""
     import jax
-    if isinstance(predict_mod.jax, _JaxForPredict):
+    if isinstance(predict_mod.jax, _Overlay):
         return
-    predict_mod.jax = _JaxForPredict(jax)
 
-    def traced(*trees) -> bool:
-        return any(isinstance(leaf, jax.core.Tracer) for t in trees for leaf in jax.tree_util.tree_leaves(t))
+    def eval_context():
+        return contextlib.nullcontext() if _TRACED_KERNEL.get() else jax.core.eval_context()
 
-    def wrap(name):
-        original = getattr(predict_mod, name)
+    predict_mod.jax = _Overlay(jax, core=_Overlay(jax.core, eval_context=eval_context))
+    original = predict_mod.gradient_descent_mse
 
-        @functools.wraps(original)
-        def builder(k_train_train, y_train, *args, **kwargs):
-            fn = original(k_train_train, y_train, *args, **kwargs)
-            if not traced(k_train_train, y_train):
-                return fn
+    @functools.wraps(original)
+    def gradient_descent_mse(k_train_train, y_train, *args, **kwargs):
+        fn = original(k_train_train, y_train, *args, **kwargs)
+        leaves = jax.tree_util.tree_leaves((k_train_train, y_train))
+        if not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+            return fn
 
-            @functools.wraps(fn)
-            def predict_fn(*a, **k):
-                token = _TRACED_KERNEL.set(True)
-                try:
-                    return fn(*a, **k)
-                finally:
-                    _TRACED_KERNEL.reset(token)
-            return predict_fn
+        @functools.wraps(fn)
+        def predict_fn(*a, **k):
+            token = _TRACED_KERNEL.set(True)
+            try:
+                return fn(*a, **k)
+            finally:
+                _TRACED_KERNEL.reset(token)
+        return predict_fn
 
-        setattr(predict_mod, name, builder)
-        setattr(nt_predict, name, builder)
-
-    wrap("gradient_descent_mse")
+    predict_mod.gradient_descent_mse = nt_predict.gradient_descent_mse = gradient_descent_mse
 
 
 def _patch_serial_x1_is_x2(batching_mod) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 import optax
 
 import ntkequi  # noqa: F401
-from ntkequi.nn import ArchSpec
 from ntkequi.ensembles import init_ensemble
+from ntkequi.nn import ArchSpec
 
 M, N, BATCH, STEPS = 4, 2000, 128, 10
 

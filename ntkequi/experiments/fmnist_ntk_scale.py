@@ -23,7 +23,9 @@ from the saved blocks (:func:`ntkequi.kernels.solve_blocks`).
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset flatten4096  # flatten N = 256, 1024, 4096 (float32 kernel tiles): ~1.5 h
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap    # GAP N = 256: ~14 min
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset flatten  # flatten N = 256, 1024, float64 kernel tiles: ~35 min
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset gap1024  # GAP N = 256, 1024 (float32 kernel tiles): ~1 h
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # also GAP N = 1024 and more test points: ~3.5 h (estimate)
+    ntkequi run fmnist_ntk_scale --data-dir DIR --preset paper  # flatten to N = 8192, GAP to 4096 (a GPU)
 
 (``large``'s estimate: kernel pairs times the per-entry costs in benchmarks/RESULTS.md,
 2026-12-02, 1.9 ms for pool + GAP at 28x28 float32, and the flatten network's measured
@@ -47,8 +49,9 @@ from .protocol import Figure, Num, Table, pyplot
 
 NAME = "fmnist_ntk_scale"
 USES_DATA = True
-CPU_TIME = {"small": "2.5 min", "cpu": "1.7 h", "flatten4096": "1.5 h", "gap": "14 min", "flatten": "35 min",
-            "large": "3.5 h (estimate)"}
+CPU_TIME = {"small": "2.5 min", "cpu": "1.7 h", "flatten4096": "1.5 h", "gap": "14 min",
+            "gap1024": "1.5 h (estimate)", "flatten": "35 min",
+            "large": "3.5 h (estimate)", "paper": "not measured (meant for a GPU)"}
 EVAL_SETS = ("fashion_mnist_test", "mnist", "noise")
 AUGS = ("none", "C4")
 
@@ -123,7 +126,13 @@ PRESETS = {
     "flatten4096": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024, 4096), 200, 50,
                                                         "float32"),)),
     "gap": FmnistNTKScaleConfig(archs=(ArchCase("pool_gap", "gap", (256,), 100, 25),)),
+    # GAP at N = 1024 (the N = 256 record comes from the same tiles, float32 here)
+    "gap1024": FmnistNTKScaleConfig(archs=(ArchCase("pool_gap", "gap", (256, 1024), 100, 25, "float32"),)),
     "flatten": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024), 200, 50),)),
+    # for a GPU machine (not run here): flatten to N = 8192, GAP to 4096, 5x the evaluation images
+    "paper": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024, 4096, 8192), 1000, 250,
+                                                  "float32"),
+                                         ArchCase("pool_gap", "gap", (256, 1024, 4096), 500, 125, "float32"))),
     "large": FmnistNTKScaleConfig(archs=(ArchCase("pool_flatten", "flatten", (256, 1024, 4096), 300, 100, "float32"),
                                          ArchCase("pool_gap", "gap", (256, 1024), 100, 50, "float32"))),
 }

@@ -3,22 +3,40 @@ under finer rotations.
 
 The theorem makes an ensemble equivariant under the group it was augmented with, not
 under the continuous rotations that group approximates. On FashionMNIST, the analytic
-NTK mean of an MLP is trained with no augmentation and with the full C4, C8 and C16
+NTK mean of a network is trained with no augmentation and with the full C4, C8 and C16
 orbits of the training images (bilinear rotations for C8/C16, see
 :func:`ntkequi.groups.rotations`), and evaluated on the C_m orbits (m = ``eval_order``,
 finer than every training group) of FashionMNIST test images, MNIST digits and noise:
-the relative invariance error of the logits at every angle of C_m, its mean over the
-angles of each C_n (n dividing m), and the OSP under C_m.
+test accuracy (unrotated and over C_m), the relative invariance error of the logits at
+every angle of C_m, its mean over the angles of each C_n (n dividing m), and the OSP
+under C_m.
 
-    python experiments/partial_augmentation.py --data-dir DIR           # ~2 min on 2 CPU cores
-    python experiments/partial_augmentation.py --data-dir DIR --preset paper
+How the C8/C16 orbits fit on a CPU: the rotation by ``2 pi k / n`` with
+``k = (n/4) a + s`` is the quarter turn ``r^a`` after the bilinear rotation ``R_s`` by
+``2 pi s / n`` (exactly: a quarter turn permutes the pixel grid and the zero-padded
+square; :func:`quarter_turn_offsets` checks it on the data). So the C_n orbit of ``X`` is
+the exact C4 orbit of ``X_n = {R_s x : s < n/4}``, and for a kernel invariant under the
+simultaneous quarter turns (the MLP's, the pooled CNN's) the C_n-augmented prediction is
+the C4-structured solve on ``X_n`` (:func:`ntkequi.kernels.solve_blocks`): about
+``2 (n/4)^2 N^2`` train kernel pairs instead of ``(n N)^2 / 2``. One
+:class:`~ntkequi.kernels.TileStore` holds them all: its training inputs are
+``[X, R_45 X, R_22.5 X, R_67.5 X]`` (for C16), whose first ``N``, ``2N`` and ``4N``
+rows are ``X_4``, ``X_8`` and ``X_16``; its test inputs the ``m/4`` rotations
+``R_s e`` (``s < m/4``) of each evaluation image, whose C4 orbits are the C_m orbits.
+The tiles are saved as they finish (a killed run resumes without recomputing one).
+Times are multiples of ``1 / lambda_max`` of each augmented NTK.
 
-Writes runs/partial_augmentation[-paper]/ (one record per training group, resumable).
+    ntkequi run partial_augmentation --data-dir DIR               # MLP, 64 images: ~1 min on 2 CPU cores
+    ntkequi run partial_augmentation --data-dir DIR --preset cnn  # the OSP table's CNN, 256 images: ~30 min
+    ntkequi run partial_augmentation --data-dir DIR --preset paper
+
+Writes runs/partial_augmentation[-PRESET]/ (one record per training group, resumable).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,21 +46,28 @@ import numpy as np
 from .. import data, groups, kernels, metrics
 from ..nn import ArchSpec
 from ..runs import RunDir
-from .protocol import Figure, Table, number_word, pyplot
+from .protocol import Figure, Num, Table, number_word, pyplot
 
 NAME = "partial_augmentation"
 USES_DATA = True
-CPU_TIME = {"small": "30 s", "paper": "not measured"}
+CPU_TIME = {"small": "1 min", "cnn": "30 min (estimate)", "paper": "not measured"}
 
 EVAL_SETS = ("fashion_mnist_test", "mnist", "noise")
+
+#: the OSP table's ensemble member: conv 3x3 - ReLU - 2x2 average pool twice, flatten, dense
+POOLED_CNN = ArchSpec(kind="cnn", depth=2, width=64, out_dim=10, pool=True, readout="flatten")
 
 
 @dataclasses.dataclass(frozen=True)
 class PartialConfig:
+    """n_train: training images; n_eval: images per evaluation set; arch: the network (its
+    kernel must be invariant under simultaneous quarter turns); train_orders: n of the C_n
+    used for augmentation (1: none; the others multiples of 4, each dividing the next);
+    eval_order: m of the finer C_m used for evaluation (a multiple of every train order);
+    time_multiples: training times in units of 1 / lambda_max of each augmented NTK (inf:
+    converged); kernel_dtype: precision of the kernel tiles (the solves are float64);
+    tile: kernel tile side."""
     x64: ClassVar[bool] = True
-    """train_orders: n of the C_n used for augmentation (1: none); eval_order: m of the
-    finer C_m used for evaluation (every train order must divide it); time_multiples:
-    training times in units of 1 / lambda_max of each augmented NTK (inf: converged)."""
     n_train: int = 64
     n_eval: int = 32
     arch: ArchSpec = ArchSpec(kind="mlp", depth=2, b_std=0.1, out_dim=10)
@@ -50,6 +75,8 @@ class PartialConfig:
     eval_order: int = 32
     time_multiples: tuple = (10.0, math.inf)
     diag_reg: float = 1e-6
+    kernel_dtype: str = "float64"
+    tile: int = 256
     seed: int = 0
 
     def __post_init__(self):
@@ -57,26 +84,78 @@ class PartialConfig:
         if bad:
             raise ValueError(f"eval_order {self.eval_order} must be a multiple of every train order; "
                              f"{bad} do not divide it")
+        if self.eval_order % 4:
+            raise ValueError(f"eval_order must be a multiple of 4 (C_m contains the quarter turns); "
+                             f"got {self.eval_order}")
+        orders = sorted(n for n in self.train_orders if n != 1)
+        if any(n % 4 for n in orders) or any(b % a for a, b in zip(orders, orders[1:])):
+            raise ValueError(f"train_orders other than 1 must be multiples of 4, each dividing the next; "
+                             f"got {self.train_orders!r}")
+        if len(set(self.train_orders)) != len(self.train_orders):
+            raise ValueError(f"train_orders has repeats: {self.train_orders!r}")
+        if self.kernel_dtype not in ("float32", "float64"):
+            raise ValueError(f"kernel_dtype must be 'float32' or 'float64'; got {self.kernel_dtype!r}")
+        if self.n_train < 1 or self.n_eval < 1:
+            raise ValueError(f"need n_train >= 1 and n_eval >= 1; got {self.n_train}, {self.n_eval}")
 
 
 Config = PartialConfig
 PRESETS = {
     "small": PartialConfig(),
-    "paper": PartialConfig(n_train=512, n_eval=256,
-                           arch=ArchSpec(kind="cnn", depth=2, b_std=0.1, pool=True, out_dim=10),
-                           eval_order=64),
+    # the first 256 training images of fmnist_ntk_scale's permutation; C8/C16 cost about
+    # 8.4 million kernel pairs in float32 tiles (C16 on 4 x 256 base images, 1536 test inputs)
+    "cnn": PartialConfig(n_train=256, n_eval=64, arch=POOLED_CNN, time_multiples=(1.0, 10.0, 100.0, math.inf),
+                         kernel_dtype="float32"),
+    "paper": PartialConfig(n_train=512, n_eval=256, arch=POOLED_CNN, eval_order=64, kernel_dtype="float32"),
 }
 
 
 def _problem(cfg: PartialConfig, data_dir=None):
     sets = data.splits(data.SplitConfig(n_train=cfg.n_train, n_val=0, n_test=cfg.n_eval, seed=cfg.seed),
                        data_dir=data_dir)
-    f64 = lambda a: jnp.asarray(np.asarray(a, dtype=np.float64))
+    f64 = lambda a: jnp.asarray(np.asarray(a, dtype=np.float64))      # noqa: E731
     x, labels = sets["train"]
     evals = {"fashion_mnist_test": f64(sets["test"][0]),
              "mnist": f64(data.ood_set("mnist", cfg.n_eval, cfg.seed, data_dir)),
              "noise": f64(data.ood_set("noise", cfg.n_eval, cfg.seed))}
-    return f64(x), f64(np.eye(10)[labels] - 0.1), evals
+    return f64(x), f64(np.eye(10)[labels] - 0.1), evals, np.asarray(sets["test"][1])
+
+
+def quarter_turn_offsets(orders, x, tol: float = 1e-10) -> list:
+    """The bilinear rotations whose C4 orbits make up the C_n orbits of ``x``, in an order
+    whose prefixes serve every n of ``orders`` (each dividing the next).
+
+    Args:
+        orders: the C_n (1 or multiples of 4).
+        x: ``(N, H, W, C)`` images, used to check that the quarter turn of each offset
+            rotation is the rotation by 90 degrees more (``tol``: relative, on ``x``).
+
+    Returns:
+        ``[(k, n_max), ...]``: rotation ``k`` of ``C_{n_max}`` (``n_max = max(orders)``), so
+        that the first ``n / 4`` entries are C_n's offsets (angles ``2 pi s / n``, ``s < n/4``).
+
+    >>> quarter_turn_offsets((1, 4, 8, 16), jnp.ones((1, 8, 8, 1)))
+    [(0, 16), (2, 16), (1, 16), (3, 16)]
+    """
+    orders = sorted(n for n in orders if n > 1)
+    if not orders:
+        return [(0, 1)]
+    n_max = orders[-1]
+    out = [0]
+    for n in orders:
+        out += [s * (n_max // n) for s in range(n // 4) if s * (n_max // n) not in out]
+    if n_max > 4:
+        g, quarter = groups.rotations(n_max, x.shape[1:3]), n_max // 4
+        scale = float(jnp.linalg.norm(x))
+        for k in out:
+            for a in range(1, 4):
+                turned = g.act(a * quarter, g.act(k, x))
+                err = float(jnp.linalg.norm(turned - g.act(k + a * quarter, x)))
+                if err > tol * max(scale, 1e-300):
+                    raise groups.GroupError(
+                        f"rotation {k + a * quarter} of C{n_max} is not a quarter turn after rotation {k} "
+                        f"(relative difference {err / scale:.1e}): the C4 decomposition does not hold")
+    return [(k, n_max) for k in out]
 
 
 def per_angle_error(f_orbit) -> np.ndarray:
@@ -86,31 +165,79 @@ def per_angle_error(f_orbit) -> np.ndarray:
     return np.linalg.norm(f - f[0], axis=-1).mean(axis=1) / np.linalg.norm(f[0], axis=-1).mean()
 
 
+def _rotated(offsets, x):
+    """``x`` rotated by each offset, concatenated offset-major."""
+    return jnp.concatenate([groups.rotations(n, x.shape[1:3]).act(k, x) if n > 1 else x for k, n in offsets])
+
+
+def _predict(cfg, store, n, y, c4):
+    """mu_t of the C_n-augmented NTK (n = 1: none) at the C4 orbit points of the store's
+    test inputs: ``(T, 4, M', k)`` (quarter turn major), and lambda_max."""
+    order = c4.order
+    rows = cfg.n_train * max(n // 4, 1)
+    train, test = store.train_blocks(rows)["ntk"], store.test_blocks(rows)["ntk"]
+    m = test.shape[1]
+    if n == 1:
+        inv = np.asarray(c4.inverses)              # k(h e, X) = k(e, h^-1 X)
+        blocks, reps = train[:1], groups.irreps(groups.rotations(1))
+        tb = jnp.concatenate([test[inv[h]] for h in range(order)])[None]
+        y_orbit = y[None]
+    else:
+        blocks, reps = train, groups.irreps(c4)
+        tb = jnp.swapaxes(kernels.orbit_test_blocks(c4, test), 0, 1).reshape(order, order * m, rows)
+        y_orbit = c4.orbit_out(jnp.tile(y, (n // 4, 1)))
+    lam = kernels.max_eigenvalue_of_blocks(blocks, reps)
+    ts = np.asarray(cfg.time_multiples, dtype=float) / lam
+    pred = kernels.solve_blocks({"ntk": blocks}, {"ntk": tb}, y_orbit, ts, reps, diag_reg=cfg.diag_reg)
+    return np.asarray(pred.mean).reshape(len(ts), order, m, -1), lam
+
+
 def run(cfg: PartialConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:
-    """Run (or resume) into ``out``; one record ``C{n}`` per training group with, per
-    time and evaluation set, the per-angle error and the OSP under C_m."""
+    """Run (or resume) into ``out``: kernel tiles under ``out/tiles``, one record ``C{n}``
+    per training group with, per time and evaluation set, the per-angle error and the OSP
+    under C_m (and the accuracies on the test set)."""
     out = Path(out)
     rd = RunDir(out, cfg, overwrite=overwrite)
     done = rd.done()
-    x, y, evals = _problem(cfg, data_dir)
-    g_eval = groups.rotations(cfg.eval_order, (28, 28))
-    ev = metrics.EvalOrbits.of(g_eval, {s: evals[s] for s in EVAL_SETS})
-    mult = np.asarray(cfg.time_multiples, dtype=float)
+    x, y, evals, labels = _problem(cfg, data_dir)
+    c4, m = groups.rotations(4, (28, 28)), cfg.eval_order
+    g_eval = groups.rotations(m, (28, 28))
+    e = jnp.concatenate([evals[s] for s in EVAL_SETS])
+    train_offsets = quarter_turn_offsets(cfg.train_orders, x[:8])
+    eval_offsets = quarter_turn_offsets((m,), e[:8])   # (s, m) for s < m/4, checked
+    store = kernels.TileStore(out / "tiles", cfg.arch.kernel_fn, c4, _rotated(train_offsets, x),
+                              _rotated(eval_offsets, e), gets=("ntk",),
+                              tile=min(cfg.tile, cfg.n_train * len(train_offsets)), dtype=cfg.kernel_dtype)
+    bounds = np.cumsum([0] + [evals[s].shape[0] for s in EVAL_SETS])
     for n in cfg.train_orders:
         key = f"C{n}"
         if key in done:
             continue
-        group = groups.rotations(n, (28, 28)) if n > 1 else None
+        rows = cfg.n_train * max(n // 4, 1)
         if progress:
-            print(f"[{out.name}] NTK, augmentation {key} ({n * cfg.n_train} training images)", flush=True)
-        lam = 2.0 / kernels.max_learning_rate(cfg.arch, x, group)
-        pred = kernels.predict(cfg.arch, x, y, ev.x, mult / lam, group=group, diag_reg=cfg.diag_reg)
+            print(f"[{out.name}] NTK, augmentation {key} ({n * cfg.n_train} training images; kernel tiles "
+                  f"of {rows} base images: {len(store.missing(rows))} to compute)", flush=True)
+        t0 = time.perf_counter()
+        tiles = store.compute(rows, progress=progress)
+        t1 = time.perf_counter()
+        means, lam = _predict(cfg, store, n, y, c4)
+        t2 = time.perf_counter()
+        # (T, 4, m/4, |E|, k): quarter turn h, offset s -> C_m element (m/4) h + s
+        orbits = means.reshape(means.shape[0], m, bounds[-1], -1)
         per_time = []
-        for i in range(len(mult)):
-            per_set = {s: {"per_angle": per_angle_error(orb), "osp": metrics.orbit_same_predictions(orb, g_eval)[0]}
-                       for s, orb in ev.orbits(pred.mean[i]).items()}
+        for orb_t in orbits:
+            per_set = {}
+            for j, s in enumerate(EVAL_SETS):
+                orb = orb_t[:, bounds[j]:bounds[j + 1]]
+                per_set[s] = {"per_angle": per_angle_error(orb),
+                              "osp": metrics.orbit_same_predictions(jnp.asarray(orb), g_eval)[0]}
+                if s == "fashion_mnist_test":
+                    per_set[s]["accuracy"] = metrics.accuracy(orb[0], labels)
+                    per_set[s]["orbit_accuracy"] = float(np.mean([metrics.accuracy(o, labels) for o in orb]))
             per_time.append(per_set)
-        done[key] = rd.record(key, order=n, lambda_max=lam, time_multiples=list(mult), per_time=per_time)
+        done[key] = rd.record(key, order=n, lambda_max=lam, time_multiples=list(cfg.time_multiples),
+                              per_time=per_time, kernel_seconds=t1 - t0, tiles_computed=tiles,
+                              solve_seconds=t2 - t1)
     return done
 
 
@@ -173,29 +300,56 @@ def figure(cfg: PartialConfig, done: dict):
 
 
 def error_table(cfg: PartialConfig, done: dict) -> Table:
-    """Mean invariance error over the rotations of each C_k, per training group."""
-    subs = sorted({n for n in cfg.train_orders if n > 1} | {cfg.eval_order})
-    header = ["trained on"] + [f"$C_{{{k}}}$, test" for k in subs] + [f"$C_{{{cfg.eval_order}}}$, noise"]
+    """Per training group at the last time: test accuracy (unrotated and over C_m), the
+    mean invariance error over the rotations of each C_k on test images, OSP under C_m on
+    test images, and the C_m error on noise images."""
+    m = cfg.eval_order
+    subs = sorted({n for n in cfg.train_orders if n > 1} | {m})
+    header = (["trained on", "accuracy", f"acc. $C_{{{m}}}$"] + [f"$C_{{{k}}}$, test" for k in subs]
+              + [f"OSP$/{m}$, test", f"$C_{{{m}}}$, noise"])
     rows = []
     for n in cfg.train_orders:
         rec = done[f"C{n}"]
-        rows.append(["none" if n == 1 else f"$C_{{{n}}}$"] + [mean_error(rec, "fashion_mnist_test", k) for k in subs]
-                    + [mean_error(rec, "noise", cfg.eval_order)])
-    cap = ("Relative invariance error of the NTK mean trained on the $C_n$ orbits of FashionMNIST images, "
-           "averaged over the rotations of $C_k$, on test images and (last column) noise images.")
+        last = rec["per_time"][-1]["fashion_mnist_test"]
+        acc = [Num(last[k], decimals=3) if k in last else "" for k in ("accuracy", "orbit_accuracy")]
+        rows.append(["none" if n == 1 else f"$C_{{{n}}}$"] + acc
+                    + [mean_error(rec, "fashion_mnist_test", k) for k in subs]
+                    + [Num(last["osp"], decimals=1), mean_error(rec, "noise", m)])
+    cap = (f"The NTK mean ({_arch_words(cfg)}, {cfg.n_train} training images, $t = "
+           f"{_t_words(cfg)}$) trained on the $C_n$ orbits of FashionMNIST images: test accuracy on "
+           f"unrotated images and over their $C_{{{m}}}$ orbits, relative invariance error averaged over "
+           f"the rotations of $C_k$ on test images, OSP under $C_{{{m}}}$, and (last column) the "
+           f"$C_{{{m}}}$ error on noise images.")
     return Table(header, rows, cap, "partial_augmentation")
+
+
+def _arch_words(cfg) -> str:
+    a = cfg.arch
+    if a.kind == "cnn":
+        return "the OSP table's CNN" if a.pool and a.readout == "flatten" else f"a depth-{a.depth} CNN"
+    return f"a depth-{a.depth} ReLU MLP"
+
+
+def _t_words(cfg) -> str:
+    t = cfg.time_multiples[-1]
+    return "\\infty" if math.isinf(t) else f"{t:g}/\\lambda_{{\\max}}"
 
 
 def numbers(cfg: PartialConfig, done: dict) -> dict:
     """Mean error over the evaluation group per training group (``partial<Order>``; order 1:
-    ``None``) on test images, MNIST digits and noise."""
-    m, out = cfg.eval_order, {}
+    ``None``) on test images, MNIST digits and noise; test accuracy unrotated
+    (``partialAcc<Order>``) and over the evaluation orbits (``partialOrbitAcc<Order>``);
+    ``partialN``: training images."""
+    m, out = cfg.eval_order, {"partialN": str(cfg.n_train)}
     for n in cfg.train_orders:
         word = "None" if n == 1 else number_word(n)
         rec = done[f"C{n}"]
         out.update({f"partial{word}": mean_error(rec, "fashion_mnist_test", m),
                     f"partialMnist{word}": mean_error(rec, "mnist", m),
                     f"partialNoise{word}": mean_error(rec, "noise", m)})
+        last = rec["per_time"][-1]["fashion_mnist_test"]
+        if "accuracy" in last:
+            out.update({f"partialAcc{word}": last["accuracy"], f"partialOrbitAcc{word}": last["orbit_accuracy"]})
     return out
 
 

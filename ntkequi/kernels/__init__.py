@@ -36,7 +36,14 @@ from .ntk import (
            predict,
 )
 from .stored import TileStore, orbit_test_blocks
-from .structured import StructureError, check_structure, kernel_blocks, max_eigenvalue, solve_blocks
+from .structured import (
+           StructureError,
+           check_structure,
+           kernel_blocks,
+           max_eigenvalue,
+           max_eigenvalue_of_blocks,
+           solve_blocks,
+)
 from .symmetrized import (
            SymmetrizedProblem,
            augmented_as_symmetrized,
@@ -46,6 +53,6 @@ from .symmetrized import (
 
 __all__ = ["Prediction", "KernelTooLargeError", "predict", "augment", "max_learning_rate",
            "kernel_invariance_error", "kernel_memory_bytes", "memory_budget_bytes", "STRUCTURED_MIN_POINTS",
-           "StructureError", "check_structure", "kernel_blocks", "max_eigenvalue", "solve_blocks",
+           "StructureError", "check_structure", "kernel_blocks", "max_eigenvalue", "max_eigenvalue_of_blocks", "solve_blocks",
            "TileStore", "orbit_test_blocks", "symmetrize", "with_pair_cost", "DEFAULT_FLOATS_PER_PAIR",
            "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]

@@ -55,7 +55,7 @@ from ._common import (
     tiles_itself,
 )
 
-__all__ = ["max_eigenvalue", "predict", "solve_blocks", "kernel_blocks", "check_structure",
+__all__ = ["max_eigenvalue", "max_eigenvalue_of_blocks", "predict", "solve_blocks", "kernel_blocks", "check_structure",
            "StructureError", "structured_memory_bytes"]
 
 
@@ -281,7 +281,23 @@ def max_eigenvalue(arch: Union[ArchLike, Callable], x_train, group: Group, get: 
     kernel_fn = kernel_of(arch)
     x_train = group.check_input(check_finite("x_train", x_train))
     blocks = _checked_train_blocks(kernel_fn, group, x_train, (get,), get, batch_size, check_tol)[get]
-    solver = _Solver(_Fourier(irreps(group)), blocks, 0.0)
+    return max_eigenvalue_of_blocks(blocks, irreps(group))
+
+
+def max_eigenvalue_of_blocks(blocks, reps) -> float:
+    """Largest eigenvalue of the orbit-augmented train kernel from its blocks
+    ``(|G|, N, N)`` ``[a] = k(X, a X)`` (e.g. :meth:`~ntkequi.kernels.TileStore.train_blocks`)
+    and the group's irreps (:func:`ntkequi.groups.irreps`; ``ones((1, 1, 1))``: the plain
+    kernel ``blocks[0]``).
+
+    >>> from ntkequi import groups
+    >>> b = jnp.asarray([[[2.0]], [[1.0]]])          # k(x, x) = 2, k(x, gx) = 1 under C2
+    >>> max_eigenvalue_of_blocks(b, groups.irreps(groups.planar_rotations(2)))   # [[2, 1], [1, 2]]
+    3.0
+    """
+    solver = _Solver(_Fourier(reps), jnp.asarray(blocks), 0.0)
+    if solver.f.order != solver.blocks.shape[0]:
+        raise ValueError(f"{solver.blocks.shape[0]} blocks for a group of order {solver.f.order}")
     return max(float(jnp.linalg.eigvalsh(solver.matrix(r)).max()) for r in range(len(solver.f.reps)))
 
 

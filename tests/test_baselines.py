@@ -6,9 +6,8 @@ import optax
 import pytest
 
 from ntkequi import groups, metrics
-from ntkequi.nn import ArchSpec
-from ntkequi.nn import CanonSpec, GCNNSpec, filter_bank
 from ntkequi.experiments.baseline_invariance import invariance_report, orbit_logits
+from ntkequi.nn import ArchSpec, CanonSpec, GCNNSpec, filter_bank
 
 
 def test_filter_bank_rotates_like_the_image_group(key):
@@ -35,6 +34,27 @@ def test_gcnn_features_equivariant_and_output_exactly_c4_invariant(key):
     f = orbit_logits(spec, params, x, g4)
     assert metrics.equivariance_error(f, g4).relative < 1e-12
     assert metrics.orbit_same_predictions(f, g4) == (4.0, 0.0)
+
+
+def test_gcnn_with_per_layer_channels_and_a_head_is_exactly_c4_invariant(key):
+    spec = GCNNSpec(n=4, depth=2, channels=(2, 3, 5), kernel_size=3, out_dim=4, pool=True, head=6)
+    x = jax.random.uniform(key, (3, 28, 28, 1))
+    net = spec.flax()
+    params = net.init(jax.random.PRNGKey(1), x)
+    assert net.apply(params, x, features_only=True).shape == (3, 7, 7, 4, 5)
+    assert params["params"]["gconv1"].shape == (3, 3, 4, 3, 5)
+    assert params["params"]["head"]["kernel"].shape == (spec.invariant_features, 6)
+    g4 = groups.rotations(4, (28, 28))
+    f = orbit_logits(spec, params, x, g4)
+    assert metrics.equivariance_error(f, g4).relative < 1e-12
+
+
+@pytest.mark.parametrize("kw, match", [({"depth": 2, "channels": (4, 8)}, "depth \\+ 1 = 3"),
+                                       ({"channels": (4, 0)}, "channels must be >= 1"),
+                                       ({"head": -1}, "head >= 0")])
+def test_gcnn_spec_rejects_bad_sizes(kw, match):
+    with pytest.raises(ValueError, match=match):
+        GCNNSpec(**kw)
 
 
 def test_plain_cnn_is_not_invariant(key):

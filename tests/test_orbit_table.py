@@ -49,3 +49,21 @@ def test_unknown_model_is_an_error():
     with pytest.raises(ValueError, match="unknown models"):
         tiny_config(models=("resnet",))
     assert np.isclose(orbit_table.PAPER_OSP["gcnn"][4][0], 4.0)
+
+
+def test_parameter_counts_and_forward_flops_match_the_layer_arithmetic():
+    """The CNN's counts by hand (conv 3x3 -> pool twice, flatten, dense); the GCNN's group
+    convolutions have n c_in c_out k^2 weights, and a parameter-matched GCNN costs more
+    compute than the CNN, the more the larger n."""
+    cfg = orbit_table.TableConfig(groups=(4, 16), cnn=ArchSpec(kind="cnn", depth=2, width=8, out_dim=10, pool=True),
+                          gcnn_depth=2, gcnn_channels=(4, 6, 8), gcnn_head=16, canon_channels=4)
+    w = 8
+    counts = orbit_table.parameter_counts(cfg)
+    assert counts[("deep_ensemble", 4)] == (9 * w + w) + (9 * w * w + w) + (7 * 7 * w * 10 + 10)
+    k, (c0, c1, c2) = cfg.kernel_size, orbit_table.channels_for(16, (4, 6, 8))
+    gcnn16 = (k * k * c0 + c0) + (k * k * 16 * c0 * c1 + c1) + (k * k * 16 * c1 * c2 + c2) + (c2 * 16 + 16) + (16 * 10 + 10)
+    assert counts[("gcnn", 16)] == gcnn16
+    flops = orbit_table.forward_flops(cfg)
+    macs = 28 * 28 * 9 * w + 14 * 14 * 9 * w * w + 7 * 7 * w * 10
+    assert 2 * macs <= flops[("deep_ensemble", 4)] <= 2.5 * macs           # + bias, ReLU, pooling
+    assert flops[("gcnn", 16)] > flops[("gcnn", 4)] > flops[("deep_ensemble", 4)]

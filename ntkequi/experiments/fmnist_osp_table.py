@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
+from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -62,7 +63,10 @@ class TableConfig:
     """Everything that determines the table (saved as the run's config.json).
 
     cnn: the ensemble members' architecture; gcnn_channels / canon_channels: channels
-    per rotation at C4, scaled by ``channels_for`` for other n (fixed parameter budget).
+    per rotation at C4 (one int for every layer, or one per layer: lifting, then each group
+    convolution), scaled by ``channels_for`` for other n (fixed parameter budget);
+    gcnn_head: hidden units of the GCNN's invariant readout (0: Dense only); canon_depth:
+    group convolutions of the canonicalizer after its lifting layer.
     """
     groups: tuple = (4, 8, 16)
     seeds: tuple = (0, 1)
@@ -71,8 +75,10 @@ class TableConfig:
     cnn: ArchSpec = ArchSpec(kind="cnn", depth=2, width=16, out_dim=10, pool=True)
     ensemble_size: int = 4
     gcnn_depth: int = 1
-    gcnn_channels: int = 8
-    canon_channels: int = 8
+    gcnn_channels: Union[int, tuple] = 8
+    gcnn_head: int = 0
+    canon_channels: Union[int, tuple] = 8
+    canon_depth: int = 0
     kernel_size: int = 5
     steps: int = 250
     batch_size: int = 128
@@ -107,8 +113,8 @@ def model_spec(cfg: TableConfig, model: str, n: int):
         return cfg.cnn
     if model == "gcnn":
         return GCNNSpec(n=n, depth=cfg.gcnn_depth, channels=channels_for(n, cfg.gcnn_channels),
-                        kernel_size=cfg.kernel_size, out_dim=cfg.cnn.out_dim, pool=True)
-    return CanonSpec(canonicalizer=GCNNSpec(n=n, depth=0, channels=channels_for(n, cfg.canon_channels),
+                        kernel_size=cfg.kernel_size, out_dim=cfg.cnn.out_dim, pool=True, head=cfg.gcnn_head)
+    return CanonSpec(canonicalizer=GCNNSpec(n=n, depth=cfg.canon_depth, channels=channels_for(n, cfg.canon_channels),
                                             kernel_size=cfg.kernel_size, out_dim=1),
                      classifier=cfg.cnn, image_size=28)
 
@@ -119,6 +125,22 @@ def parameter_counts(cfg: TableConfig) -> dict:
     count = lambda spec: sum(int(np.size(p)) for p in
                              jax.tree_util.tree_leaves(spec.flax().init(jax.random.PRNGKey(0), x)))
     return {(m, n): count(model_spec(cfg, m, n)) for m in cfg.models for n in cfg.groups}
+
+
+def forward_flops(cfg: TableConfig, batch: int = 8) -> dict:
+    """``{(model, n): forward FLOPs per image}`` of one network of each model and group, as
+    XLA counts them for a batch of ``batch`` images (what compute each model spends; the
+    parameter count alone hides that a C_n feature map is ``n`` times wider)."""
+    x = jnp.zeros((batch, 28, 28, 1), jnp.float32)
+    out = {}
+    for m in cfg.models:
+        for n in cfg.groups:
+            net = model_spec(cfg, m, n).flax()
+            params = net.init(jax.random.PRNGKey(0), x[:1])
+            cost = jax.jit(net.apply).lower(params, x).compile().cost_analysis()
+            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+            out[(m, n)] = float(cost["flops"]) / batch
+    return out
 
 
 def _eval_metrics(logits_orbit, group, labels=None) -> dict:

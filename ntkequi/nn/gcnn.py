@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Union
 
 import flax.linen as nn
 import jax
@@ -36,34 +37,66 @@ from .arch import avg_pool2
 @dataclasses.dataclass(frozen=True)
 class GCNNSpec:
     """C_n group CNN: a lifting layer then ``depth`` group convolutions, each followed
-    by ReLU (and a 2x2 average pool if ``pool``); invariant pooling; Dense readout.
+    by ReLU (and a 2x2 average pool if ``pool``); invariant pooling; a readout of
+    ``head`` hidden ReLU units (0: none) and a Dense output layer.
 
-    channels: channels per rotation in each regular feature map (``n * channels``
-        feature maps in all). ``channels_for(n, c4_channels)`` keeps the parameter
-        count of the group convolutions roughly fixed across n.
+    channels: channels per rotation of each regular feature map (``n * channels``
+        feature maps), one int for every layer or a tuple of ``depth + 1`` (the lifting
+        layer's first). The last layer's count is the number of invariant features the
+        readout sees. :func:`channels_for` keeps the parameter count of the group
+        convolutions roughly fixed across n.
+
+    >>> GCNNSpec(n=8, depth=2, channels=(8, 16, 32), head=64).invariant_features
+    32
     """
     n: int = 4
     depth: int = 1
-    channels: int = 8
+    channels: Union[int, tuple] = 8
     kernel_size: int = 5
     out_dim: int = 10
     pool: bool = True
+    head: int = 0
 
     def __post_init__(self):
-        if self.n < 1 or self.depth < 0 or self.channels < 1 or self.out_dim < 1:
-            raise ValueError(f"GCNNSpec needs n, channels, out_dim >= 1 and depth >= 0; got {self}")
+        if self.n < 1 or self.depth < 0 or self.out_dim < 1 or self.head < 0:
+            raise ValueError(f"GCNNSpec needs n, out_dim >= 1 and depth, head >= 0; got {self}")
+        if isinstance(self.channels, (tuple, list)):
+            object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+            if len(self.channels) != self.depth + 1:
+                raise ValueError(f"GCNNSpec.channels {self.channels} must have depth + 1 = {self.depth + 1} "
+                                 f"entries (lifting layer, then each group convolution)")
+        if min(self.layer_channels) < 1:
+            raise ValueError(f"GCNNSpec.channels must be >= 1; got {self.channels}")
         if self.kernel_size % 2 != 1:
             raise ValueError(f"GCNNSpec.kernel_size must be odd (rotations about the filter centre); "
                              f"got {self.kernel_size}")
+
+    @property
+    def layer_channels(self) -> tuple:
+        """Channels per rotation of the lifting layer and of each group convolution."""
+        c = self.channels
+        return c if isinstance(c, tuple) else (int(c),) * (self.depth + 1)
+
+    @property
+    def invariant_features(self) -> int:
+        """Width of the invariant feature vector the readout sees (the last layer's channels)."""
+        return self.layer_channels[-1]
 
     def flax(self) -> "GroupConvNet":
         """The Flax module of this spec."""
         return GroupConvNet(self)
 
 
-def channels_for(n: int, c4_channels: int) -> int:
+def channels_for(n: int, c4_channels):
     """Channels per rotation so that group-conv parameters (``n * c^2``) match C4 with
-    ``c4_channels``: ``round(c4_channels * sqrt(4 / n))``, at least 2."""
+    ``c4_channels``: ``round(c4_channels * sqrt(4 / n))``, at least 2 (elementwise for a
+    tuple of per-layer channels).
+
+    >>> channels_for(16, 8), channels_for(16, (16, 32))
+    (4, (8, 16))
+    """
+    if isinstance(c4_channels, (tuple, list)):
+        return tuple(channels_for(n, c) for c in c4_channels)
     return max(2, int(round(c4_channels * math.sqrt(4.0 / n))))
 
 
@@ -110,7 +143,8 @@ class GroupConvNet(nn.Module):
     @nn.compact
     def __call__(self, x, features_only: bool = False):
         s, n, k = self.spec, self.spec.n, self.spec.kernel_size
-        ch = s.channels
+        chans = s.layer_channels
+        ch = chans[0]
         w = self.param("lift", _he(k * k * x.shape[-1]), (k, k, x.shape[-1], ch))
         b = self.param("lift_bias", nn.initializers.zeros, (ch,))
         y = _conv(x, lifting_filters(w, n))
@@ -120,12 +154,16 @@ class GroupConvNet(nn.Module):
             if s.pool:
                 y = avg_pool2(y.reshape(y.shape[:3] + (n * ch,))).reshape(
                     (y.shape[0], y.shape[1] // 2, y.shape[2] // 2, n, ch))
-            w = self.param(f"gconv{i}", _he(k * k * n * ch), (k, k, n, ch, ch))
-            b = self.param(f"gconv{i}_bias", nn.initializers.zeros, (ch,))
+            out = chans[i + 1]
+            w = self.param(f"gconv{i}", _he(k * k * n * ch), (k, k, n, ch, out))
+            b = self.param(f"gconv{i}_bias", nn.initializers.zeros, (out,))
             y = _conv(y.reshape(y.shape[:3] + (n * ch,)), group_conv_filters(w, n))
-            y = y.reshape(y.shape[:3] + (n, ch)) + b
+            y = y.reshape(y.shape[:3] + (n, out)) + b
+            ch = out
         y = jax.nn.relu(y)
         if features_only:
             return y
         pooled = y.mean(axis=(1, 2)).max(axis=1)                 # (N, ch): invariant
+        if s.head:
+            pooled = jax.nn.relu(nn.Dense(s.head, name="head")(pooled))
         return nn.Dense(s.out_dim)(pooled)

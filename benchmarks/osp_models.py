@@ -63,7 +63,6 @@ def train_step_rate(spec, batch: int, steps: int) -> tuple:
 
     compiled = jax.jit(step).lower(params, state).compile()
     cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     p, s = compiled(params, state)
     jax.block_until_ready(p)
     t = time.perf_counter()

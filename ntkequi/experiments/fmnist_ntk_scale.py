@@ -159,7 +159,7 @@ def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
     train, test = store.train_blocks(n), store.test_blocks(n)
     lam = float(jnp.linalg.eigvalsh(train["ntk"][0]).max())
     ts = [mult / lam for mult in cfg.time_multiples]
-    orbit_test = {g: kernels.orbit_test_blocks(c4, v) for g, v in test.items()}      # (h, a, M, N)
+    points = {g: kernels.orbit_point_blocks(c4, v) for g, v in test.items()}          # (a, |G| M, N)
     bounds = np.cumsum([0] + [v.shape[0] for v in evals.values()])
     out = {"lambda_max": lam, "times": ts}
     solve_s = {}
@@ -168,7 +168,7 @@ def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
         if aug == "C4":
             # test points: all orbit points, group-major; the NNGP between the points of each
             # orbit (the only test-test entries the predicted invariance error reads)
-            tb = {g: jnp.swapaxes(v, 0, 1).reshape(order, order * m, n) for g, v in orbit_test.items()}
+            tb = points
             nngp_tt = np.zeros((order * m, order * m))
             self_orbit = np.asarray(store.self_orbit())                              # (a, M)
             for g in range(order):
@@ -178,8 +178,7 @@ def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
             pred = kernels.solve_blocks(train, tb, c4.orbit_out(jnp.asarray(y[:n])), ts, groups.irreps(c4),
                                         nngp_tt=jnp.asarray(nngp_tt))
         else:
-            inv = np.asarray(c4.inverses)
-            tb = {g: jnp.concatenate([v[inv[h]] for h in range(order)])[None] for g, v in test.items()}
+            tb = {g: v[:1] for g, v in points.items()}
             pred = kernels.solve_blocks({g: v[:1] for g, v in train.items()}, tb, jnp.asarray(y[:n])[None], ts,
                                         groups.irreps(trivial))
         solve_s[aug] = time.perf_counter() - t0

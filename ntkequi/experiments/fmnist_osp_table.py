@@ -138,7 +138,6 @@ def forward_flops(cfg: TableConfig, batch: int = 8) -> dict:
             net = model_spec(cfg, m, n).flax()
             params = net.init(jax.random.PRNGKey(0), x[:1])
             cost = jax.jit(net.apply).lower(params, x).compile().cost_analysis()
-            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
             out[(m, n)] = float(cost["flops"]) / batch
     return out
 

@@ -35,7 +35,7 @@ from .ntk import (
            max_learning_rate,
            predict,
 )
-from .stored import TileStore, orbit_test_blocks
+from .stored import TileStore, orbit_point_blocks, orbit_test_blocks
 from .structured import (
            StructureError,
            check_structure,
@@ -54,5 +54,5 @@ from .symmetrized import (
 __all__ = ["Prediction", "KernelTooLargeError", "predict", "augment", "max_learning_rate",
            "kernel_invariance_error", "kernel_memory_bytes", "memory_budget_bytes", "STRUCTURED_MIN_POINTS",
            "StructureError", "check_structure", "kernel_blocks", "max_eigenvalue", "max_eigenvalue_of_blocks", "solve_blocks",
-           "TileStore", "orbit_test_blocks", "symmetrize", "with_pair_cost", "DEFAULT_FLOATS_PER_PAIR",
+           "TileStore", "orbit_test_blocks", "orbit_point_blocks", "symmetrize", "with_pair_cost", "DEFAULT_FLOATS_PER_PAIR",
            "augmented_as_symmetrized", "SymmetrizedProblem", "from_function"]

@@ -36,7 +36,7 @@ import numpy as np
 from ..groups import Group
 from ._common import KernelTooLargeError, fmt_bytes, memory_budget_bytes
 
-__all__ = ["TileStore", "orbit_test_blocks", "tile_store_bytes"]
+__all__ = ["TileStore", "orbit_test_blocks", "orbit_point_blocks", "tile_store_bytes"]
 
 
 def tile_store_bytes(order: int, n_train: int, n_test: int, n_kernels: int, itemsize: int = 8) -> int:
@@ -226,3 +226,19 @@ def orbit_test_blocks(group: Group, test: jnp.ndarray) -> jnp.ndarray:
     table, inv = np.asarray(group.table), np.asarray(group.inverses)
     idx = table[inv]                       # [h, a] -> h^-1 a
     return jnp.asarray(test)[jnp.asarray(idx)]
+
+
+def orbit_point_blocks(group: Group, test: jnp.ndarray) -> jnp.ndarray:
+    """The test blocks of every orbit point as one test set, group-major (what
+    :func:`~ntkequi.kernels.solve_blocks` takes to predict on all of them): ``(|G|, M, N)``
+    ``[a] = k(x, a X)`` -> ``(|G|, |G| M, N)`` ``[a, h M + i] = k(h x_i, a X)``. Its first
+    block ``[:1]`` is the unaugmented kernel's, ``k(h x_i, X)``.
+
+    >>> from ntkequi import groups
+    >>> c4 = groups.planar_rotations(4)
+    >>> t = jnp.arange(4.0).reshape(4, 1, 1)
+    >>> orbit_point_blocks(c4, t)[0, :, 0].tolist()          # k(h x, X) = k(x, h^-1 X)
+    [0.0, 3.0, 2.0, 1.0]
+    """
+    order, m, n = test.shape
+    return jnp.swapaxes(orbit_test_blocks(group, test), 0, 1).reshape(order, order * m, n)

@@ -16,6 +16,7 @@ from .arch import (
            empirical_ntk_errors,
 )
 from .canonicalization import CanonNet, CanonSpec
+from .conv import CONV_IMPLS, conv2d, conv_impl_for, im2col, using_conv_impl
 from .gcnn import (
            GCNNSpec,
            GroupConvNet,
@@ -27,4 +28,5 @@ from .gcnn import (
 
 __all__ = ["ArchSpec", "FlaxNet", "ACTIVATIONS", "avg_pool2", "empirical_ntk", "empirical_ntk_errors",
            "GCNNSpec", "GroupConvNet", "CanonSpec", "CanonNet", "filter_bank", "lifting_filters",
-           "group_conv_filters", "channels_for"]
+           "group_conv_filters", "channels_for", "conv2d", "im2col", "conv_impl_for",
+           "using_conv_impl", "CONV_IMPLS"]

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from ..kernels.closed_forms import CLOSED_FORMS
 from ..kernels.recursions import recursion_kernel_fn
 from ..nt import stax
+from .conv import conv2d
 
 ACTIVATIONS = {"relu": stax.Relu, "erf": stax.Erf, "gelu": stax.Gelu}
 _ACTIVATION_FNS = {
@@ -223,8 +224,7 @@ class _NTKConv(nn.Module):
             pad = "VALID"
         else:
             pad = "SAME"
-        y = jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), pad,
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = conv2d(x, w, pad)
         return self.W_std / math.sqrt(k * k * c) * y + self.b_std * b
 
 

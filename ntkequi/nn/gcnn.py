@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from ..groups import rotations
 from .arch import avg_pool2
+from .conv import conv2d
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,11 +127,6 @@ def group_conv_filters(w, n: int):
     return shifted.transpose(1, 2, 3, 4, 0, 5).reshape(k, k, n * ci, n * c)
 
 
-def _conv(x, w):
-    return jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
 def _he(fan_in):
     return nn.initializers.normal(math.sqrt(2.0 / fan_in))
 
@@ -147,7 +143,7 @@ class GroupConvNet(nn.Module):
         ch = chans[0]
         w = self.param("lift", _he(k * k * x.shape[-1]), (k, k, x.shape[-1], ch))
         b = self.param("lift_bias", nn.initializers.zeros, (ch,))
-        y = _conv(x, lifting_filters(w, n))
+        y = conv2d(x, lifting_filters(w, n))
         y = y.reshape(y.shape[:3] + (n, ch)) + b
         for i in range(s.depth):
             y = jax.nn.relu(y)
@@ -157,7 +153,7 @@ class GroupConvNet(nn.Module):
             out = chans[i + 1]
             w = self.param(f"gconv{i}", _he(k * k * n * ch), (k, k, n, ch, out))
             b = self.param(f"gconv{i}_bias", nn.initializers.zeros, (out,))
-            y = _conv(y.reshape(y.shape[:3] + (n * ch,)), group_conv_filters(w, n))
+            y = conv2d(y.reshape(y.shape[:3] + (n * ch,)), group_conv_filters(w, n))
             y = y.reshape(y.shape[:3] + (n, out)) + b
             ch = out
         y = jax.nn.relu(y)

@@ -1,0 +1,83 @@
+"""The orbit table's ensemble training step in each formulation, side by side in one run:
+members unrolled in one jitted step or vmapped (batched matmuls / grouped convolutions),
+times XLA's convolution or im2col (:mod:`ntkequi.nn.conv`). Each is timed through
+``ntkequi.ensembles.train`` itself (random minibatches of 128 from 55,000 images, one
+random C4 rotation per image, Adam, softmax cross-entropy), as the difference of a
+``--steps``-long and a short run (compilation and evaluation cancel). Prints
+member-images per second and the fraction of the float32 matmul rate measured in the
+same run (FLOPs per member-image: XLA's count of one network's forward and backward).
+
+    python benchmarks/ensemble_formulations.py [--members 5] [--steps 40] [--model cnn|gcnn]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import ntkequi  # noqa: F401
+from ntkequi import ensembles, groups
+from ntkequi.experiments import fmnist_osp_table as osp
+from ntkequi.nn.conv import using_conv_impl
+
+sys.path.insert(0, str(Path(__file__).parent))
+from osp_models import CONFIGS, matmul_rate  # noqa: E402
+
+
+def step_flops(spec, batch: int) -> float:
+    """XLA's FLOP count of one network's loss gradient on ``batch`` images."""
+    net = spec.flax()
+    x = jnp.zeros((batch, 28, 28, 1), jnp.float32)
+    y = jnp.zeros((batch, 10))
+    p = net.init(jax.random.PRNGKey(0), x[:1])
+    g = jax.jit(jax.grad(lambda q: optax.softmax_cross_entropy(net.apply(q, x), y).mean()))
+    return float(g.lower(p).compile().cost_analysis()["flops"])
+
+
+def time_train(spec, members: int, steps: int, member_map: str, x, y, group) -> float:
+    """Seconds per step of ``ensembles.train`` (long run minus a 2-step run)."""
+    def run(s):
+        cfg = ensembles.TrainConfig(ensemble_size=members, steps=s, learning_rate=1e-3, optimizer="adam",
+                                    loss="xent", batch_size=128, augmentation="random", record_steps=(s,))
+        t = time.perf_counter()
+        ensembles.train(spec, cfg, x, y, x[:8], group=group, progress=False, member_map=member_map)
+        return time.perf_counter() - t
+    short = run(2)
+    return (run(2 + steps) - short) / steps
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--model", default="deep_ensemble", choices=("deep_ensemble", "gcnn"))
+    ap.add_argument("--n", type=int, default=4, help="group order C_n")
+    args = ap.parse_args(argv)
+    spec = osp.model_spec(CONFIGS["candidate"], args.model, args.n)
+    rng = np.random.default_rng(0)
+    x = rng.random((55000, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 55000)]
+    group = groups.rotations(args.n, (28, 28))
+    rate = matmul_rate()
+    flops = step_flops(spec, 128) / 128
+    print(f"{args.model} C{args.n}, {args.members} members, batch 128; float32 matmul {rate / 1e9:.0f} GFLOP/s; "
+          f"{flops / 1e6:.1f} MFLOP per member-image (forward + backward)")
+    print("| member map | convolution | member-images/s | fraction of matmul |")
+    print("|---|---|---|---|")
+    for how in ("unroll", "vmap"):
+        for impl in ("xla", "im2col"):
+            with using_conv_impl(impl):
+                sec = time_train(spec, args.members, args.steps, how, x, y, group)
+            ips = args.members * 128 / sec
+            print(f"| {how} | {impl} | {ips:.0f} | {ips * flops / rate:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Stride-1 2-d convolutions of NHWC images with HWIO filters, in two formulations that
+compute the same function: XLA's convolution, and im2col (the k x k shifted copies of
+the padded input side by side on the channel axis, then one matmul with the filter
+reshaped to ``(k k C_in, C_out)``).
+
+Both networks of :mod:`ntkequi.nn` call :func:`conv2d`, so the formulation never changes a
+network's parameters or its function (only rounding). XLA's convolution is the default:
+in ntkequi's training step of the orbit table's 5-member CNN ensemble on this 2-core CPU
+it was the faster one (members unrolled: 1,327 member-images/s against 1,120 for im2col;
+vmapped: 345 against 657; ``python benchmarks/ensemble_formulations.py``,
+benchmarks/RESULTS.md), though one network's bare step alone ran ~1.1x faster with im2col.
+:func:`using_conv_impl` switches it, for such comparisons.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["conv2d", "im2col", "conv_impl_for", "using_conv_impl", "CONV_IMPLS"]
+
+CONV_IMPLS = ("xla", "im2col")
+_OVERRIDE: list = []
+
+
+def conv_impl_for() -> str:
+    """The formulation :func:`conv2d` uses: the innermost :func:`using_conv_impl`, else
+    'xla' (see the module doc)."""
+    return _OVERRIDE[-1] if _OVERRIDE else "xla"
+
+
+@contextlib.contextmanager
+def using_conv_impl(impl: str):
+    """Within the block, networks traced call :func:`conv2d` with ``impl`` (for
+    benchmarks and tests that compare the two; it acts when a function is traced, so
+    jit inside the block).
+
+    >>> with using_conv_impl("xla"):
+    ...     conv_impl_for()
+    'xla'
+    """
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"impl must be one of {CONV_IMPLS}; got {impl!r}")
+    _OVERRIDE.append(impl)
+    try:
+        yield
+    finally:
+        _OVERRIDE.pop()
+
+
+def _pads(k: int, padding: str):
+    if padding == "SAME":
+        return (k - 1) // 2, k // 2
+    if padding == "VALID":
+        return 0, 0
+    raise ValueError(f"padding must be 'SAME' or 'VALID'; got {padding!r}")
+
+
+def im2col(x, k: int, padding: str = "SAME"):
+    """``x (N, H, W, C)`` -> patches ``(N, H', W', k k C)``, channel ``(i k + j) C + c`` the
+    input at offset ``(i, j)`` of the ``k x k`` window (the order of an HWIO filter
+    reshaped to ``(k k C, C_out)``); ``H' = H`` for 'SAME', ``H - k + 1`` for 'VALID'.
+
+    >>> im2col(jnp.arange(9.0).reshape(1, 3, 3, 1), 3)[0, 1, 1].tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    """
+    lo, hi = _pads(k, padding)
+    xp = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0))) if hi else x
+    h, w = xp.shape[1] - k + 1, xp.shape[2] - k + 1
+    if h < 1 or w < 1:
+        raise ValueError(f"a {k}x{k} window does not fit a {x.shape[1]}x{x.shape[2]} image with {padding!r}")
+    return jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(k) for j in range(k)], axis=-1)
+
+
+def conv2d(x, w, padding: str = "SAME", impl: Optional[str] = None):
+    """Stride-1 convolution (cross-correlation, as ``lax.conv_general_dilated``) of
+    ``x (N, H, W, C_in)`` with ``w (k, k, C_in, C_out)`` -> ``(N, H', W', C_out)``.
+
+    Args:
+        x: images, NHWC; w: filter, HWIO (square, cast to ``x``'s dtype).
+        padding: 'SAME' or 'VALID'.
+        impl: 'xla' or 'im2col' (None: :func:`conv_impl_for` the default backend).
+
+    Returns:
+        The feature map ``(N, H', W', C_out)``.
+
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 3))
+    >>> w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 3, 4))
+    >>> bool(jnp.allclose(conv2d(x, w, impl="im2col"), conv2d(x, w, impl="xla"), atol=1e-4))
+    True
+    """
+    impl = impl or conv_impl_for()
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"impl must be one of {CONV_IMPLS}; got {impl!r}")
+    if w.ndim != 4 or w.shape[0] != w.shape[1] or w.shape[2] != x.shape[-1]:
+        raise ValueError(f"filter must be (k, k, C_in={x.shape[-1]}, C_out); got {w.shape}")
+    w = w.astype(x.dtype)
+    if impl == "xla":
+        return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    k = w.shape[0]
+    return im2col(x, k, padding) @ w.reshape(k * k * w.shape[2], w.shape[3])

@@ -37,10 +37,11 @@ from .groups import Group, subgroup_elements
 from .nn.arch import ArchSpec
 from .runs import RunDir
 
-__all__ = ["TrainConfig", "EnsembleResult", "init_ensemble", "train", "training_set",
+__all__ = ["TrainConfig", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
            "member_sharding", "shard_members", "map_members", "member_map_for"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
+SCHEDULES = ("constant", "onecycle")
 LOSSES = ("mse", "xent")
 AUGMENTATIONS = ("none", "orbit", "random", "subgroup")
 
@@ -52,7 +53,11 @@ class TrainConfig:
     Attributes:
         ensemble_size: number of members M.
         steps: training steps.
-        learning_rate: step size (for 'gd' + 'mse', ``steps * learning_rate`` is the NTK time).
+        learning_rate: step size (for 'gd' + 'mse', ``steps * learning_rate`` is the NTK time);
+            the peak step size for ``schedule='onecycle'``.
+        schedule: 'constant', or 'onecycle' (``optax.cosine_onecycle_schedule`` over ``steps``:
+            cosine warm-up from ``learning_rate / 25`` to ``learning_rate`` in the first 30% of
+            the steps, cosine decay to ``learning_rate / 2.5e5`` after; 'sgd'/'adam' only).
         optimizer: 'gd', 'sgd' or 'adam'.
         loss: 'mse' (summed) or 'xent'.
         batch_size: minibatch size for 'sgd'/'adam' (None = full batch); 'gd' is
@@ -68,6 +73,7 @@ class TrainConfig:
     steps: int = 1000
     learning_rate: float = 0.1
     optimizer: str = "gd"
+    schedule: str = "constant"
     loss: str = "mse"
     batch_size: Optional[int] = None
     augmentation: str = "none"
@@ -79,6 +85,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}; got {self.schedule!r}")
+        if self.schedule != "constant" and self.optimizer == "gd":
+            raise ValueError(f"schedule={self.schedule!r} needs optimizer 'sgd' or 'adam' (gd keeps the NTK "
+                             f"time step * learning_rate); got optimizer='gd'")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}; got {self.loss!r}")
         if self.augmentation not in AUGMENTATIONS:
@@ -149,10 +160,24 @@ def shard_members(tree, shardings):
     return jax.device_put(tree, shardings[0])
 
 
+def learning_rate_schedule(cfg: TrainConfig):
+    """The step size of ``cfg`` as an optax schedule (a float for 'constant').
+
+    >>> f = learning_rate_schedule(TrainConfig(steps=100, learning_rate=1e-2, optimizer="adam",
+    ...                                        schedule="onecycle", record_steps=(100,)))
+    >>> [round(float(f(s)), 6) for s in (0, 30, 100)]
+    [0.0004, 0.01, 0.0]
+    """
+    if cfg.schedule == "constant":
+        return cfg.learning_rate
+    return optax.cosine_onecycle_schedule(max(1, cfg.steps), cfg.learning_rate)
+
+
 def _optimizer(cfg: TrainConfig):
+    lr = learning_rate_schedule(cfg)
     if cfg.optimizer in ("gd", "sgd"):
-        return optax.sgd(cfg.learning_rate)
-    return optax.adam(cfg.learning_rate)
+        return optax.sgd(lr)
+    return optax.adam(lr)
 
 
 def _loss_fn(apply, cfg: TrainConfig):

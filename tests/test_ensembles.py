@@ -126,6 +126,27 @@ def test_bad_training_input():
                         y, x_eval, progress=False)
 
 
+def test_onecycle_schedule_steps():
+    """With schedule='onecycle' the first Adam step is the constant-rate step at the
+    warm-up's start (peak / 25), and the last step's rate is the peak / 2.5e5; gd refuses it."""
+    x, y, x_eval = _toy()
+    base = dict(ensemble_size=2, optimizer="adam", steps=10, record_steps=(1,), batch_size=None)
+    one = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1, schedule="onecycle", **base),
+                          x, y, x_eval, progress=False)
+    const = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1 / 25, **base), x, y, x_eval,
+                            progress=False)
+    np.testing.assert_allclose(one.members, const.members, rtol=1e-5, atol=1e-7)
+    peak = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1, **base), x, y, x_eval, progress=False)
+    assert not np.allclose(peak.members, const.members, rtol=1e-3)
+    f = ensembles.learning_rate_schedule(ensembles.TrainConfig(learning_rate=0.1, schedule="onecycle",
+                                                               **{**base, "steps": 50, "record_steps": (50,)}))
+    np.testing.assert_allclose([float(f(0)), float(f(15)), float(f(50))], [0.1 / 25, 0.1, 0.1 / 2.5e5], rtol=1e-4)
+    with pytest.raises(ValueError, match="schedule='onecycle' needs optimizer"):
+        ensembles.TrainConfig(schedule="onecycle", optimizer="gd")
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        ensembles.TrainConfig(schedule="cyclic", optimizer="adam")
+
+
 def test_unrolled_members_equal_vmapped():
     """The CPU form of the ensemble step (members unrolled in one jit) computes what the
     vmapped one does, to float64 rounding; sharded runs, accelerators and very large

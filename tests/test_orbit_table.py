@@ -9,8 +9,9 @@ from ntkequi.nn import ArchSpec
 
 
 def tiny_config(**kw):
+    kw = {"split": data.SplitConfig(n_train=48, n_val=0, n_test=12), **kw}
     return orbit_table.TableConfig(
-        groups=(4,), seeds=(0,), split=data.SplitConfig(n_train=48, n_val=0, n_test=12), n_ood=6,
+        groups=(4,), seeds=(0,), n_ood=6,
         cnn=ArchSpec(kind="cnn", depth=1, width=4, out_dim=10, pool=True), ensemble_size=3,
         gcnn_channels=3, canon_channels=2, kernel_size=3, steps=4, batch_size=16, **kw)
 
@@ -37,11 +38,52 @@ def test_table_runs_resumes_and_reports(data_dir, tmp_path):
     table = orbit_table.TABLES["osp_mnist"](cfg, done)
     assert table.rows[2][0] == "E2CNN-style GCNN" and table.rows[2][1][0].mean == 4.0
     rows = (out / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + 3 * (3 + 3)          # header + eval sets x (3 models + 3 members)
+    assert len(rows) == 1 + 4 * (3 + 3)          # header + (3 orbit sets + test_all) x (3 models + 3 members)
+    # n_orbit None: the orbit set's unrotated images are all test images, so the two accuracies agree
+    for m in orbit_table.MODELS:
+        assert done[f"{m}/C4/seed0"]["test_all"]["accuracy"] == done[f"{m}/C4/seed0"]["test"]["accuracy"]
+    # OSP against m: m = 1 are the members, m = M the ensemble; M // m disjoint subsets
+    for s in orbit_table.EVAL_SETS:
+        curve = ens[s + "_vs_m"] if s == "mnist" else done["deep_ensemble/C4/seed0"][s + "_vs_m"]
+        assert [p["m"] for p in curve] == [1, 2, 3] and [len(p["osp"]) for p in curve] == [3, 1, 1]
+        rec = done["deep_ensemble/C4/seed0"]
+        np.testing.assert_allclose(curve[0]["osp"], [m["osp"] for m in rec[s + "_members"]])
+        np.testing.assert_allclose(curve[0]["relative_std"], [m["relative_std"] for m in rec[s + "_members"]])
+        assert curve[-1]["osp"] == [rec[s]["osp"]] and curve[-1]["invariance_error"] == [rec[s]["invariance_error"]]
+    assert len((out / "ensemble_size.csv").read_text().splitlines()) == 1 + 3 * 5
+    vs_m = orbit_table.summarize_vs_m(cfg, done, "noise")
+    assert [p[0] for p in vs_m[4]] == [1, 2, 3] and vs_m[4][0][3] == 3
+    assert orbit_table.TABLES["osp_ensemble_size"](cfg, done).rows[0][0] == "1"
+    summ_table = orbit_table.TABLES["osp_summary"](cfg, done)
+    assert summ_table.rows[0][0] == "DeepEns + DA" and summ_table.rows[0][-1].value == 0.91
     n = len((out / "results.jsonl").read_text().splitlines())
     orbit_table.run(cfg, out, data_dir=data_dir, progress=False)               # resume: nothing retrained
     assert len((out / "results.jsonl").read_text().splitlines()) == n
     assert json.loads((out / "config.json").read_text())["steps"] == 4
+
+
+def test_orbit_subset_and_validation_accuracy(data_dir, tmp_path):
+    """n_orbit < n_test: orbits of the first n_orbit test images, accuracy over all n_test
+    (test_all) and over the validation split (val), each member's too."""
+    cfg = tiny_config(split=data.SplitConfig(n_train=48, n_val=10, n_test=12), n_orbit=5,
+                      models=("deep_ensemble", "gcnn"), schedule="onecycle", gcnn_learning_rate=1e-3)
+    done = orbit_table.run(cfg, tmp_path / "t", data_dir=data_dir, progress=False)
+    ens = done["deep_ensemble/C4/seed0"]
+    acc = lambda v, n: np.isclose(v * n, round(v * n))          # a fraction of n images
+    assert acc(ens["test"]["accuracy"], 5) and acc(ens["test_all"]["accuracy"], 12) and acc(ens["val"]["accuracy"], 10)
+    assert len(ens["val_members"]) == 3 and "val" in done["gcnn/C4/seed0"]
+    cfg_models = json.loads((tmp_path / "t" / "models" / "gcnn_C4_seed0" / "config.json").read_text())
+    assert cfg_models["train"]["learning_rate"] == 1e-3 and cfg_models["train"]["schedule"] == "onecycle"
+    assert "validation accuracy" in orbit_table.summary(cfg, done)
+    import pytest
+    with pytest.raises(ValueError, match="n_orbit must be in"):
+        tiny_config(n_orbit=13)
+    with pytest.raises(ValueError, match="gcnn_learning_rate"):
+        tiny_config(gcnn_learning_rate=0.0)
+    with pytest.raises(ValueError, match="canon_learning_rate must be > 0 or None; got -1"):
+        tiny_config(canon_learning_rate=-1.0)
+    assert orbit_table.learning_rate(tiny_config(gcnn_learning_rate=1e-3), "gcnn") == 1e-3
+    assert orbit_table.learning_rate(tiny_config(gcnn_learning_rate=1e-3), "canonicalization") == tiny_config().learning_rate
 
 
 def test_unknown_model_is_an_error():
@@ -67,3 +109,23 @@ def test_parameter_counts_and_forward_flops_match_the_layer_arithmetic():
     macs = 28 * 28 * 9 * w + 14 * 14 * 9 * w * w + 7 * 7 * w * 10
     assert 2 * macs <= flops[("deep_ensemble", 4)] <= 2.5 * macs           # + bias, ReLU, pooling
     assert flops[("gcnn", 16)] > flops[("gcnn", 4)] > flops[("deep_ensemble", 4)]
+
+
+def test_cpu_preset_models_are_parameter_matched_without_a_readout_bottleneck():
+    """The cpu preset's sizing (issue 17 part 1): at every group order the GCNN and the
+    canonicalization model have 0.9-1.15x the CNN's parameters, the GCNN's invariant readout
+    sees at least 16 features (n-independent budget: 32 / 23 / 16 at C4 / C8 / C16) through a
+    hidden layer wider than the 10 classes, and its FLOPs, not its parameters, grow with n."""
+    cfg = orbit_table.PRESETS["cpu"]
+    counts = orbit_table.parameter_counts(cfg)
+    cnn = counts[("deep_ensemble", 4)]
+    assert 50_000 <= cnn <= 150_000
+    for n in cfg.groups:
+        assert counts[("deep_ensemble", n)] == cnn
+        for model in ("gcnn", "canonicalization"):
+            assert 0.9 * cnn <= counts[(model, n)] <= 1.15 * cnn, (model, n, counts[(model, n)], cnn)
+        g = orbit_table.model_spec(cfg, "gcnn", n)
+        assert g.invariant_features >= 16 and g.head > cfg.cnn.out_dim and g.depth >= 2
+    assert [orbit_table.model_spec(cfg, "gcnn", n).invariant_features for n in cfg.groups] == [32, 23, 16]
+    assert cfg.split.n_train == 55000 and cfg.split.n_val == 5000 and cfg.split.n_test is None
+    assert cfg.n_orbit >= 1000 and cfg.n_ood >= 1000 and len(cfg.seeds) >= 3 and cfg.ensemble_size >= 5

@@ -29,7 +29,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,11 @@ PAPER_OSP = {
     "canonicalization": {4: (4.0, 0.0), 8: (7.45, 0.14), 16: (12.41, 0.85)},
 }
 EVAL_SETS = ("test", "mnist", "noise")
+#: the unrotated sets scored by accuracy only (all test images; the validation images)
+ACCURACY_SETS = ("test_all", "val")
+#: validation accuracy reported elsewhere from the paper's work (group not stated)
+PAPER_ACCURACY = {"deep_ensemble": 0.91, "canonicalization": 0.87}
+VS_M_METRICS = ("osp", "relative_std", "invariance_error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +71,15 @@ class TableConfig:
     per rotation at C4 (one int for every layer, or one per layer: lifting, then each group
     convolution), scaled by ``channels_for`` for other n (fixed parameter budget);
     gcnn_head: hidden units of the GCNN's invariant readout (0: Dense only); canon_depth:
-    group convolutions of the canonicalizer after its lifting layer.
+    group convolutions of the canonicalizer after its lifting layer. schedule: the step-size
+    schedule of every model ('constant' or 'onecycle', peak ``learning_rate``; see
+    :class:`ntkequi.ensembles.TrainConfig`); gcnn_learning_rate /
+    canon_learning_rate: the GCNN's and the canonicalization model's (peak) step size (None:
+    ``learning_rate``; the CNN's NTK parameterization wants a larger step size under Adam
+    than the He-initialised GCNN). n_orbit: how many of the
+    test images (the first of the seed's permutation) are evaluated on their orbits (None:
+    all ``split.n_test``); accuracy is always over all ``split.n_test`` unrotated test
+    images (``test_all``), and over the validation images (``val``) when ``split.n_val > 0``.
     """
     groups: tuple = (4, 8, 16)
     seeds: tuple = (0, 1)
@@ -85,6 +98,10 @@ class TableConfig:
     learning_rate: float = 3e-3
     optimizer: str = "adam"
     models: tuple = MODELS
+    schedule: str = "constant"
+    gcnn_learning_rate: Optional[float] = None
+    canon_learning_rate: Optional[float] = None
+    n_orbit: Optional[int] = None
 
     def __post_init__(self):
         bad = [m for m in self.models if m not in MODELS]
@@ -92,12 +109,29 @@ class TableConfig:
             raise ValueError(f"unknown models {bad}; available: {MODELS}")
         if any(n < 1 for n in self.groups):
             raise ValueError(f"group orders must be >= 1; got {self.groups}")
+        n_test = 10000 if self.split.n_test is None else self.split.n_test
+        if self.n_orbit is not None and not 1 <= self.n_orbit <= n_test:
+            raise ValueError(f"n_orbit must be in [1, split.n_test={n_test}] or None; got {self.n_orbit}")
+        for name in ("learning_rate", "gcnn_learning_rate", "canon_learning_rate"):
+            lr = getattr(self, name)
+            if lr is not None and not lr > 0:
+                raise ValueError(f"{name} must be > 0{'' if name == 'learning_rate' else ' or None'}; got {lr}")
 
 
 Config = TableConfig
 PRESETS = {
     # about 15 min on a 2-core CPU
     "small": TableConfig(),
+    # all of FashionMNIST on a 2-core CPU (about STEPS_PLACEHOLDER): 55,000 train / 5,000 validation,
+    # accuracy on all 10,000 test images, orbits of 1,000 of them and of 1,000 MNIST / noise
+    # images; a width-64 CNN (68,938 parameters) and baselines matched to it (GCNN 66-67k with
+    # 32 / 23 / 16 invariant features and a 64-unit head; canonicalizer + the same CNN 75-76k);
+    # one-cycle Adam, each model at the step size it learns best with (calibrated on seed 0)
+    "cpu": TableConfig(groups=(4, 8, 16), seeds=(0, 1, 2), split=data.SplitConfig(n_train=55000, n_val=5000, n_test=None),
+                       n_orbit=1000, n_ood=1000, cnn=ArchSpec(kind="cnn", depth=2, width=64, out_dim=10, pool=True),
+                       ensemble_size=5, gcnn_depth=2, gcnn_channels=(8, 16, 32), gcnn_head=64,
+                       canon_channels=(8, 8), canon_depth=1, steps=1290, batch_size=128, schedule="onecycle",
+                       learning_rate=3e-2, gcnn_learning_rate=2e-3, canon_learning_rate=3e-2),
     # the paper's scale (a GPU): all training data, CNNs of ~118k parameters (the paper's
     # non-invariant CNNs had about 120k), 10 members, 5 seeds
     "paper": TableConfig(seeds=(0, 1, 2, 3, 4), split=data.SplitConfig(n_train=55000, n_val=5000, n_test=2000),
@@ -117,6 +151,12 @@ def model_spec(cfg: TableConfig, model: str, n: int):
     return CanonSpec(canonicalizer=GCNNSpec(n=n, depth=cfg.canon_depth, channels=channels_for(n, cfg.canon_channels),
                                             kernel_size=cfg.kernel_size, out_dim=1),
                      classifier=cfg.cnn, image_size=28)
+
+
+def learning_rate(cfg: TableConfig, model: str) -> float:
+    """The (peak) step size ``model`` is trained with under ``cfg``."""
+    own = {"gcnn": cfg.gcnn_learning_rate, "canonicalization": cfg.canon_learning_rate}.get(model)
+    return cfg.learning_rate if own is None else own
 
 
 def parameter_counts(cfg: TableConfig) -> dict:
@@ -154,6 +194,24 @@ def _eval_metrics(logits_orbit, group, labels=None) -> dict:
     return out
 
 
+def ensemble_size_curve(orbit_members, group) -> list:
+    """OSP, relative std and logit invariance error of ensembles of 1..M members.
+
+    orbit_members ``(M, |G|, N, k)``: every member's orbit logits. For ``m = 1..M`` the
+    members are cut into ``M // m`` disjoint consecutive subsets of ``m`` (the first is
+    the first ``m`` members) and each subset's mean logits are scored.
+
+    Returns:
+        ``[{"m": m, "osp": [per subset], "relative_std": [...], "invariance_error": [...]}]``.
+    """
+    out = []
+    for m in range(1, orbit_members.shape[0] + 1):
+        subsets = [orbit_members[j * m:(j + 1) * m].mean(0) for j in range(orbit_members.shape[0] // m)]
+        scored = [_eval_metrics(f, group) for f in subsets]
+        out.append({"m": m, **{key: [d[key] for d in scored] for key in ("osp", "relative_std", "invariance_error")}})
+    return out
+
+
 def run(cfg: TableConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train and evaluate everything in ``cfg`` (resuming what ``out`` holds); returns
     ``{key: record}`` with key ``'{model}/C{n}/seed{seed}'``."""
@@ -165,34 +223,49 @@ def run(cfg: TableConfig, out, *, data_dir=None, progress: bool = True, overwrit
         sets = data.splits(split, "fashion_mnist", data_dir)
         x_tr, y_tr = sets["train"]
         y_onehot = np.eye(cfg.cnn.out_dim, dtype=np.float32)[y_tr]
-        evals = {"test": sets["test"][0],
+        x_te, y_te = sets["test"]
+        n_orbit = x_te.shape[0] if cfg.n_orbit is None else cfg.n_orbit
+        evals = {"test": x_te[:n_orbit],
                  "mnist": data.ood_set("mnist", cfg.n_ood, seed, data_dir),
                  "noise": data.ood_set("noise", cfg.n_ood, seed, data_dir)}
+        plain = {"test_all": sets["test"]}                     # unrotated: accuracy only
+        if sets["val"][0].shape[0]:
+            plain["val"] = sets["val"]
         for n in cfg.groups:
             group = groups.rotations(n, (28, 28))
             ev = metrics.EvalOrbits.of(group, {s: evals[s] for s in EVAL_SETS})
+            x_eval = np.concatenate([np.asarray(ev.x)] + [np.asarray(x) for x, _ in plain.values()])
             for model in cfg.models:
                 key = f"{model}/C{n}/seed{seed}"
                 if key in done:
                     continue
                 spec = model_spec(cfg, model, n)
+                lr = learning_rate(cfg, model)
                 tcfg = ensembles.TrainConfig(
                     ensemble_size=cfg.ensemble_size if model == "deep_ensemble" else 1,
-                    steps=cfg.steps, learning_rate=cfg.learning_rate, optimizer=cfg.optimizer,
+                    steps=cfg.steps, learning_rate=lr, optimizer=cfg.optimizer, schedule=cfg.schedule,
                     loss="xent", batch_size=cfg.batch_size, augmentation="random",
                     record_steps=(cfg.steps,), checkpoint_every=max(1, cfg.steps // 10), seed=seed)
                 print(f"[{out.name}] {key}", flush=True)
-                res = ensembles.train(spec, tcfg, x_tr, y_onehot, ev.x, group=group,
+                res = ensembles.train(spec, tcfg, x_tr, y_onehot, x_eval, group=group,
                                       run_dir=out / "models" / key.replace("/", "_"), progress=progress)
                 members = res.members[-1]                       # (M, N_eval, k)
                 rec = {"model": model, "n": n, "seed": seed, "n_train": int(x_tr.shape[0])}
                 for s in EVAL_SETS:
                     sl = ev.slice(s)
-                    lab = sets["test"][1] if s == "test" else None
+                    lab = y_te[:n_orbit] if s == "test" else None
                     orbit = lambda f: metrics.orbit_predictions(f[sl], group)
                     rec[s] = _eval_metrics(orbit(members.mean(0)), group, lab)
                     if model == "deep_ensemble":
                         rec[s + "_members"] = [_eval_metrics(orbit(m), group, lab) for m in members]
+                        rec[s + "_vs_m"] = ensemble_size_curve(np.stack([orbit(m) for m in members]), group)
+                start = ev.x.shape[0]
+                for s, (x, y) in plain.items():
+                    part = members[:, start:start + x.shape[0]]
+                    start += x.shape[0]
+                    rec[s] = {"accuracy": metrics.accuracy(part.mean(0), y)}
+                    if model == "deep_ensemble":
+                        rec[s + "_members"] = [{"accuracy": metrics.accuracy(m, y)} for m in part]
                 done[key] = rd.record(key, **rec)
     write_csv(cfg, done, out)
     return done
@@ -212,10 +285,14 @@ def summarize(cfg: TableConfig, done: dict, eval_set: str, metric: str = "osp") 
                 rec = done.get(f"{model}/C{n}/seed{seed}")
                 if rec is None:
                     continue
+                # records written before test_all existed evaluated all test images on orbits
+                s = "test" if eval_set == "test_all" and "test_all" not in rec else eval_set
+                if s not in rec:
+                    continue
                 if row == "single":
-                    vals += [m[metric] for m in rec[eval_set + "_members"]]
+                    vals += [m[metric] for m in rec[s + "_members"]]
                 else:
-                    vals.append(rec[eval_set][metric])
+                    vals.append(rec[s][metric])
             if vals:
                 out[row][n] = (float(np.mean(vals)), float(np.std(vals)), len(vals))
     return out
@@ -238,10 +315,27 @@ def markdown(cfg: TableConfig, done: dict, eval_set: str, metric: str = "osp", p
     return "\n".join(lines)
 
 
+def summarize_vs_m(cfg: TableConfig, done: dict, eval_set: str, metric: str = "osp") -> dict:
+    """``{n: [(m, mean, std, count)]}``: ``metric`` of the mean of m ensemble members on
+    ``eval_set`` orbits, over seeds and disjoint member subsets (:func:`ensemble_size_curve`)."""
+    out = {}
+    for n in cfg.groups:
+        by_m = {}
+        for seed in cfg.seeds:
+            rec = done.get(f"deep_ensemble/C{n}/seed{seed}")
+            for point in (rec or {}).get(eval_set + "_vs_m", []):
+                by_m.setdefault(point["m"], []).extend(point[metric])
+        if by_m:
+            out[n] = [(m, float(np.mean(v)), float(np.std(v)), len(v)) for m, v in sorted(by_m.items())]
+    return out
+
+
 def write_csv(cfg: TableConfig, done: dict, out: Path) -> None:
     """``results.csv`` (one row per model, group, seed and eval set; members as
-    ``single[i]``) and ``summary.json`` (mean, std and count over seeds per row and
-    group), in ``out``, for analysis outside ntkequi."""
+    ``single[i]``), ``ensemble_size.csv`` (OSP, relative std and invariance error of the
+    mean of m members, per group, seed, eval set and member subset) and ``summary.json``
+    (mean, std and count over seeds per row and group), in ``out``, for analysis outside
+    ntkequi."""
     out = Path(out)
     fields = ["model", "n", "seed", "eval_set", "osp", "osp_std", "invariance_error", "relative_std",
               "accuracy", "accuracy_orbit"]
@@ -250,13 +344,28 @@ def write_csv(cfg: TableConfig, done: dict, out: Path) -> None:
         w.writeheader()
         for key in sorted(done):
             rec = done[key]
-            for s in EVAL_SETS:
+            for s in EVAL_SETS + ACCURACY_SETS:
+                if s not in rec:
+                    continue
                 w.writerow({"model": rec["model"], "n": rec["n"], "seed": rec["seed"], "eval_set": s, **rec[s]})
                 for i, m in enumerate(rec.get(s + "_members", [])):
                     w.writerow({"model": f"single[{i}]", "n": rec["n"], "seed": rec["seed"], "eval_set": s, **m})
+    with open(out / "ensemble_size.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["n", "seed", "eval_set", "m", "subset"] + list(VS_M_METRICS))
+        for key in sorted(done):
+            rec = done[key]
+            for s in EVAL_SETS:
+                for point in rec.get(s + "_vs_m", []):
+                    for j in range(len(point["osp"])):
+                        w.writerow([rec["n"], rec["seed"], s, point["m"], j] + [point[k][j] for k in VS_M_METRICS])
     summary_ = {s: {m: summarize(cfg, done, s, m) for m in ("osp", "invariance_error", "relative_std")}
                 for s in EVAL_SETS}
     summary_["test"]["accuracy"] = summarize(cfg, done, "test", "accuracy")
+    for s in ACCURACY_SETS:
+        summary_[s] = {"accuracy": summarize(cfg, done, s, "accuracy")}
+    summary_["ensemble_size"] = {s: {m: {str(n): v for n, v in summarize_vs_m(cfg, done, s, m).items()}
+                                     for m in VS_M_METRICS} for s in EVAL_SETS}
     (out / "summary.json").write_text(json.dumps(summary_, indent=2, sort_keys=True) + "\n")
 
 
@@ -265,9 +374,21 @@ def summary(cfg: TableConfig, done: dict) -> str:
     md = ["parameters per network: " + ", ".join(f"{m} C{n}: {c}" for (m, n), c in parameter_counts(cfg).items()), ""]
     for s in EVAL_SETS:
         md += [f"### OSP (out of |G|) on {s} inputs", "", markdown(cfg, done, s), ""]
-    md += ["### test accuracy (unrotated test images)", "", markdown(cfg, done, "test", "accuracy", paper=False), ""]
+    md += ["### test accuracy (all unrotated test images of the split)", "",
+           markdown(cfg, done, "test_all", "accuracy", paper=False), ""]
+    if cfg.split.n_val:
+        md += ["### validation accuracy (unrotated)", "", markdown(cfg, done, "val", "accuracy", paper=False), ""]
     md += ["### relative invariance error of the logits, mnist inputs", "",
-           markdown(cfg, done, "mnist", "invariance_error", paper=False)]
+           markdown(cfg, done, "mnist", "invariance_error", paper=False), ""]
+    for s in EVAL_SETS:
+        curve = summarize_vs_m(cfg, done, s)
+        if curve:
+            md += [f"### OSP of the mean of m members, {s} inputs", "",
+                   "| m | " + " | ".join(f"C{n}" for n in curve) + " |", "|---" * (1 + len(curve)) + "|"]
+            for i in range(max(len(v) for v in curve.values())):
+                md.append(f"| {i + 1} | " + " | ".join(f"{v[i][1]:.3g} +- {v[i][2]:.2g}" if i < len(v) else "-"
+                                                     for v in curve.values()) + " |")
+            md.append("")
     return "\n".join(md)
 
 
@@ -342,13 +463,106 @@ def numbers(cfg: TableConfig, done: dict) -> dict:
     return out
 
 
+def ensemble_size_figure(cfg: TableConfig, done: dict):
+    """OSP / |G|, relative std across the orbit and logit invariance error of the mean of
+    the first m members against m (mean +- std over seeds and disjoint member subsets), one
+    column per evaluation set, one colour per group; dashed / dotted: the GCNN's and the
+    canonicalizer's level (mean over seeds). Returns the matplotlib Figure."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(VS_M_METRICS), len(EVAL_SETS), figsize=(4.5 * len(EVAL_SETS), 9), sharex=True)
+    labels = {"osp": "OSP / |G|", "relative_std": "relative std across the orbit",
+              "invariance_error": "relative invariance error"}
+    for j, s in enumerate(EVAL_SETS):
+        for i, metric in enumerate(VS_M_METRICS):
+            ax = axes[i, j]
+            for c, (n, curve) in enumerate(summarize_vs_m(cfg, done, s, metric).items()):
+                scale = n if metric == "osp" else 1
+                m, mean, std = (np.array([p[k] for p in curve]) for k in range(3))
+                ax.errorbar(m, mean / scale, std / scale, marker="o", ms=3, capsize=2, color=f"C{c}", label=f"C{n}")
+                for row, style in (("gcnn", "--"), ("canonicalization", ":")):
+                    level = summarize(cfg, done, s, metric).get(row, {}).get(n)
+                    if level is not None:
+                        ax.axhline(level[0] / scale, color=f"C{c}", ls=style, lw=1)
+            if metric != "osp":
+                ax.set_yscale("log")
+            ax.set_ylabel(labels[metric])
+            if i == 0:
+                ax.set_title(f"{s} inputs")
+            if i == len(VS_M_METRICS) - 1:
+                ax.set_xlabel("ensemble members m")
+    axes[0, 0].plot([], [], "k--", lw=1, label="GCNN")
+    axes[0, 0].plot([], [], "k:", lw=1, label="canonicalization")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def ensemble_size_table(cfg: TableConfig, done: dict) -> Table:
+    """OSP, relative std and invariance error on MNIST orbits of the mean of m members
+    (mean +- std over seeds and disjoint subsets), then the GCNN's and canonicalizer's."""
+    s = "mnist"
+    curves = {metric: summarize_vs_m(cfg, done, s, metric) for metric in VS_M_METRICS}
+    levels = {metric: summarize(cfg, done, s, metric) for metric in VS_M_METRICS}
+    rows = []
+    for i in range(cfg.ensemble_size):
+        cells = [str(i + 1)]
+        for n in cfg.groups:
+            for metric in VS_M_METRICS:
+                v = curves[metric].get(n, [])
+                cells.append(PM(v[i][1], v[i][2], decimals=2 if metric == "osp" else None) if i < len(v) else "--")
+        rows.append(cells)
+    for row in ("gcnn", "canonicalization"):
+        if row in cfg.models:
+            rows.append([ROW_NAMES[row]] + [
+                PM(*levels[metric][row][n][:2], decimals=2 if metric == "osp" else None)
+                if n in levels[metric].get(row, {}) else "--" for n in cfg.groups for metric in VS_M_METRICS])
+    header = ["$m$"] + [f"$C_{{{n}}}$ {h}" for n in cfg.groups for h in ("OSP", "rel. std", "inv. err.")]
+    cap = ("The deep ensemble's mean of its first $m$ members on rotated MNIST digits: orbit same "
+           "predictions (out of $|G|$), relative standard deviation across the orbit and relative logit "
+           r"invariance error, mean $\pm$ std over seeds and disjoint member subsets; last rows: the "
+           "invariant baselines (over seeds). The other evaluation sets: the figure and ensemble\\_size.csv.")
+    return Table(header, rows, cap, "osp_ensemble_size")
+
+
+def accuracy_table(cfg: TableConfig, done: dict) -> Table:
+    """Per model and group: accuracy on all unrotated test images and OSP on MNIST / noise
+    orbits (mean +- std over seeds), the paper's OSP beside them, and the paper's accuracy."""
+    acc = summarize(cfg, done, "test_all", "accuracy")
+    osp = {s: summarize(cfg, done, s, "osp") for s in ("mnist", "noise")}
+    rows = []
+    for row, vals in acc.items():
+        cells = [ROW_NAMES[row]]
+        for n in cfg.groups:
+            cells.append(PM(*vals[n][:2], decimals=3) if n in vals else "--")
+            mn, nz, p = osp["mnist"].get(row, {}).get(n), osp["noise"].get(row, {}).get(n), PAPER_OSP[row].get(n)
+            cell = ("--" if mn is None else PM(mn[0], mn[1], decimals=2), " / ",
+                    "--" if nz is None else PM(nz[0], nz[1], decimals=2))
+            cells.append(cell + (() if p is None else (" (", Num(p[0], decimals=2), ")")))
+        pa = PAPER_ACCURACY.get(row)
+        cells.append("--" if pa is None else Num(pa, decimals=2))
+        rows.append(cells)
+    header = ["model"] + [h for n in cfg.groups for h in (f"$C_{{{n}}}$ acc.", f"$C_{{{n}}}$ OSP MNIST / noise")]
+    cap = ("Accuracy on the unrotated test images and orbit same predictions (out of $|G|$) on rotated MNIST "
+           r"digits / noise images, mean $\pm$ std over seeds (the single model: seeds and members); the "
+           "paper's out-of-distribution OSP in parentheses (its evaluation set is not known) and, last column, "
+           "the validation accuracy reported from the paper's work (group not stated).")
+    return Table(header + ["paper acc."], rows, cap, "osp_summary")
+
+
 FIGURES = (Figure("osp_models", figure,
                   "The orbit-consistency table's models side by side: OSP (as a fraction of |G|) of the "
                   "deep ensemble, its single members, the GCNN and learned canonicalization, mean and std "
-                  "over seeds, for each group and evaluation set; crosses: the paper's values."),)
+                  "over seeds, for each group and evaluation set; crosses: the paper's values."),
+           Figure("osp_ensemble_size", ensemble_size_figure,
+                  "OSP (as a fraction of |G|), relative standard deviation across the orbit and relative logit "
+                  "invariance error of the mean of the first m deep-ensemble members against m (mean and std "
+                  "over seeds and disjoint member subsets), per evaluation set and group; dashed: the GCNN, "
+                  "dotted: learned canonicalization (same colour = same group)."))
 TABLES = {
     "osp_test": osp_table("test"), "osp_mnist": osp_table("mnist"), "osp_noise": osp_table("noise"),
-    "osp_accuracy": metric_table("test", "accuracy", "Test accuracy on unrotated test images", "osp_accuracy"),
+    "osp_accuracy": metric_table("test_all", "accuracy", "Test accuracy on unrotated test images", "osp_accuracy"),
+    "osp_summary": accuracy_table,
+    "osp_ensemble_size": ensemble_size_table,
     "osp_invariance": metric_table("mnist", "invariance_error",
                                    "Relative invariance error of the logits on rotated MNIST digits", "osp_invariance"),
 }

@@ -49,6 +49,27 @@ def test_gcnn_with_per_layer_channels_and_a_head_is_exactly_c4_invariant(key):
     assert metrics.equivariance_error(f, g4).relative < 1e-12
 
 
+def test_gcnn_ring_pooling_is_exactly_c4_invariant_and_keeps_the_radial_layout(key):
+    """rings=3: rings * channels invariant features, exact C4 invariance; the ring weights
+    average (sum to one per ring) and every 90-degree rotation maps each ring onto itself."""
+    from ntkequi.nn.gcnn import ring_means
+    spec = GCNNSpec(n=4, depth=2, channels=(2, 3, 5), kernel_size=3, out_dim=4, pool=True, head=6, rings=3)
+    assert spec.invariant_features == 15
+    x = jax.random.uniform(key, (3, 28, 28, 1))
+    params = spec.flax().init(jax.random.PRNGKey(1), x)
+    assert params["params"]["head"]["kernel"].shape == (15, 6)
+    g4 = groups.rotations(4, (28, 28))
+    assert metrics.equivariance_error(orbit_logits(spec, params, x, g4), g4).relative < 1e-12
+    rm = ring_means(7, 7, 3)
+    np.testing.assert_allclose(rm.sum(axis=(0, 1)), 1.0)
+    for r in range(3):                                  # every 90-degree rotation keeps each ring
+        np.testing.assert_array_equal(np.rot90(rm[..., r]), rm[..., r])
+    with pytest.raises(ValueError, match="rings=40 leaves a ring of an 7x7"):
+        ring_means(7, 7, 40)
+    with pytest.raises(ValueError, match="rings >= 0"):
+        GCNNSpec(rings=-1)
+
+
 @pytest.mark.parametrize("kw, match", [({"depth": 2, "channels": (4, 8)}, "depth \\+ 1 = 3"),
                                        ({"channels": (4, 0)}, "channels must be >= 1"),
                                        ({"head": -1}, "head >= 0")])

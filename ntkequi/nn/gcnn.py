@@ -8,7 +8,9 @@ rotation). Layers:
 * group convolution: ``psi (k, k, n, C_in, C)``; for output rotation r the filter
   is ``(r . psi)(delta, h - r)``: rotated in space and cyclically shifted along the
   group axis;
-* invariant pooling: mean over space, max over the group axis, then a Dense readout.
+* invariant pooling: mean over space, max over the group axis (or, with ``rings``, max over
+  the group axis, then the mean over each of ``rings`` rings about the image centre, which
+  rotations map onto themselves), then a Dense readout.
 
 Filters are rotated with the same :func:`ntkequi.groups.rotations` action as the
 images: exact pixel permutations for multiples of 90 degrees (so the network is
@@ -29,6 +31,7 @@ from typing import Union
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..groups import rotations
 from .arch import avg_pool2
@@ -41,6 +44,11 @@ class GCNNSpec:
     by ReLU (and a 2x2 average pool if ``pool``); invariant pooling; a readout of
     ``head`` hidden ReLU units (0: none) and a Dense output layer.
 
+    rings: 0 pools the last feature map over all of space (``channels`` invariant
+        features); ``rings > 0`` keeps where a feature is by its distance from the centre:
+        max over rotations at each pixel, then the mean over each of ``rings`` equal-width
+        rings (``rings * channels`` invariant features).
+
     channels: channels per rotation of each regular feature map (``n * channels``
         feature maps), one int for every layer or a tuple of ``depth + 1`` (the lifting
         layer's first). The last layer's count is the number of invariant features the
@@ -49,6 +57,8 @@ class GCNNSpec:
 
     >>> GCNNSpec(n=8, depth=2, channels=(8, 16, 32), head=64).invariant_features
     32
+    >>> GCNNSpec(n=8, depth=2, channels=(8, 16, 32), head=64, rings=4).invariant_features
+    128
     """
     n: int = 4
     depth: int = 1
@@ -57,10 +67,11 @@ class GCNNSpec:
     out_dim: int = 10
     pool: bool = True
     head: int = 0
+    rings: int = 0
 
     def __post_init__(self):
-        if self.n < 1 or self.depth < 0 or self.out_dim < 1 or self.head < 0:
-            raise ValueError(f"GCNNSpec needs n, out_dim >= 1 and depth, head >= 0; got {self}")
+        if self.n < 1 or self.depth < 0 or self.out_dim < 1 or self.head < 0 or self.rings < 0:
+            raise ValueError(f"GCNNSpec needs n, out_dim >= 1 and depth, head, rings >= 0; got {self}")
         if isinstance(self.channels, (tuple, list)):
             object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
             if len(self.channels) != self.depth + 1:
@@ -80,8 +91,9 @@ class GCNNSpec:
 
     @property
     def invariant_features(self) -> int:
-        """Width of the invariant feature vector the readout sees (the last layer's channels)."""
-        return self.layer_channels[-1]
+        """Width of the invariant feature vector the readout sees (the last layer's channels,
+        times ``rings`` if ``rings``)."""
+        return self.layer_channels[-1] * max(1, self.rings)
 
     def flax(self) -> "GroupConvNet":
         """The Flax module of this spec."""
@@ -127,6 +139,29 @@ def group_conv_filters(w, n: int):
     return shifted.transpose(1, 2, 3, 4, 0, 5).reshape(k, k, n * ci, n * c)
 
 
+def ring_means(h: int, w: int, rings: int) -> np.ndarray:
+    """``(h, w, rings)`` weights averaging an ``h x w`` map over ``rings`` equal-width rings
+    about its centre (distance ``d`` to ring ``floor(rings d / d_max)``, the corners in the
+    last). A rotation about the centre by a multiple of 90 degrees maps every ring onto itself.
+
+    >>> ring_means(3, 3, 2)[..., 0]
+    array([[0., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 0.]])
+
+    Raises:
+        ValueError: if a ring holds no pixel (``rings`` too large for the map).
+    """
+    i, j = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2, indexing="ij")
+    d = np.hypot(i, j)
+    idx = np.minimum((rings * d / max(d.max(), 1e-12)).astype(int), rings - 1)
+    onehot = (idx[..., None] == np.arange(rings)).astype(np.float64)
+    counts = onehot.sum(axis=(0, 1))
+    if (counts == 0).any():
+        raise ValueError(f"rings={rings} leaves a ring of an {h}x{w} feature map empty; use fewer rings")
+    return onehot / counts
+
+
 def _he(fan_in):
     return nn.initializers.normal(math.sqrt(2.0 / fan_in))
 
@@ -159,7 +194,11 @@ class GroupConvNet(nn.Module):
         y = jax.nn.relu(y)
         if features_only:
             return y
-        pooled = y.mean(axis=(1, 2)).max(axis=1)                 # (N, ch): invariant
+        if s.rings:                                              # (N, rings * ch): invariant
+            rm = jnp.asarray(ring_means(y.shape[1], y.shape[2], s.rings), y.dtype)
+            pooled = jnp.einsum("bhwc,hwr->brc", y.max(axis=3), rm).reshape(y.shape[0], -1)
+        else:
+            pooled = y.mean(axis=(1, 2)).max(axis=1)             # (N, ch): invariant
         if s.head:
             pooled = jax.nn.relu(nn.Dense(s.head, name="head")(pooled))
         return nn.Dense(s.out_dim)(pooled)

@@ -14,6 +14,17 @@
 # (--quick, then full sizes), and leaves versions.txt, tests.log, bench*.log and
 # RESULTS*.md in $OUT (at most about 9.5 minutes in all). Copy the new section of
 # RESULTS.md into benchmarks/RESULTS.md, with the device named.
+#
+#   device tool, second call:  run(command="bash benchmarks/device.sh paper", carry=[".whl", ".data"],
+#                                  timeout_s=600)
+#
+# `paper` trains the orbit-consistency table's paper preset for at most 8 minutes (it runs
+# seed-major, so that is a prefix of its first seed: the C4 ensemble, then the baselines,
+# then C8, ...; every finished model is a line of results.jsonl) and leaves the run's small
+# files (config, results.jsonl, versions) and its log in $OUT/fmnist_osp_table-paper. It needs
+# the FashionMNIST/MNIST IDX files: $NTKEQUI_DATA_DIR, else .data/ (an ignored folder the
+# session fills with `bash benchmarks/device.sh prepare-data DIR` just for the carry and
+# empties afterwards; never committed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -52,8 +63,28 @@ PY
     timeout 240 python3 benchmarks/run.py --label "${label:-accelerator}" --out "$OUT/RESULTS.md" 2>&1 \
         | tee "$OUT/bench.log"
     ;;
+prepare-data)
+    grep -qxF "/.data/" .git/info/exclude 2>/dev/null || echo "/.data/" >> .git/info/exclude
+    src="${2:?usage: device.sh prepare-data DIR (the folder holding fashion-mnist/ and mnist/)}"
+    mkdir -p .data && cp -r "$src/fashion-mnist" "$src/mnist" .data/ && du -sh .data   # about 41 MB
+    ;;
+paper)
+    OUT="${OUT:-/tmp/ntkequi-device}"
+    mkdir -p "$OUT/fmnist_osp_table-paper"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || { echo "no wheels: run 'bash benchmarks/device.sh prepare' here and carry .whl"; exit 2; }
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+    export NTKEQUI_DATA_DIR="${NTKEQUI_DATA_DIR:-$PWD/.data}"
+    ls "$NTKEQUI_DATA_DIR"/fashion-mnist/train-images-idx3-ubyte.gz >/dev/null || {
+        echo "no data in $NTKEQUI_DATA_DIR: run 'bash benchmarks/device.sh prepare-data DIR' here and carry .data"; exit 2; }
+    run=/tmp/fmnist_osp_table-paper              # checkpoints stay on the device
+    timeout -s INT -k 30 480 python3 -m ntkequi run fmnist_osp_table --preset paper --out "$run" --no-progress \
+        2>&1 | tee "$OUT/fmnist_osp_table-paper/log.txt"
+    cp "$run"/config.json "$run"/versions.json "$run"/results.jsonl "$OUT/fmnist_osp_table-paper/" 2>/dev/null
+    nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/fmnist_osp_table-paper/device.txt" 2>/dev/null
+    ;;
 *)
-    echo "usage: bash benchmarks/device.sh prepare|run" >&2
+    echo "usage: bash benchmarks/device.sh prepare|run|prepare-data DIR|paper" >&2
     exit 2
     ;;
 esac

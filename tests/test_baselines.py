@@ -72,7 +72,7 @@ def test_gcnn_ring_pooling_is_exactly_c4_invariant_and_keeps_the_radial_layout(k
 
 @pytest.mark.parametrize("kw, match", [({"depth": 2, "channels": (4, 8)}, "depth \\+ 1 = 3"),
                                        ({"channels": (4, 0)}, "channels must be >= 1"),
-                                       ({"head": -1}, "head >= 0")])
+                                       ({"head": -1}, "head, rings >= 0")])
 def test_gcnn_spec_rejects_bad_sizes(kw, match):
     with pytest.raises(ValueError, match=match):
         GCNNSpec(**kw)

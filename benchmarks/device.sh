@@ -27,6 +27,15 @@
 # empties afterwards; never committed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+device_env() {   # $OUT, the carried wheels installed into /tmp/site, the repository on PYTHONPATH
+    OUT="${OUT:-/tmp/ntkequi-device}"
+    mkdir -p "$OUT"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl || { echo "no wheels: run 'bash benchmarks/device.sh prepare' here and carry .whl"; exit 2; }
+    export OUT PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+}
+
 case "${1:-}" in
 prepare)
     grep -qxF "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
@@ -35,11 +44,7 @@ prepare)
         neural-tangents==0.6.5 frozendict==2.5.1 && ls -l .whl
     ;;
 run)
-    OUT="${OUT:-/tmp/ntkequi-device}"
-    mkdir -p "$OUT"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl || { echo "no wheels: run 'bash benchmarks/device.sh prepare' here and carry .whl"; exit 2; }
-    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+    device_env
     python3 - <<'PY' 2>&1 | tee "$OUT/versions.txt"
 import importlib.metadata as md, sys
 import ntkequi                     # applies the compatibility fixes before neural-tangents is imported
@@ -69,11 +74,8 @@ prepare-data)
     mkdir -p .data && cp -r "$src/fashion-mnist" "$src/mnist" .data/ && du -sh .data   # about 41 MB
     ;;
 paper)
-    OUT="${OUT:-/tmp/ntkequi-device}"
+    device_env
     mkdir -p "$OUT/fmnist_osp_table-paper"
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl || { echo "no wheels: run 'bash benchmarks/device.sh prepare' here and carry .whl"; exit 2; }
-    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
     export NTKEQUI_DATA_DIR="${NTKEQUI_DATA_DIR:-$PWD/.data}"
     ls "$NTKEQUI_DATA_DIR"/fashion-mnist/train-images-idx3-ubyte.gz >/dev/null || {
         echo "no data in $NTKEQUI_DATA_DIR: run 'bash benchmarks/device.sh prepare-data DIR' here and carry .data"; exit 2; }

@@ -90,7 +90,8 @@ def test_group_stax_and_the_gcnn_baseline_compute_one_c4_group_convolution():
     Flax baseline (layout (N, H, W, 4, C), filters turned by the image action of
     groups.rotations). With the same weights, lifting -> ReLU -> group conv agree to rounding
     (up to the NTK scale factors), so the two can never drift apart."""
-    from ntkequi.nn.gcnn import _conv, group_conv_filters, lifting_filters
+    from ntkequi.nn.conv import conv2d
+    from ntkequi.nn.gcnn import group_conv_filters, lifting_filters
     k, c_in, c = 3, 2, 3
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 7, c_in))
     w1 = jax.random.normal(jax.random.PRNGKey(1), (k, k, c_in, c))
@@ -99,10 +100,10 @@ def test_group_stax_and_the_gcnn_baseline_compute_one_c4_group_convolution():
     _, lift, _ = LiftingConv(c, k, W_std=1.0, b_std=0.0)
     _, gconv, _ = GroupConv(c, k, W_std=1.0, b_std=0.0)
     f_stax = lift((w1, zeros), x) * np.sqrt(k * k * c_in)                      # (N, 4, H, W, C)
-    f_gcnn = _conv(x, lifting_filters(w1, 4)).reshape(2, 7, 7, 4, c)          # (N, H, W, 4, C)
+    f_gcnn = conv2d(x, lifting_filters(w1, 4)).reshape(2, 7, 7, 4, c)          # (N, H, W, 4, C)
     np.testing.assert_allclose(jnp.moveaxis(f_stax, 1, 3), f_gcnn, rtol=1e-12, atol=1e-12)
     h_stax = gconv((w2, zeros), jax.nn.relu(f_stax)) * np.sqrt(k * k * 4 * c)
-    h_gcnn = _conv(jax.nn.relu(f_gcnn).reshape(2, 7, 7, 4 * c), group_conv_filters(w2, 4)).reshape(2, 7, 7, 4, c)
+    h_gcnn = conv2d(jax.nn.relu(f_gcnn).reshape(2, 7, 7, 4 * c), group_conv_filters(w2, 4)).reshape(2, 7, 7, 4, c)
     np.testing.assert_allclose(jnp.moveaxis(h_stax, 1, 3), h_gcnn, rtol=1e-12, atol=1e-11)
 
 

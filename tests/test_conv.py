@@ -27,6 +27,9 @@ def test_patch_order_is_the_filter_reshape():
     p = im2col(x, 3, "VALID")
     assert p.shape == (1, 2, 2, 9)
     np.testing.assert_array_equal(p[0, 0, 0], [0, 1, 2, 4, 5, 6, 8, 9, 10])
+    x2 = jnp.concatenate([x, 100 + x], axis=-1)          # two channels: channel-major patches
+    np.testing.assert_array_equal(im2col(x2, 3, "VALID")[0, 1, 0],
+                                  [4, 5, 6, 8, 9, 10, 12, 13, 14, 104, 105, 106, 108, 109, 110, 112, 113, 114])
 
 
 def test_networks_agree_under_either_formulation():

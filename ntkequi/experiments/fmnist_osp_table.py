@@ -164,6 +164,29 @@ def learning_rate(cfg: TableConfig, model: str) -> float:
     return cfg.learning_rate if own is None else own
 
 
+def train_config(cfg: TableConfig, model: str, seed: int, steps: Optional[int] = None) -> ensembles.TrainConfig:
+    """How :func:`run` trains ``model`` for ``seed``: the ensemble (or one network) at its
+    own peak step size, minibatches of the orbit (one random rotation per image per step),
+    softmax cross-entropy, checkpoints every tenth of the run.
+
+    Args:
+        cfg: the table's config; model: one of ``MODELS``; seed: the member-key seed.
+        steps: the number of steps (None: ``cfg.steps``; calibration runs train shorter).
+
+    Returns:
+        The ``ensembles.TrainConfig``.
+
+    >>> train_config(PRESETS["cpu"], "gcnn", 0).learning_rate
+    0.01
+    """
+    steps = cfg.steps if steps is None else steps
+    return ensembles.TrainConfig(
+        ensemble_size=cfg.ensemble_size if model == "deep_ensemble" else 1,
+        steps=steps, learning_rate=learning_rate(cfg, model), optimizer=cfg.optimizer, schedule=cfg.schedule,
+        loss="xent", batch_size=cfg.batch_size, augmentation="random",
+        record_steps=(steps,), checkpoint_every=max(1, steps // 10), seed=seed)
+
+
 def parameter_counts(cfg: TableConfig) -> dict:
     """``{(model, n): number of parameters}`` of one network of each model and group."""
     x = jnp.zeros((1, 28, 28, 1))
@@ -245,12 +268,7 @@ def run(cfg: TableConfig, out, *, data_dir=None, progress: bool = True, overwrit
                 if key in done:
                     continue
                 spec = model_spec(cfg, model, n)
-                lr = learning_rate(cfg, model)
-                tcfg = ensembles.TrainConfig(
-                    ensemble_size=cfg.ensemble_size if model == "deep_ensemble" else 1,
-                    steps=cfg.steps, learning_rate=lr, optimizer=cfg.optimizer, schedule=cfg.schedule,
-                    loss="xent", batch_size=cfg.batch_size, augmentation="random",
-                    record_steps=(cfg.steps,), checkpoint_every=max(1, cfg.steps // 10), seed=seed)
+                tcfg = train_config(cfg, model, seed)
                 print(f"[{out.name}] {key}", flush=True)
                 res = ensembles.train(spec, tcfg, x_tr, y_onehot, x_eval, group=group,
                                       run_dir=out / "models" / key.replace("/", "_"), progress=progress)

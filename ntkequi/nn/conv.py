@@ -1,14 +1,16 @@
 """Stride-1 2-d convolutions of NHWC images with HWIO filters, in two formulations that
-compute the same function: XLA's convolution, and im2col (the k x k shifted copies of
-the padded input side by side on the channel axis, then one matmul with the filter
-reshaped to ``(k k C_in, C_out)``).
+compute the same function: XLA's convolution, and im2col (the ``k x k`` patches of the
+padded input, extracted by ``jax.lax.conv_general_dilated_patches``, then one matmul with
+the filter reshaped to ``(C_in k k, C_out)``).
 
 Both networks of :mod:`ntkequi.nn` call :func:`conv2d`, so the formulation never changes a
 network's parameters or its function (only rounding). XLA's convolution is the default:
 in ntkequi's training step of the orbit table's 5-member CNN ensemble on this 2-core CPU
 it was the faster one (members unrolled: 1,327 member-images/s against 1,120 for im2col;
 vmapped: 345 against 657; ``python benchmarks/ensemble_formulations.py``,
-benchmarks/RESULTS.md), though one network's bare step alone ran ~1.1x faster with im2col.
+benchmarks/RESULTS.md; measured when im2col concatenated the shifted copies by hand, before
+it used ``conv_general_dilated_patches``), though one network's bare step alone ran ~1.1x
+faster with im2col.
 :func:`using_conv_impl` switches it, for such comparisons.
 """
 from __future__ import annotations
@@ -50,28 +52,26 @@ def using_conv_impl(impl: str):
         _OVERRIDE.pop()
 
 
-def _pads(k: int, padding: str):
-    if padding == "SAME":
-        return (k - 1) // 2, k // 2
-    if padding == "VALID":
-        return 0, 0
-    raise ValueError(f"padding must be 'SAME' or 'VALID'; got {padding!r}")
+def _check_padding(padding: str) -> None:
+    if padding not in ("SAME", "VALID"):
+        raise ValueError(f"padding must be 'SAME' or 'VALID'; got {padding!r}")
 
 
 def im2col(x, k: int, padding: str = "SAME"):
-    """``x (N, H, W, C)`` -> patches ``(N, H', W', k k C)``, channel ``(i k + j) C + c`` the
-    input at offset ``(i, j)`` of the ``k x k`` window (the order of an HWIO filter
-    reshaped to ``(k k C, C_out)``); ``H' = H`` for 'SAME', ``H - k + 1`` for 'VALID'.
+    """``x (N, H, W, C)`` -> patches ``(N, H', W', C k k)``, channel ``c k k + i k + j`` the
+    input channel ``c`` at offset ``(i, j)`` of the ``k x k`` window (the order of
+    ``jax.lax.conv_general_dilated_patches``; an HWIO filter transposed to ``(C, k, k,
+    C_out)`` and reshaped to ``(C k k, C_out)`` matches it); ``H' = H`` for 'SAME',
+    ``H - k + 1`` for 'VALID'.
 
     >>> im2col(jnp.arange(9.0).reshape(1, 3, 3, 1), 3)[0, 1, 1].tolist()
     [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
     """
-    lo, hi = _pads(k, padding)
-    xp = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0))) if hi else x
-    h, w = xp.shape[1] - k + 1, xp.shape[2] - k + 1
-    if h < 1 or w < 1:
+    _check_padding(padding)
+    if padding == "VALID" and (x.shape[1] < k or x.shape[2] < k):
         raise ValueError(f"a {k}x{k} window does not fit a {x.shape[1]}x{x.shape[2]} image with {padding!r}")
-    return jnp.concatenate([xp[:, i:i + h, j:j + w] for i in range(k) for j in range(k)], axis=-1)
+    return jax.lax.conv_general_dilated_patches(x, (k, k), (1, 1), padding,
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def conv2d(x, w, padding: str = "SAME", impl: Optional[str] = None):
@@ -99,5 +99,5 @@ def conv2d(x, w, padding: str = "SAME", impl: Optional[str] = None):
     w = w.astype(x.dtype)
     if impl == "xla":
         return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    k = w.shape[0]
-    return im2col(x, k, padding) @ w.reshape(k * k * w.shape[2], w.shape[3])
+    k, c_in, c_out = w.shape[0], w.shape[2], w.shape[3]
+    return im2col(x, k, padding) @ jnp.transpose(w, (2, 0, 1, 3)).reshape(c_in * k * k, c_out)

@@ -348,3 +348,25 @@ def test_osp_cells_use_the_one_table_writer():
     assert parse(rows_of(tex)[0][1]) == [3.60, 0.0, 3.85]
     with pytest.raises(ValueError, match="1 cells for 2 columns"):
         paper_tables.latex(Table(["a", "b"], [["x"]], "cap", "t"))
+
+
+def test_collect_takes_preset_named_runs_and_the_last_finished(tmp_path, capsys):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+
+    def fake_run(dirname, finished, tag):
+        d = runs / dirname
+        d.mkdir(parents=True)
+        (d / "results.jsonl").write_text(json.dumps({"key": tag}) + "\n")
+        (d / "config.json").write_text("{}\n")
+        if finished:
+            (d / "command.json").write_text(json.dumps({"command": tag, "finished": finished}) + "\n")
+
+    fake_run("ising", "2026-12-01T10:00:00", "small")
+    fake_run("ising-paper", "2026-12-02T09:00:00", "paper")
+    fake_run("fmnist_osp_table-cpu", None, "unfinished")
+    assert figures.collect(runs, results) == ["ising"]
+    assert json.loads((results / "ising" / "command.json").read_text())["command"] == "paper"
+    assert (results / "ising" / "results.jsonl").read_text() == (runs / "ising-paper" / "results.jsonl").read_text()
+    assert not (results / "fmnist_osp_table").exists()
+    out = capsys.readouterr().out
+    assert "fmnist_osp_table-cpu has not finished" in out and "not collected: " + str(runs / "ising") in out

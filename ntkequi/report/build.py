@@ -17,7 +17,7 @@ without retraining anything:
   ``<!-- num NAME -->`` values; :func:`ntkequi.report.tables.update_readme`).
 
 ``ntkequi figures --collect runs`` first copies the small files of every finished run in
-``runs/`` into ``results/``. A figure whose results are missing is an error naming the
+``runs/`` (``runs/<NAME>`` or ``runs/<NAME>-<PRESET>``, the last finished) into ``results/``. A figure whose results are missing is an error naming the
 command that makes them (``--allow-missing`` skips it).
 """
 from __future__ import annotations
@@ -106,19 +106,45 @@ def provenance(run: SavedRun, module) -> str:
             f"float64: {v.get('x64', '?')}.")
 
 
+def _finished(src: Path) -> str:
+    """When the run in ``src`` finished (its ``command.json``), '' if unreadable."""
+    import json
+    try:
+        return str(json.loads((src / "command.json").read_text()).get("finished", ""))
+    except (OSError, ValueError):
+        return ""
+
+
 def collect(runs_dir, results_dir) -> list:
     """Copy the small files (:data:`RUN_FILES`) of every experiment's finished run in
-    ``runs_dir`` (its runner wrote ``command.json`` at the end) into ``results_dir``;
-    returns the names copied."""
+    ``runs_dir`` (its runner wrote ``command.json`` at the end) into ``results_dir``.
+
+    An experiment's runs are ``runs_dir/<NAME>`` and ``runs_dir/<NAME>-<PRESET>`` (the
+    default run directories of ``ntkequi run``); of several finished ones the one that
+    finished last is copied, and the others are named in what is printed.
+
+    Returns:
+        The names copied.
+    """
     runs_dir, results_dir = Path(runs_dir), Path(results_dir)
     copied = []
     for name in experiments.NAMES:
-        src = runs_dir / name
-        if not (src / "results.jsonl").exists():
+        dirs = dict.fromkeys([runs_dir / name] + [runs_dir / experiments.default_out(name, p).name
+                                                   for p in experiments.get(name).PRESETS])
+        finished = []
+        for src in dirs:
+            if not (src / "results.jsonl").exists():
+                continue
+            if not (src / "command.json").exists():
+                print(f"not collected: {src} has not finished (no command.json); rerun its command to resume it")
+                continue
+            finished.append((_finished(src), str(src), src))
+        if not finished:
             continue
-        if not (src / "command.json").exists():
-            print(f"not collected: {src} has not finished (no command.json); rerun its command to resume it")
-            continue
+        finished.sort()
+        src = finished[-1][2]
+        for _, _, other in finished[:-1]:
+            print(f"not collected: {other} (finished before {src}, which is collected as results/{name})")
         dst = results_dir / name
         dst.mkdir(parents=True, exist_ok=True)
         for f in RUN_FILES:

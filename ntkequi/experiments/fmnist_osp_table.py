@@ -474,15 +474,21 @@ def metric_table(eval_set: str, metric: str, what: str, label: str):
 
 
 def numbers(cfg: TableConfig, done: dict) -> dict:
-    """Mean OSP on noise images of every model and group (``osp<Model><Order>``) and the
-    training-set size."""
-    summ = summarize(cfg, done, "noise", "osp")
+    """Means over seeds, per model and group: OSP on noise images (``osp<Model><Order>``), on
+    MNIST digits (``ospMnist<Model><Order>``) and accuracy on the unrotated test images
+    (``ospAcc<Model><Order>``); and the training-set size, seeds and ensemble size."""
     out = {}
-    for row, nm in (("deep_ensemble", "Ens"), ("single", "Single"), ("gcnn", "Gcnn"), ("canonicalization", "Canon")):
-        for n in cfg.groups:
-            if n in summ.get(row, {}):
-                out[f"osp{nm}{number_word(n)}"] = summ[row][n][0]
+    for prefix, eval_set, metric in (("osp", "noise", "osp"), ("ospMnist", "mnist", "osp"),
+                                     ("ospAcc", "test_all", "accuracy")):
+        summ = summarize(cfg, done, eval_set, metric)
+        for row, nm in (("deep_ensemble", "Ens"), ("single", "Single"), ("gcnn", "Gcnn"),
+                        ("canonicalization", "Canon")):
+            for n in cfg.groups:
+                if n in summ.get(row, {}):
+                    out[f"{prefix}{nm}{number_word(n)}"] = summ[row][n][0]
     out["ospNTrain"] = str(cfg.split.n_train)
+    out["ospSeeds"] = str(len(cfg.seeds))
+    out["ospMembers"] = str(cfg.ensemble_size)
     return out
 
 

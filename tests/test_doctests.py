@@ -7,7 +7,8 @@ import pytest
 MODULES = ["ntkequi", "ntkequi.groups", "ntkequi.groups.finite", "ntkequi.groups.actions", "ntkequi.groups.checks",
            "ntkequi.groups.permutations", "ntkequi.nn.arch", "ntkequi.kernels.ntk", "ntkequi.kernels.symmetrized",
            "ntkequi.ensembles", "ntkequi.metrics", "ntkequi.experiments", "ntkequi.experiments.protocol",
-           "ntkequi.kernels.closed_forms", "ntkequi.kernels.recursions"]
+           "ntkequi.kernels.closed_forms", "ntkequi.kernels.recursions", "ntkequi.nn.conv",
+           "ntkequi.experiments.fmnist_osp_table"]
 
 
 @pytest.mark.parametrize("name", MODULES)

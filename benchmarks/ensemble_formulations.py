@@ -1,13 +1,15 @@
 """The orbit table's ensemble training step in each formulation, side by side in one run:
 members unrolled in one jitted step or vmapped (batched matmuls / grouped convolutions),
-times XLA's convolution or im2col (:mod:`ntkequi.nn.conv`). Each is timed through
+XLA's convolution or im2col (:mod:`ntkequi.nn.conv`), each member's gradient over the
+whole minibatch or over micro-batches (``ensembles.batch_grad``). Each is timed through
 ``ntkequi.ensembles.train`` itself (random minibatches of 128 from 55,000 images, one
 random C4 rotation per image, Adam, softmax cross-entropy), as the difference of a
-``--steps``-long and a short run (compilation and evaluation cancel). Prints
-member-images per second and the fraction of the float32 matmul rate measured in the
+``--steps``-long and a short run (compilation and evaluation cancel). Prints the cost of
+drawing a minibatch's indices, then member-images per second and the fraction of the
+float32 matmul rate measured in the
 same run (FLOPs per member-image: XLA's count of one network's forward and backward).
 
-    python benchmarks/ensemble_formulations.py [--members 5] [--steps 40] [--model cnn|gcnn]
+    python benchmarks/ensemble_formulations.py [--members 5] [--steps 40] [--model deep_ensemble|gcnn|canonicalization] [--n 4]
 """
 from __future__ import annotations
 
@@ -40,15 +42,31 @@ def step_flops(spec, batch: int) -> float:
     return float(g.lower(p).compile().cost_analysis()["flops"])
 
 
-def time_train(spec, members: int, steps: int, member_map: str, x, y, group) -> float:
+FORMULATIONS = (  # (member map, convolution, micro-batch); the first is the step before micro-batches
+    ("unroll", "xla", None), ("unroll", "xla", 32), ("unroll", "xla", 16), ("unroll", "im2col", 32),
+    ("vmap", "xla", None), ("vmap", "im2col", None))
+
+
+def sample_seconds(draw, repeats: int = 50) -> float:
+    """Seconds of one jitted ``draw(key)`` (a minibatch's indices)."""
+    f = jax.jit(draw)
+    f(jax.random.PRNGKey(0)).block_until_ready()
+    t = time.perf_counter()
+    for i in range(repeats):
+        f(jax.random.PRNGKey(i)).block_until_ready()
+    return (time.perf_counter() - t) / repeats
+
+
+def time_train(spec, members: int, steps: int, member_map: str, x, y, group, micro_batch=None) -> float:
     """Seconds per step of ``ensembles.train`` (long run minus a 2-step run)."""
     def run(s):
         cfg = ensembles.TrainConfig(ensemble_size=members, steps=s, learning_rate=1e-3, optimizer="adam",
                                     loss="xent", batch_size=128, augmentation="random", record_steps=(s,))
         t = time.perf_counter()
-        ensembles.train(spec, cfg, x, y, x[:8], group=group, progress=False, member_map=member_map)
+        ensembles.train(spec, cfg, x, y, x[:8], group=group, progress=False, member_map=member_map,
+                        micro_batch=micro_batch)
         return time.perf_counter() - t
-    short = run(2)
+    short = min(run(2), run(2))     # the first call also pays one-time costs (the group's tables)
     return (run(2 + steps) - short) / steps
 
 
@@ -56,10 +74,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--model", default="deep_ensemble", choices=("deep_ensemble", "gcnn"))
+    ap.add_argument("--model", default="deep_ensemble", choices=osp.MODELS)
+    ap.add_argument("--config", default="cpu", choices=sorted(CONFIGS), help="model sizes of this preset")
     ap.add_argument("--n", type=int, default=4, help="group order C_n")
+    ap.add_argument("--no-im2col", action="store_true", help="skip the (slow) im2col rows")
     args = ap.parse_args(argv)
-    spec = osp.model_spec(CONFIGS["candidate"], args.model, args.n)
+    spec = osp.model_spec(CONFIGS[args.config], args.model, args.n)
     rng = np.random.default_rng(0)
     x = rng.random((55000, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 55000)]
@@ -68,14 +88,21 @@ def main(argv=None) -> int:
     flops = step_flops(spec, 128) / 128
     print(f"{args.model} C{args.n}, {args.members} members, batch 128; float32 matmul {rate / 1e9:.0f} GFLOP/s; "
           f"{flops / 1e6:.1f} MFLOP per member-image (forward + backward)")
-    print("| member map | convolution | member-images/s | fraction of matmul |")
-    print("|---|---|---|---|")
-    for how in ("unroll", "vmap"):
-        for impl in ("xla", "im2col"):
-            with using_conv_impl(impl):
-                sec = time_train(spec, args.members, args.steps, how, x, y, group)
-            ips = args.members * 128 / sec
-            print(f"| {how} | {impl} | {ips:.0f} | {ips * flops / rate:.2f} |", flush=True)
+    for name, draw in (("jax.random.choice(replace=False)", lambda k: jax.random.choice(k, 55000, (128,), replace=False)),
+                       ("ensembles.minibatch_indices", lambda k: ensembles.minibatch_indices(k, 55000, 128))):
+        print(f"minibatch of 128 from 55,000 by {name}: {sample_seconds(draw) * 1e3:.2f} ms per member-step")
+    print("| member map | convolution | micro-batch | member-images/s | fraction of matmul | vs first row |")
+    print("|---|---|---|---|---|---|")
+    first = None
+    for how, impl, micro in FORMULATIONS:
+        if impl == "im2col" and args.no_im2col:
+            continue
+        with using_conv_impl(impl):
+            sec = time_train(spec, args.members, args.steps, how, x, y, group, micro)
+        ips = args.members * 128 / sec
+        first = first or ips
+        print(f"| {how} | {impl} | {micro or 'whole batch'} | {ips:.0f} | {ips * flops / rate:.2f} | "
+              f"{ips / first:.2f} |", flush=True)
     return 0
 
 

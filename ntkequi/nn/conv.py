@@ -6,11 +6,12 @@ the filter reshaped to ``(C_in k k, C_out)``).
 Both networks of :mod:`ntkequi.nn` call :func:`conv2d`, so the formulation never changes a
 network's parameters or its function (only rounding). XLA's convolution is the default:
 in ntkequi's training step of the orbit table's 5-member CNN ensemble on this 2-core CPU
-it was the faster one (members unrolled: 1,327 member-images/s against 1,120 for im2col;
-vmapped: 345 against 657; ``python benchmarks/ensemble_formulations.py``,
-benchmarks/RESULTS.md; measured when im2col concatenated the shifted copies by hand, before
-it used ``conv_general_dilated_patches``), though one network's bare step alone ran ~1.1x
-faster with im2col.
+it is ~10x faster (members unrolled, micro-batches of 32: 2,865 member-images/s against
+262 for im2col; vmapped: 409 against 115; ``python benchmarks/ensemble_formulations.py``,
+benchmarks/RESULTS.md, 2026-12-03): the transpose of ``conv_general_dilated_patches``,
+which the gradient of every layer after the first needs, is itself a convolution with
+``C_in k k`` output channels. (An earlier hand-written im2col, shifted copies
+concatenated, ran at 0.84x XLA's speed in the step as it was on 2026-12-02.)
 :func:`using_conv_impl` switches it, for such comparisons.
 """
 from __future__ import annotations

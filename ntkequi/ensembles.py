@@ -239,8 +239,8 @@ def minibatch_indices(key, n: int, size: int) -> jnp.ndarray:
     ``size`` largest of ``n`` uniform draws (``lax.top_k``).
 
     The same distribution as ``jax.random.choice(key, n, (size,), replace=False)``,
-    which permutes all ``n`` indices: for 128 of 55,000 that took 22 ms per member per
-    step on this CPU against 0.3 ms here (``python benchmarks/ensemble_formulations.py``).
+    which permutes all ``n`` indices: for 128 of 55,000 that took 22-25 ms per member per
+    step on this CPU against 0.5-0.7 ms here (``python benchmarks/ensemble_formulations.py``).
 
     >>> idx = minibatch_indices(jax.random.PRNGKey(0), 10, 4)
     >>> idx.shape, len(set(idx.tolist())), bool(idx.max() < 10)
@@ -258,7 +258,7 @@ def micro_batch_for(how: str, cfg: TrainConfig, n_train: int) -> Optional[int]:
 
     The gradient of a minibatch is then the weighted sum of the gradients of its
     micro-batches (:func:`batch_grad`: the same gradient, to rounding). On this 2-core
-    CPU it made the orbit table's 5-member CNN ensemble's gradient 1.9x faster (the
+    CPU it made the orbit table's 5-member CNN ensemble's training step 1.6x faster (the
     28x28x64 first-layer maps of 32 images fit in the cache; of 128 they do not;
     ``python benchmarks/ensemble_formulations.py``, benchmarks/RESULTS.md). Full-batch
     runs keep the whole batch (their many micro-batches would be unrolled too).

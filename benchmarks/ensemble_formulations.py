@@ -6,8 +6,7 @@ whole minibatch or over micro-batches (``ensembles.batch_grad``). Each is timed 
 random C4 rotation per image, Adam, softmax cross-entropy), as the difference of a
 ``--steps``-long and a short run (compilation and evaluation cancel). Prints the cost of
 drawing a minibatch's indices, then member-images per second and the fraction of the
-float32 matmul rate measured in the
-same run (FLOPs per member-image: XLA's count of one network's forward and backward).
+float32 matmul rate measured in the same run (FLOPs per member-image: XLA's count of one network's forward and backward).
 
     python benchmarks/ensemble_formulations.py [--members 5] [--steps 40] [--model deep_ensemble|gcnn|canonicalization] [--n 4]
 """
@@ -42,7 +41,7 @@ def step_flops(spec, batch: int) -> float:
     return float(g.lower(p).compile().cost_analysis()["flops"])
 
 
-FORMULATIONS = (  # (member map, convolution, micro-batch); the first is the step before micro-batches
+FORMULATIONS = (  # (member map, convolution, micro-batch); the first row: whole-batch gradients
     ("unroll", "xla", None), ("unroll", "xla", 32), ("unroll", "xla", 16), ("unroll", "im2col", 32),
     ("vmap", "xla", None), ("vmap", "im2col", None))
 

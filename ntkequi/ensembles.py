@@ -234,6 +234,10 @@ def map_members(fn, size: int, how: str = "vmap", in_axes=0):
     return unrolled
 
 
+def _full_batch(cfg: TrainConfig, n_train: int) -> bool:
+    return cfg.optimizer == "gd" or cfg.batch_size is None or cfg.batch_size >= n_train
+
+
 def minibatch_indices(key, n: int, size: int) -> jnp.ndarray:
     """``size`` distinct indices in ``[0, n)``, a uniformly random subset: those of the
     ``size`` largest of ``n`` uniform draws (``lax.top_k``).
@@ -268,8 +272,7 @@ def micro_batch_for(how: str, cfg: TrainConfig, n_train: int) -> Optional[int]:
     >>> micro_batch_for("vmap", TrainConfig(optimizer="adam", batch_size=128), 55000) is None
     True
     """
-    full_batch = cfg.optimizer == "gd" or cfg.batch_size is None or cfg.batch_size >= n_train
-    if how != "unroll" or full_batch or not 64 <= cfg.batch_size <= 512:
+    if how != "unroll" or _full_batch(cfg, n_train) or not 64 <= cfg.batch_size <= 512:
         return None
     return 32
 
@@ -310,7 +313,7 @@ def _make_step(spec, cfg, group, x, y, how: str = "vmap", micro_batch: Optional[
     grad = batch_grad(loss, cfg, micro_batch)
     opt = _optimizer(cfg)
     n = x.shape[0]
-    full_batch = cfg.optimizer == "gd" or cfg.batch_size is None or cfg.batch_size >= n
+    full_batch = _full_batch(cfg, n)
 
     def member_step(params, opt_state, key):
         kb, kg = jax.random.split(key)

@@ -42,7 +42,7 @@ from .protocol import PM, Figure, Num, Table, number_word, pyplot
 
 NAME = "fmnist_osp_table"
 USES_DATA = True
-CPU_TIME = {"small": "18 min", "cpu": "4.3 h (85 min per seed; resumable)", "paper": "weeks on a CPU (meant for a GPU)"}
+CPU_TIME = {"small": "18 min", "cpu": "2.5 h (43-56 min per seed; resumable)", "paper": "weeks on a CPU (meant for a GPU)"}
 
 MODELS = ("deep_ensemble", "gcnn", "canonicalization")
 ROWS = ("deep_ensemble", "single", "gcnn", "canonicalization")
@@ -125,7 +125,7 @@ Config = TableConfig
 PRESETS = {
     # about 15 min on a 2-core CPU
     "small": TableConfig(),
-    # all of FashionMNIST on a 2-core CPU (3 epochs of every model, about 4.3 h: 85 min per seed): 55,000 train /
+    # all of FashionMNIST on a 2-core CPU (3 epochs of every model, about 2.5 h: 43-56 min per seed): 55,000 train /
     # 5,000 validation, accuracy on all 10,000 test images, orbits of 1,000 of them and of 1,000
     # MNIST / noise images; a width-64 CNN (68,938 parameters) and baselines matched to it (GCNN
     # 69-73k, its readout sees 4 rings x 32 / 23 / 16 channels through a 64-unit head;

@@ -1,7 +1,7 @@
 """The orbit-consistency table's models on this machine, side by side in one run: per model
 and group, parameters, forward FLOPs per image (XLA's count), and the training throughput of
 one network (images per second of a jitted Adam step on a float32 batch of 128, softmax
-cross-entropy), with the FLOP rate it reaches as a fraction of the float32 matmul rate
+cross-entropy, compiled with the training step's XLA options: ``ensembles.xla_options_for``), with the FLOP rate it reaches as a fraction of the float32 matmul rate
 measured in the same run. What the table's sizing has to trade: a parameter-matched group
 CNN spends far more compute per image than the CNN, the more the larger n.
 
@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 import ntkequi  # noqa: F401
-from ntkequi import data
+from ntkequi import data, ensembles
 from ntkequi.experiments import fmnist_osp_table as osp
 from ntkequi.nn import ArchSpec
 
@@ -66,7 +66,7 @@ def train_step_rate(spec, batch: int, steps: int) -> tuple:
         u, s = opt.update(g, s, p)
         return optax.apply_updates(p, u), s
 
-    compiled = jax.jit(step).lower(params, state).compile()
+    compiled = jax.jit(step, compiler_options=ensembles.xla_options_for() or None).lower(params, state).compile()
     cost = compiled.cost_analysis()
     p, s = compiled(params, state)
     jax.block_until_ready(p)

@@ -22,6 +22,7 @@ from the checkpoint and skips recorded steps.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Optional
@@ -39,7 +40,7 @@ from .runs import RunDir
 
 __all__ = ["TrainConfig", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
            "member_sharding", "shard_members", "map_members", "member_map_for", "micro_batch_for", "batch_grad",
-           "minibatch_indices"]
+           "minibatch_indices", "xla_options_for", "CPU_XLA_OPTIONS"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SCHEDULES = ("constant", "onecycle")
@@ -238,6 +239,37 @@ def _full_batch(cfg: TrainConfig, n_train: int) -> bool:
     return cfg.optimizer == "gd" or cfg.batch_size is None or cfg.batch_size >= n_train
 
 
+CPU_XLA_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+"""XLA compiler options of the training step on a CPU: YNNPACK for single dots only (XLA's
+own default list), so that convolutions, pooling and elementwise ops are XLA's (see
+:func:`xla_options_for`)."""
+
+
+def xla_options_for(xla_options="auto") -> dict:
+    """The compiler options the jitted training step and evaluation are compiled with:
+    ``'auto'``: :data:`CPU_XLA_OPTIONS` on the CPU backend, none elsewhere; None: none
+    (XLA's defaults as JAX sets them); a dict: those options.
+
+    jax 0.10.2 also routes convolutions and reductions to YNNPACK on a CPU; keeping it to
+    single dots made one gradient of the orbit table's CNN 1.6x faster on this 2-core CPU
+    (23.4 -> 14.3 ms for 32 images) with the same gradient to float32 rounding (4e-6
+    relative), and the 5-member ensemble step likewise (``python
+    benchmarks/ensemble_formulations.py``, benchmarks/RESULTS.md). The options apply to
+    the executables ntkequi compiles (``jax.jit(..., compiler_options=...)``), never to
+    the process.
+
+    >>> xla_options_for(None), xla_options_for({"a": "b"})
+    ({}, {'a': 'b'})
+    """
+    if xla_options is None:
+        return {}
+    if isinstance(xla_options, dict):
+        return dict(xla_options)
+    if xla_options != "auto":
+        raise ValueError(f"xla_options must be 'auto', None or a dict of XLA options; got {xla_options!r}")
+    return dict(CPU_XLA_OPTIONS) if jax.default_backend() == "cpu" else {}
+
+
 def minibatch_indices(key, n: int, size: int) -> jnp.ndarray:
     """``size`` distinct indices in ``[0, n)``, a uniformly random subset: those of the
     ``size`` largest of ``n`` uniform draws (``lax.top_k``).
@@ -307,7 +339,8 @@ def batch_grad(loss, cfg: TrainConfig, micro_batch: Optional[int] = None):
     return chunked
 
 
-def _make_step(spec, cfg, group, x, y, how: str = "vmap", micro_batch: Optional[int] = None):
+def _make_step(spec, cfg, group, x, y, how: str = "vmap", micro_batch: Optional[int] = None,
+               xla_options: Optional[dict] = None):
     apply = spec.flax().apply
     loss = _loss_fn(apply, cfg)
     grad = batch_grad(loss, cfg, micro_batch)
@@ -331,7 +364,7 @@ def _make_step(spec, cfg, group, x, y, how: str = "vmap", micro_batch: Optional[
 
     ensemble_step = map_members(member_step, cfg.ensemble_size, how)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=xla_options or None)
     def one_step(state):
         params, opt_state, key = state
         key, sub = jax.random.split(key)
@@ -356,7 +389,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
           run_dir: Optional[str | Path] = None, progress: bool = True,
           overwrite: bool = False, eval_batch_size: int = 512,
           devices: Optional[int] = None, member_map: Optional[str] = None,
-          micro_batch: int | str | None = "auto") -> EnsembleResult:
+          micro_batch: int | str | None = "auto", xla_options="auto") -> EnsembleResult:
     """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` and record
     member predictions on ``x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
 
@@ -374,6 +407,8 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     is computed over micro-batches of ``micro_batch`` inputs ('auto':
     :func:`micro_batch_for`; None: the whole batch at once): the same gradient to
     rounding, faster where the activations of a whole batch overflow the CPU's cache.
+    The training step and evaluation are compiled with :func:`xla_options_for`
+    ``(xla_options)`` (on a CPU: convolutions by XLA rather than YNNPACK, faster there).
 
     Args:
         spec: the member architecture (``.flax()``, ``out_dim``).
@@ -383,7 +418,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         run_dir: save and resume here (None: in memory only).
         progress: a progress bar over steps.
         overwrite: discard a ``run_dir`` written with another config.
-        eval_batch_size, devices, member_map, micro_batch: see above.
+        eval_batch_size, devices, member_map, micro_batch, xla_options: see above.
 
     Returns:
         An :class:`EnsembleResult`: ``steps (R,)`` and ``members (R, M, N_eval, k)``.
@@ -430,8 +465,10 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         micro_batch = micro_batch_for(how, cfg, x.shape[0])
     elif micro_batch is not None and (isinstance(micro_batch, str) or int(micro_batch) < 1):
         raise ValueError(f"micro_batch must be 'auto', None or a positive int; got {micro_batch!r}")
-    opt, run_steps = _make_step(spec, cfg, group, x, y, how, micro_batch)
-    apply_chunk = jax.jit(map_members(spec.flax().apply, cfg.ensemble_size, how, in_axes=(0, None)))
+    options = xla_options_for(xla_options)
+    opt, run_steps = _make_step(spec, cfg, group, x, y, how, micro_batch, options)
+    apply_chunk = jax.jit(map_members(spec.flax().apply, cfg.ensemble_size, how, in_axes=(0, None)),
+                          compiler_options=options or None)
 
     def apply(params, xs):
         return np.concatenate([np.asarray(apply_chunk(params, xs[i:i + eval_batch_size]))

@@ -228,3 +228,37 @@ def test_minibatch_indices_are_a_uniform_random_subset():
     assert np.all(np.abs(pair - q) < 5 * np.sqrt(q * (1 - q) / 4000)), pair
     with pytest.raises(ValueError, match="size <= n=20"):
         ensembles.minibatch_indices(jax.random.PRNGKey(0), 20, 21)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options are XLA:CPU's")
+def test_cpu_compiler_options_keep_convolutions_in_xla_and_train_the_same_ensemble():
+    """On a CPU the training step is compiled with ``CPU_XLA_OPTIONS`` (YNNPACK for single
+    dots only): in float32 (the orbit table's precision) the compiled gradient of a pooled
+    CNN then calls XLA for every convolution, where JAX's own options send most to YNNPACK
+    fusions, and 5 Adam
+    steps of a 2-member ensemble with random C4 rotations give the same predictions as with
+    JAX's options, to float32 rounding."""
+    spec = ArchSpec(kind="cnn", depth=2, width=8, out_dim=3, pool=True)
+    net = spec.flax()
+    with jax.enable_x64(False):
+        x = jax.random.normal(jax.random.PRNGKey(0), (64, 8, 8, 1))
+        y = jax.nn.one_hot(jnp.arange(64) % 3, 3)
+        params = net.init(jax.random.PRNGKey(1), x[:1])
+        grad = jax.grad(lambda p: jnp.sum(net.apply(p, x) ** 2))
+
+        def xla_convolutions(opts):    # in the compiled program's top level (it calls the fusions)
+            text = jax.jit(grad, compiler_options=ensembles.xla_options_for(opts) or None).lower(params)
+            text = text.compile().as_text()
+            return text[text.index("ENTRY"):].count(" convolution(")
+        # forward of both layers, the second's input gradient, both filter gradients
+        assert xla_convolutions("auto") == 5 > xla_convolutions(None)
+        cfg = ensembles.TrainConfig(ensemble_size=2, steps=5, learning_rate=1e-2, optimizer="adam", loss="xent",
+                                    batch_size=32, augmentation="random", record_steps=(5,))
+        run = lambda opts: ensembles.train(spec, cfg, x, y, x[:6], group=groups.rotations(4, (8, 8)),  # noqa: E731
+                                           progress=False, xla_options=opts).members
+        fast, plain = run("auto"), run(None)
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-5)
+    assert ensembles.xla_options_for("auto") == ensembles.CPU_XLA_OPTIONS
+    with pytest.raises(ValueError, match="xla_options.*'fast'"):
+        ensembles.xla_options_for("fast")

@@ -12,7 +12,8 @@ runs down by up to 2x at times). Prints the cost of
 drawing a minibatch's indices, then member-images per second and the fraction of the
 float32 matmul rate measured in the same run (FLOPs per member-image: XLA's count of one network's forward and backward).
 
-    python benchmarks/ensemble_formulations.py [--members 5] [--steps 40] [--rounds 2] [--model deep_ensemble|gcnn|canonicalization] [--n 4]
+    python benchmarks/ensemble_formulations.py [--members 5] [--steps 40] [--rounds 2]
+        [--model deep_ensemble|gcnn|canonicalization] [--n 4] [--no-im2col]
 """
 from __future__ import annotations
 
@@ -99,7 +100,8 @@ def main(argv=None) -> int:
     for name, draw in (("jax.random.choice(replace=False)", lambda k: jax.random.choice(k, 55000, (128,), replace=False)),
                        ("ensembles.minibatch_indices", lambda k: ensembles.minibatch_indices(k, 55000, 128))):
         print(f"minibatch of 128 from 55,000 by {name}: {sample_seconds(draw) * 1e3:.2f} ms per member-step")
-    print("| member map | convolution | micro-batch | XLA options | member-images/s | fraction of matmul | vs first row |")
+    print("| member map | convolution | micro-batch | XLA options | member-images/s | fraction of matmul "
+          "| vs first row |")
     print("|---|---|---|---|---|---|---|")
     rows = [f for f in FORMULATIONS if not (f[1] == "im2col" and args.no_im2col)]
     best = {}
@@ -111,8 +113,9 @@ def main(argv=None) -> int:
     first = best[rows[0]]
     for how, impl, micro, opts in rows:
         ips = best[(how, impl, micro, opts)]
-        print(f"| {how} | {impl} | {micro or 'whole batch'} | {'YNNPACK dots only' if opts == 'cpu' else 'as JAX sets them'} | "
-              f"{ips:.0f} | {ips * flops / rate:.2f} | {ips / first:.2f} |", flush=True)
+        label = "YNNPACK dots only" if opts == "cpu" else "as JAX sets them"
+        print(f"| {how} | {impl} | {micro or 'whole batch'} | {label} | {ips:.0f} | {ips * flops / rate:.2f} "
+              f"| {ips / first:.2f} |", flush=True)
     return 0
 
 

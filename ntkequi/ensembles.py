@@ -251,12 +251,12 @@ def xla_options_for(xla_options="auto") -> dict:
     (XLA's defaults as JAX sets them); a dict: those options.
 
     jax 0.10.2 also routes convolutions and reductions to YNNPACK on a CPU; keeping it to
-    single dots made one gradient of the orbit table's CNN 1.6x faster on this 2-core CPU
-    (23.4 -> 14.3 ms for 32 images) with the same gradient to float32 rounding (4e-6
-    relative), and the 5-member ensemble step likewise (``python
-    benchmarks/ensemble_formulations.py``, benchmarks/RESULTS.md). The options apply to
-    the executables ntkequi compiles (``jax.jit(..., compiler_options=...)``), never to
-    the process.
+    single dots made the orbit table's 5-member CNN ensemble step 1.70x, its C16 GCNN's
+    1.27x and its C16 canonicalizer's 1.67x faster on this 2-core CPU, with the same
+    results to float32 rounding (``python benchmarks/ensemble_formulations.py``,
+    benchmarks/RESULTS.md, 2026-12-06). The options apply to the executables ntkequi
+    compiles (``jax.jit(..., compiler_options=...)``),
+    never to the process.
 
     >>> xla_options_for(None), xla_options_for({"a": "b"})
     ({}, {'a': 'b'})

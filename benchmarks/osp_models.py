@@ -2,8 +2,9 @@
 and group, parameters, forward FLOPs per image (XLA's count), and the training throughput of
 one network (images per second of a jitted Adam step on a float32 batch of 128, softmax
 cross-entropy, compiled with the training step's XLA options, ``ensembles.xla_options_for``),
-with the FLOP rate it reaches as a fraction of the float32 matmul rate measured in the same run. What the table's sizing has to trade: a parameter-matched group
-CNN spends far more compute per image than the CNN, the more the larger n.
+with the FLOP rate it reaches as a fraction of the float32 matmul rate measured in the same
+run. What the table's sizing has to trade: a parameter-matched group CNN spends far more
+compute per image than the CNN, the more the larger n.
 
     python benchmarks/osp_models.py [--config small|cpu|paper|candidate] [--steps 10]
 

@@ -255,8 +255,7 @@ def xla_options_for(xla_options="auto") -> dict:
     1.27x and its C16 canonicalizer's 1.67x faster on this 2-core CPU, with the same
     results to float32 rounding (``python benchmarks/ensemble_formulations.py``,
     benchmarks/RESULTS.md, 2026-12-06). The options apply to the executables ntkequi
-    compiles (``jax.jit(..., compiler_options=...)``),
-    never to the process.
+    compiles (``jax.jit(..., compiler_options=...)``), never to the process.
 
     >>> xla_options_for(None), xla_options_for({"a": "b"})
     ({}, {'a': 'b'})

@@ -67,7 +67,7 @@ def train_step_rate(spec, batch: int, steps: int) -> tuple:
         u, s = opt.update(g, s, p)
         return optax.apply_updates(p, u), s
 
-    compiled = jax.jit(step, compiler_options=ensembles.xla_options_for() or None).lower(params, state).compile()
+    compiled = jax.jit(step, compiler_options=ensembles.xla_options_for()).lower(params, state).compile()
     cost = compiled.cost_analysis()
     p, s = compiled(params, state)
     jax.block_until_ready(p)

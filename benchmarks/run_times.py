@@ -7,7 +7,8 @@ the time is marked ``~``.
 
     python benchmarks/run_times.py results/fmnist_osp_table/log.txt
 
-Prints one row per unit, then the mean over seeds per model and group, and the total.
+Prints one row per unit, then the mean over seeds per model and group, the sum per seed
+(a key's last part), and the total.
 """
 from __future__ import annotations
 
@@ -85,13 +86,19 @@ def main(argv=None) -> int:
     print("|---|---|")
     for key, (t, exact) in times.items():
         print(f"| {key} | {'' if exact else '~'}{t / 60:.1f} |")
-    groups = defaultdict(list)
+    groups, seeds = defaultdict(list), defaultdict(list)
     for key, (t, _) in times.items():
-        groups[key.rsplit("/", 1)[0]].append(t)
+        head, last = key.rsplit("/", 1) if "/" in key else (key, "")
+        groups[head].append(t)
+        seeds[last].append(t)
     print("\n| model / group | mean over seeds (min) | seeds |")
     print("|---|---|---|")
     for g, ts in groups.items():
         print(f"| {g} | {sum(ts) / len(ts) / 60:.1f} | {len(ts)} |")
+    print("\n| seed | wall time (min) | units |")
+    print("|---|---|---|")
+    for s, ts in seeds.items():
+        print(f"| {s} | {sum(ts) / 60:.1f} | {len(ts)} |")
     total = sum(t for t, _ in times.values())
     print(f"\ntotal: {total / 3600:.2f} h over {len(times)} units "
           f"({sum(not e for _, e in times.values())} extrapolated)")

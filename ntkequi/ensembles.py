@@ -363,7 +363,7 @@ def _make_step(spec, cfg, group, x, y, how: str = "vmap", micro_batch: Optional[
 
     ensemble_step = map_members(member_step, cfg.ensemble_size, how)
 
-    @functools.partial(jax.jit, compiler_options=xla_options or None)
+    @functools.partial(jax.jit, compiler_options=xla_options)
     def one_step(state):
         params, opt_state, key = state
         key, sub = jax.random.split(key)
@@ -467,7 +467,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     options = xla_options_for(xla_options)
     opt, run_steps = _make_step(spec, cfg, group, x, y, how, micro_batch, options)
     apply_chunk = jax.jit(map_members(spec.flax().apply, cfg.ensemble_size, how, in_axes=(0, None)),
-                          compiler_options=options or None)
+                          compiler_options=options)
 
     def apply(params, xs):
         return np.concatenate([np.asarray(apply_chunk(params, xs[i:i + eval_batch_size]))

@@ -247,7 +247,7 @@ def test_cpu_compiler_options_keep_convolutions_in_xla_and_train_the_same_ensemb
         grad = jax.grad(lambda p: jnp.sum(net.apply(p, x) ** 2))
 
         def xla_convolutions(opts):    # in the compiled program's top level (it calls the fusions)
-            text = jax.jit(grad, compiler_options=ensembles.xla_options_for(opts) or None).lower(params)
+            text = jax.jit(grad, compiler_options=ensembles.xla_options_for(opts)).lower(params)
             text = text.compile().as_text()
             return text[text.index("ENTRY"):].count(" convolution(")
         # forward of both layers, the second's input gradient, both filter gradients

@@ -27,5 +27,6 @@ def test_a_resumed_unit_sums_its_segments_and_a_cut_one_is_extrapolated(tmp_path
     assert run_times.main([str(f)]) == 0
     out = capsys.readouterr().out
     assert "| gcnn/C8/seed1 | 8.1 |" in out and "| canonicalization/C8/seed1 | ~6.0 |" in out
+    assert "| seed1 | 14.1 | 2 |" in out       # 488 s + 360 s (extrapolated)
     f.write_text("no units here\n")
     assert run_times.main([str(f)]) == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_finite", "check_times"]
+__all__ = ["check_finite", "check_times", "check_member_dtype"]
+
+MEMBER_DTYPES = ("float32", "float64")
 
 
 def check_finite(name: str, x, allow_empty: bool = False) -> jnp.ndarray:
@@ -47,3 +49,10 @@ def check_times(t) -> np.ndarray:
     if np.any(ts < 0):
         raise ValueError(f"training time t must be >= 0; got {ts[ts < 0].tolist()}")
     return ts
+
+
+def check_member_dtype(name: str, value) -> None:
+    """ValueError naming ``name`` unless ``value`` is 'float32' or 'float64' (the precisions
+    finite ensemble members train in)."""
+    if value not in MEMBER_DTYPES:
+        raise ValueError(f"{name} must be one of {MEMBER_DTYPES}; got {value!r}")

@@ -18,8 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-__all__ = ["RunDir", "ConfigMismatchError", "RunDirInUseError", "SavedRun", "load_run", "from_jsonable", "versions", "to_jsonable",
-           "read_records", "write_command", "learning_curve"]
+__all__ = ["RunDir", "ConfigMismatchError", "RunDirInUseError", "SavedRun", "load_run", "from_jsonable",
+           "saved_before", "versions", "to_jsonable", "read_records", "write_command", "learning_curve"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -72,6 +72,7 @@ def from_jsonable(cls: type, obj: dict):
     unknown = sorted(set(obj) - set(fields) - {"__type__"})
     if unknown:
         raise ValueError(f"the saved {typ} has fields {unknown} that {cls.__name__} does not define")
+    obj = {**saved_before(cls, obj), **obj}
     kwargs = {}
     for name, value in obj.items():
         if name == "__type__":
@@ -88,6 +89,41 @@ def from_jsonable(cls: type, obj: dict):
         else:
             kwargs[name] = _plain(value)
     return cls(**kwargs)
+
+
+def saved_before(cls: type, obj: dict) -> dict:
+    """The values that fields added to ``cls`` after ``obj`` was saved had then: the
+    entries of ``cls.SAVED_BEFORE`` (a ``ClassVar`` dict, field -> value) that ``obj`` lacks.
+
+    A field added with a new default (e.g. members trained in float32) must not change
+    what an older run directory means: its config is read back, and compared on resumption,
+    with the value the field stood for when it was written (float64).
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class C:
+    ...     SAVED_BEFORE: typing.ClassVar[dict] = {"dtype": "float64"}
+    ...     n: int = 1
+    ...     dtype: str = "float32"
+    >>> saved_before(C, {"n": 2}), from_jsonable(C, {"n": 2}).dtype
+    ({'dtype': 'float64'}, 'float64')
+    """
+    legacy = getattr(cls, "SAVED_BEFORE", {}) or {}
+    return {k: to_jsonable(v) for k, v in legacy.items() if k not in obj}
+
+
+def _complete_saved(saved, config):
+    """``saved`` (the JSON of a config written earlier) with the :func:`saved_before` values
+    of the dataclasses of ``config`` (the config now) filled in, recursively."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type) and isinstance(saved, dict):
+        if saved.get("__type__", type(config).__name__) != type(config).__name__:
+            return saved
+        out = {**saved_before(type(config), saved), **saved}
+        return {k: (_complete_saved(v, getattr(config, k)) if hasattr(config, k) else v) for k, v in out.items()}
+    if isinstance(config, dict) and isinstance(saved, dict):
+        return {k: (_complete_saved(v, config[k]) if k in config else v) for k, v in saved.items()}
+    if isinstance(config, (list, tuple)) and isinstance(saved, list) and len(saved) == len(config):
+        return [_complete_saved(v, c) for v, c in zip(saved, config)]
+    return saved
 
 
 def versions() -> dict:
@@ -228,7 +264,7 @@ class RunDir:
         cfg = to_jsonable(config)
         cfg_file = self.path / "config.json"
         if cfg_file.exists():
-            old = json.loads(cfg_file.read_text())
+            old = _complete_saved(json.loads(cfg_file.read_text()), config)
             if old != cfg:
                 if not overwrite:
                     diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))

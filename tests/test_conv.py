@@ -1,5 +1,5 @@
-"""The two convolution formulations of ntkequi.nn.conv compute the same function (and
-gradient), and the networks give the same outputs with either."""
+"""The convolution formulations of ntkequi.nn.conv compute the same function (and
+gradient), and the networks give the same outputs with each."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,15 +9,16 @@ from ntkequi.nn import ArchSpec, GCNNSpec
 from ntkequi.nn.conv import conv2d, conv_impl_for, im2col, using_conv_impl
 
 
+@pytest.mark.parametrize("impl", ["im2col", "shifts"])
 @pytest.mark.parametrize("k,padding", [(3, "SAME"), (5, "SAME"), (2, "SAME"), (4, "SAME"), (3, "VALID")])
-def test_im2col_equals_xla_convolution(k, padding):
+def test_formulation_equals_xla_convolution(k, padding, impl):
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 9, 8, 2), jnp.float64)    # conftest: x64 on
     w = jax.random.normal(jax.random.PRNGKey(1), (k, k, 2, 5), jnp.float64)
-    a, b = conv2d(x, w, padding, impl="im2col"), conv2d(x, w, padding, impl="xla")
+    a, b = conv2d(x, w, padding, impl=impl), conv2d(x, w, padding, impl="xla")
     assert a.shape == b.shape and a.dtype == jnp.float64
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     loss = lambda impl: (lambda x, w: jnp.sum(jnp.sin(conv2d(x, w, padding, impl=impl))))
-    ga, gb = jax.grad(loss("im2col"), (0, 1))(x, w), jax.grad(loss("xla"), (0, 1))(x, w)
+    ga, gb = jax.grad(loss(impl), (0, 1))(x, w), jax.grad(loss("xla"), (0, 1))(x, w)
     for u, v in zip(ga, gb):
         np.testing.assert_allclose(u, v, rtol=1e-11, atol=1e-11)
 
@@ -39,11 +40,12 @@ def test_networks_agree_under_either_formulation():
         net = spec.flax()
         params = net.init(jax.random.PRNGKey(0), x[:1])
         outs = {}
-        for impl in ("xla", "im2col"):
+        for impl in ("xla", "im2col", "shifts"):
             with using_conv_impl(impl):
                 assert conv_impl_for() == impl
                 outs[impl] = jax.jit(net.apply)(params, x)
         np.testing.assert_allclose(outs["im2col"], outs["xla"], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(outs["shifts"], outs["xla"], rtol=1e-4, atol=1e-4)
     assert conv_impl_for() == "xla"
 
 
@@ -58,5 +60,8 @@ def test_bad_convolution_arguments_are_named():
         conv2d(x, jnp.zeros((3, 3, 1, 1)))
     with pytest.raises(ValueError, match="padding must be"):
         conv2d(x, jnp.zeros((3, 3, 2, 1)), "FULL", impl="im2col")
-    with pytest.raises(ValueError, match="does not fit"):
-        conv2d(x, jnp.zeros((7, 7, 2, 1)), "VALID", impl="im2col")
+    for impl in ("im2col", "shifts"):
+        with pytest.raises(ValueError, match="does not fit"):
+            conv2d(x, jnp.zeros((7, 7, 2, 1)), "VALID", impl=impl)
+    with pytest.raises(ValueError, match="padding must be"):
+        conv2d(x, jnp.zeros((3, 3, 2, 1)), "FULL", impl="shifts")

@@ -198,7 +198,7 @@ def test_training_over_micro_batches_equals_whole_batch_training():
     x = jax.random.normal(jax.random.PRNGKey(0), (80, 4, 4, 1))
     y = jax.nn.one_hot(jnp.arange(80) % 2, 2)
     cfg = ensembles.TrainConfig(ensemble_size=2, steps=5, learning_rate=1e-2, optimizer="adam", loss="xent",
-                                batch_size=64, record_steps=(5,))
+                                batch_size=64, record_steps=(5,), dtype="float64")
     run = lambda micro: ensembles.train(spec, cfg, x, y, x[:6], progress=False, member_map="unroll",  # noqa: E731
                                         micro_batch=micro).members
     np.testing.assert_allclose(run(16), run(None), rtol=1e-9, atol=1e-12)
@@ -257,7 +257,7 @@ def test_cpu_compiler_options_keep_convolutions_in_xla_and_train_the_same_ensemb
         run = lambda opts: ensembles.train(spec, cfg, x, y, x[:6], group=groups.rotations(4, (8, 8)),  # noqa: E731
                                            progress=False, xla_options=opts).members
         fast, plain = run("auto"), run(None)
-    assert fast.dtype == np.float32
+    assert fast.dtype == np.float64                  # float32 members, predictions returned as float64
     np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-5)
     assert ensembles.xla_options_for("auto") == ensembles.CPU_XLA_OPTIONS
     with pytest.raises(ValueError, match="xla_options.*'fast'"):

@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import ensembles, groups, kernels, metrics
 from ..nn import ArchSpec
+from .._validate import check_member_dtype
 from ..runs import RunDir
 from .protocol import Figure, Num, Table, pyplot, time_label
 
@@ -39,6 +40,7 @@ FINITE = ("C4", "T", "O", "I")
 @dataclasses.dataclass(frozen=True)
 class CrossProductConfig:
     x64: ClassVar[bool] = True
+    SAVED_BEFORE: ClassVar[dict] = {"member_dtype": "float64"}     # runs saved before the field
     """Cross-product experiment (saved beside its results).
 
     time_multiples: training times in units of ``1 / lambda_max`` of each augmented
@@ -64,6 +66,10 @@ class CrossProductConfig:
     ensemble_times: tuple = (1.0, 10.0, 100.0)
     lr_fraction: float = 0.5
     seed: int = 0
+    member_dtype: str = "float32"        # the finite members' precision (the kernels: float64)
+
+    def __post_init__(self):
+        check_member_dtype("member_dtype", self.member_dtype)
 
 
 Config = CrossProductConfig
@@ -197,7 +203,7 @@ def run(cfg: CrossProductConfig, out, *, data_dir=None, progress: bool = True, o
             yt = jnp.einsum("rij,nj->rni", so3_mats, y).reshape((-1, 3))
         tcfg = ensembles.TrainConfig(ensemble_size=max(cfg.ensemble_sizes), steps=max(steps),
                                      learning_rate=lr, augmentation="orbit" if group is not None else "none",
-                                     record_steps=tuple(steps), seed=cfg.seed)
+                                     record_steps=tuple(steps), seed=cfg.seed, dtype=cfg.member_dtype)
         x_eval, index = _eval_inputs(g_eval, evals, rots)
         print(f"[{out.name}] ensemble ({aug}): {tcfg.ensemble_size} members, width {cfg.ensemble_width}",
               flush=True)

@@ -3,7 +3,7 @@
 A subset of FashionMNIST (8 images in the small preset, 256 in the cpu preset); one-hot
 targets (MSE, full-batch gradient descent), ensembles of CNNs (small: conv 3x3 -> ReLU ->
 flatten -> dense; cpu: the OSP table's members, conv 3x3 -> ReLU -> 2x2 average pool twice
--> flatten -> dense, at widths 8, 16, 32) with no augmentation, the full C4 orbit, or the
+-> flatten -> dense, at widths 8, 16, 32, 64; float32 members) with no augmentation, the full C4 orbit, or the
 C2 subgroup; the analytic NTK of the same ArchSpec at the same training times (one
 prediction per augmentation, shared by the widths). Compared on the C4 orbits of FashionMNIST test images (in distribution),
 MNIST digits and uniform-noise images (out of distribution): invariance error of
@@ -11,7 +11,7 @@ members, of the ensemble mean for growing M, of the NTK mean mu_t, and the dista
 the ensemble mean from mu_t for growing width (see ntkequi.experiments.sweep).
 
     ntkequi run fmnist_ntk --data-dir DIR                  # ~12 min on 2 CPU cores
-    ntkequi run fmnist_ntk --data-dir DIR --preset cpu     # the OSP table's pooled CNN, N = 256, M <= 32: 51 min
+    ntkequi run fmnist_ntk --data-dir DIR --preset cpu     # the OSP table's CNN, N = 256, M <= 32, widths 8-64
     ntkequi run fmnist_ntk --data-dir DIR --preset paper   # wider, larger M (a GPU)
 
 Writes runs/fmnist_ntk[-paper]/ (resumable; its figures too); `ntkequi figures` makes figures/ from results/.
@@ -49,8 +49,11 @@ PRESETS = {
     "small": FmnistNTKConfig(),
     # the OSP table's member network (conv-ReLU-2x2 pool twice, flatten, dense) on the first
     # N = 256 training images of fmnist_ntk_scale's permutation, three widths, M up to 32
+    # float32 members (sweep.SweepConfig.member_dtype) train the width-32 CNN ~18x faster than
+    # the float64 members this preset had until 2026-12-07 (widths 8-32, 20 steps, 51 min):
+    # within about that wall time the widths now span 8x and training is twice as long
     "cpu": FmnistNTKConfig(n_train=256, n_eval=32, depth=2, pool=True, sweep=sweep.SweepConfig(
-        widths=(8, 16, 32), ensemble_sizes=(1, 2, 4, 8, 16, 32), steps=20, record_steps=(0, 5, 10, 20))),
+        widths=(8, 16, 32, 64), ensemble_sizes=(1, 2, 4, 8, 16, 32), steps=40, record_steps=(0, 5, 10, 20, 40))),
     "paper": FmnistNTKConfig(n_train=256, n_eval=64, sweep=sweep.SweepConfig(
         widths=(64, 256, 1024, 4096), ensemble_sizes=(1, 2, 4, 8, 16, 32, 64, 128),
         steps=10000, record_steps=(0, 10, 100, 1000, 10000))),

@@ -28,6 +28,7 @@ from ..kernels import group_stax
 from ..kernels.group_stax import GroupConv, LiftingConv
 from ..nn import ArchSpec
 from ..nt import stax
+from .._validate import check_member_dtype
 from ..runs import RunDir
 from .protocol import Figure, Num, Table, pyplot, time_label
 
@@ -39,6 +40,7 @@ CPU_TIME = {"small": "6 min", "paper": "not measured (meant for a GPU)"}
 @dataclasses.dataclass(frozen=True)
 class KernelSymmetryConfig:
     x64: ClassVar[bool] = True
+    SAVED_BEFORE: ClassVar[dict] = {"member_dtype": "float64"}     # runs saved before the field
     """time_multiples: training times in units of ``1 / lambda_max`` of the augmented
     CNN kernel (``inf`` allowed); the ensembles run ``multiple / (2 lr_fraction)``
     steps of gradient descent with learning rate ``lr_fraction * 2 / lambda_max``."""
@@ -53,6 +55,10 @@ class KernelSymmetryConfig:
     lr_fraction: float = 0.5
     kernel_batch: int = 16
     seed: int = 0
+    member_dtype: str = "float32"        # the finite members' precision (the kernels: float64)
+
+    def __post_init__(self):
+        check_member_dtype("member_dtype", self.member_dtype)
 
 
 Config = KernelSymmetryConfig
@@ -143,7 +149,7 @@ def run(cfg: KernelSymmetryConfig, out, *, data_dir=None, progress: bool = True,
         lr = cfg.lr_fraction * max_lr
         tcfg = ensembles.TrainConfig(ensemble_size=max(cfg.ensemble_sizes), steps=max(steps),
                                      learning_rate=lr, augmentation="orbit", record_steps=tuple(sorted(set(steps))),
-                                     seed=cfg.seed)
+                                     seed=cfg.seed, dtype=cfg.member_dtype)
         print(f"[{out.name}] ensemble: {tcfg.ensemble_size} members, width {cfg.ensemble_width}", flush=True)
         res = ensembles.train(cnn_spec(cfg, cfg.ensemble_width), tcfg, x, y, x_eval, group=g4,
                               run_dir=out / "ensemble", progress=progress)

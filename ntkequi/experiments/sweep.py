@@ -17,12 +17,13 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import jax.numpy as jnp
 import numpy as np
 
 from .. import ensembles, metrics
+from .._validate import check_member_dtype
 from ..groups import Group
 from ..kernels import max_learning_rate, predict
 from ..nn import ArchSpec
@@ -45,6 +46,11 @@ class Problem:
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
+    """What a sweep trains: widths, ensemble sizes, steps and record steps of full-batch
+    gradient descent at ``lr_fraction`` of the largest stable step, and ``member_dtype``,
+    the precision of the members (float32; the NTK side is float64 regardless; runs saved
+    before this field trained float64 members and read back as such)."""
+    SAVED_BEFORE: ClassVar[dict] = {"member_dtype": "float64"}
     subgroup_step: int = 2
     widths: tuple = (64, 256)
     ensemble_sizes: tuple = (1, 2, 4, 8, 16, 32)
@@ -52,6 +58,10 @@ class SweepConfig:
     record_steps: tuple = (0, 10, 100, 1000)
     lr_fraction: float = 0.5           # of 2 / lambda_max of the orbit-augmented NTK
     seed: int = 0
+    member_dtype: str = "float32"      # ensembles.TrainConfig.dtype of the members
+
+    def __post_init__(self):
+        check_member_dtype("member_dtype", self.member_dtype)
 
 
 def _inv(f_orbit, group):
@@ -84,8 +94,8 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
             tcfg = ensembles.TrainConfig(
                 ensemble_size=max(cfg.ensemble_sizes), steps=cfg.steps, learning_rate=lr,
                 augmentation=mode, subgroup_step=cfg.subgroup_step,
-                record_steps=cfg.record_steps, seed=cfg.seed)
-            print(f"[{out.name}] {key}: {tcfg.ensemble_size} members, lr={lr:.3g}", flush=True)
+                record_steps=cfg.record_steps, seed=cfg.seed, dtype=cfg.member_dtype)
+            print(f"[{out.name}] {key}: {tcfg.ensemble_size} {cfg.member_dtype} members, lr={lr:.3g}", flush=True)
             res = ensembles.train(spec, tcfg, x, y, x_eval, group=group,
                                   run_dir=run_dir.path / "ensembles" / key.replace("/", "_"),
                                   progress=progress)

@@ -20,6 +20,7 @@ import numpy as np
 from .. import data, ensembles, groups, metrics
 from ..kernels import max_learning_rate, predict
 from ..nn import ArchSpec
+from .._validate import check_member_dtype
 from ..runs import RunDir
 from .protocol import Figure, pyplot
 
@@ -34,6 +35,7 @@ class HeatmapConfig:
     """``grid`` points per side of the square ``[-half_width, half_width]^2``; ``record_steps``
     the steps drawn (0 = initialisation); the rest as in :mod:`toy_ensembles`."""
     x64: ClassVar[bool] = True
+    SAVED_BEFORE: ClassVar[dict] = {"member_dtype": "float64"}     # runs saved before the field
     group_order: int = 8
     n_train: int = 8
     depth: int = 2
@@ -45,8 +47,10 @@ class HeatmapConfig:
     grid: int = 41
     half_width: float = 2.5
     seed: int = 0
+    member_dtype: str = "float32"        # the finite members' precision (the kernels: float64)
 
     def __post_init__(self):
+        check_member_dtype("member_dtype", self.member_dtype)
         if self.grid < 3 or not self.half_width > 0:
             raise ValueError(f"need grid >= 3 and half_width > 0; got grid={self.grid}, half_width={self.half_width}")
         if list(self.record_steps) != sorted(set(self.record_steps)) or self.record_steps[0] < 0:
@@ -86,7 +90,7 @@ def run(cfg: HeatmapConfig, out, *, data_dir=None, progress: bool = True, overwr
             continue
         tcfg = ensembles.TrainConfig(ensemble_size=cfg.ensemble_size, steps=cfg.record_steps[-1],
                                      learning_rate=lr, augmentation=mode, record_steps=cfg.record_steps,
-                                     seed=cfg.seed)
+                                     seed=cfg.seed, dtype=cfg.member_dtype)
         res = ensembles.train(spec, tcfg, x, y, evals, group=group, run_dir=out / "ensembles" / mode,
                               progress=progress)
         x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)

@@ -1,7 +1,9 @@
-"""Stride-1 2-d convolutions of NHWC images with HWIO filters, in two formulations that
-compute the same function: XLA's convolution, and im2col (the ``k x k`` patches of the
+"""Stride-1 2-d convolutions of NHWC images with HWIO filters, in three formulations that
+compute the same function: XLA's convolution; im2col (the ``k x k`` patches of the
 padded input, extracted by ``jax.lax.conv_general_dilated_patches``, then one matmul with
-the filter reshaped to ``(C_in k k, C_out)``).
+the filter reshaped to ``(C_in k k, C_out)``); and 'shifts', the sum over the ``k^2`` filter
+taps of a shifted slice of the padded input times that tap's ``(C_in, C_out)`` matrix (slices,
+pads and matmuls only, also in its gradient).
 
 Both networks of :mod:`ntkequi.nn` call :func:`conv2d`, so the formulation never changes a
 network's parameters or its function (only rounding). XLA's convolution is the default:
@@ -12,6 +14,10 @@ benchmarks/RESULTS.md, 2026-12-03): the transpose of ``conv_general_dilated_patc
 which the gradient of every layer after the first needs, is itself a convolution with
 ``C_in k k`` output channels. (An earlier hand-written im2col, shifted copies
 concatenated, ran at 0.84x XLA's speed in the step as it was on 2026-12-02.)
+In float64, XLA:CPU runs no convolution well: it calls Eigen's convolution only for float16
+and float32 and emits others as plain loop nests, at ~4% of the float64 matmul rate; 'shifts'
+then has no convolution at all and trains float64 members ~3x faster than XLA's convolution,
+still ~5x slower than float32 (``python benchmarks/member_precision.py``, benchmarks/RESULTS.md).
 :func:`using_conv_impl` switches it, for such comparisons.
 """
 from __future__ import annotations
@@ -24,7 +30,7 @@ import jax.numpy as jnp
 
 __all__ = ["conv2d", "im2col", "conv_impl_for", "using_conv_impl", "CONV_IMPLS"]
 
-CONV_IMPLS = ("xla", "im2col")
+CONV_IMPLS = ("xla", "im2col", "shifts")
 _OVERRIDE: list = []
 
 
@@ -82,7 +88,7 @@ def conv2d(x, w, padding: str = "SAME", impl: Optional[str] = None):
     Args:
         x: images, NHWC; w: filter, HWIO (square, cast to ``x``'s dtype).
         padding: 'SAME' or 'VALID'.
-        impl: 'xla' or 'im2col' (None: :func:`conv_impl_for` the default backend).
+        impl: 'xla', 'im2col' or 'shifts' (None: :func:`conv_impl_for`).
 
     Returns:
         The feature map ``(N, H', W', C_out)``.
@@ -90,6 +96,8 @@ def conv2d(x, w, padding: str = "SAME", impl: Optional[str] = None):
     >>> x = jax.random.normal(jax.random.PRNGKey(0), (2, 6, 6, 3))
     >>> w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 3, 4))
     >>> bool(jnp.allclose(conv2d(x, w, impl="im2col"), conv2d(x, w, impl="xla"), atol=1e-4))
+    True
+    >>> bool(jnp.allclose(conv2d(x, w, "VALID", impl="shifts"), conv2d(x, w, "VALID", impl="xla"), atol=1e-4))
     True
     """
     impl = impl or conv_impl_for()
@@ -101,4 +109,14 @@ def conv2d(x, w, padding: str = "SAME", impl: Optional[str] = None):
     if impl == "xla":
         return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
     k, c_in, c_out = w.shape[0], w.shape[2], w.shape[3]
+    if impl == "shifts":
+        _check_padding(padding)
+        if padding == "SAME":
+            lo = (k - 1) // 2
+            x = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
+        ho, wo = x.shape[1] - k + 1, x.shape[2] - k + 1
+        if ho < 1 or wo < 1:
+            raise ValueError(f"a {k}x{k} window does not fit a {x.shape[1]}x{x.shape[2]} image with {padding!r}")
+        taps = [x[:, i:i + ho, j:j + wo, :] @ w[i, j] for i in range(k) for j in range(k)]
+        return sum(taps[1:], taps[0])
     return im2col(x, k, padding) @ jnp.transpose(w, (2, 0, 1, 3)).reshape(c_in * k * k, c_out)

@@ -23,7 +23,8 @@ g = groups.rotations(4, (6, 6))
 # MLP ensemble, 8 members over 4 devices vs 1
 xf = x.reshape(8, 36)
 mlp = ArchSpec(kind="mlp", depth=2, width=16)
-cfg = ensembles.TrainConfig(ensemble_size=8, steps=4, learning_rate=0.01, record_steps=(0, 2, 4))
+cfg = ensembles.TrainConfig(ensemble_size=8, steps=4, learning_rate=0.01, record_steps=(0, 2, 4),
+                            dtype="float64")    # compared to float64 rounding
 a = ensembles.train(mlp, cfg, xf, y, xf, progress=False)
 b = ensembles.train(mlp, cfg, xf, y, xf, progress=False, devices=1, member_map="vmap")
 leaf = jax.tree_util.tree_leaves(a.params)[0]
@@ -34,7 +35,7 @@ out["mlp_identical"] = bool(np.array_equal(a.members, b.members))
 # CNN ensemble with orbit augmentation; sharded run interrupted and resumed
 cnn = ArchSpec(kind="cnn", depth=1, width=8)
 cfg = ensembles.TrainConfig(ensemble_size=8, steps=4, learning_rate=0.01, augmentation="orbit",
-                            record_steps=(0, 4))
+                            record_steps=(0, 4), dtype="float64")
 c4 = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False)
 c1 = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, devices=1, member_map="vmap")
 c1u = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, devices=1)   # CPU default: unrolled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_finite", "check_times", "check_member_dtype"]
+__all__ = ["check_finite", "check_times", "check_steps", "check_member_dtype"]
 
 MEMBER_DTYPES = ("float32", "float64")
 
@@ -49,6 +49,26 @@ def check_times(t) -> np.ndarray:
     if np.any(ts < 0):
         raise ValueError(f"training time t must be >= 0; got {ts[ts < 0].tolist()}")
     return ts
+
+
+def check_steps(steps) -> np.ndarray:
+    """Numbers of gradient-descent steps as a 1-d float array: whole numbers ``>= 0``
+    (``inf`` allowed: converged).
+
+    >>> check_steps([0, 10, float("inf")]).tolist()
+    [0.0, 10.0, inf]
+    """
+    try:
+        ss = np.atleast_1d(np.asarray(steps, dtype=np.float64))
+    except (ValueError, TypeError):
+        raise ValueError(f"steps must be a step count or a sequence of them (whole numbers >= 0, inf "
+                         f"allowed); got {steps!r}") from None
+    if ss.ndim != 1 or ss.size == 0:
+        raise ValueError(f"steps must be a non-empty scalar or 1-d sequence of step counts; got {steps!r}")
+    fin = ss[np.isfinite(ss)]
+    if np.any(np.isnan(ss)) or np.any(ss < 0) or np.any(fin != np.round(fin)):
+        raise ValueError(f"steps must be whole numbers >= 0 (or inf); got {ss.tolist()}")
+    return ss
 
 
 def check_member_dtype(name: str, value) -> None:

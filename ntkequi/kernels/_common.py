@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validate import check_finite, check_times
+from .._validate import check_finite, check_steps, check_times
 
-__all__ = ["Prediction", "KernelTooLargeError", "check_finite", "check_times", "check_solver_args",
+__all__ = ["Prediction", "KernelTooLargeError", "check_finite", "check_times", "check_schedule", "check_solver_args",
            "check_data", "memory_budget_bytes", "kernel_memory_bytes", "fmt_bytes", "kernel_of",
            "jit_kernel", "nt_time", "divisor_batch", "check_solver", "fall_back_to_direct", "is_spec",
            "intermediate_bytes", "tiles_itself", "ArchLike"]
@@ -32,14 +32,17 @@ class KernelTooLargeError(MemoryError):
 class Prediction:
     """Mean (and covariance) of the infinite ensemble.
 
-    ts: ``(T,)`` training times (``inf`` allowed).
+    ts: ``(T,)`` training times (``inf`` allowed; ``steps * learning_rate`` for discrete steps).
     mean: ``(T, M, k)``.
     cov: ``(T, M, M)`` covariance over test points (the same for every output
         component), or None.
+    steps: ``(T,)`` gradient-descent step counts of a discrete-time prediction, else None
+        (gradient flow).
     """
     ts: np.ndarray
     mean: jnp.ndarray
     cov: Optional[jnp.ndarray] = None
+    steps: Optional[np.ndarray] = None
 
     @property
     def std(self) -> Optional[jnp.ndarray]:
@@ -70,6 +73,20 @@ def check_solver_args(get: str, learning_rate: float, diag_reg: float, batch_siz
         raise ValueError(f"learning_rate must be a positive finite number; got {learning_rate}")
     if not (diag_reg >= 0 and math.isfinite(diag_reg)):
         raise ValueError(f"diag_reg must be >= 0; got {diag_reg}")
+
+
+def check_schedule(t, steps):
+    """``(times, steps)`` of a prediction: gradient flow at times ``t`` (``steps`` None), or
+    full-batch gradient descent after ``steps`` steps (``t`` None); each a 1-d float array
+    (:func:`check_times`, :func:`check_steps`), the other None.
+
+    Raises:
+        ValueError: both or neither given, or bad values (named).
+    """
+    if (t is None) == (steps is None):
+        raise ValueError("give either t (gradient-flow times) or steps (numbers of gradient-descent steps of "
+                         f"size learning_rate), not {'both' if t is not None else 'neither'}")
+    return (check_times(t), None) if steps is None else (None, check_steps(steps))
 
 
 def check_data(x_train, y_train, x_test):

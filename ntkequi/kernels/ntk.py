@@ -39,8 +39,8 @@ from ._common import (
     check_data,
     check_finite,
     check_solver,
+    check_schedule,
     check_solver_args,
-    check_times,
     divisor_batch,
     fall_back_to_direct,
     fitting_batch_size,
@@ -68,12 +68,13 @@ def augment(group: Group, x, y):
 
 
 
-def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
+def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t=None, *,
             group: Optional[Group] = None, learning_rate: float = 1.0,
             diag_reg: float = 0.0, compute_cov: bool = False, get: str = "ntk",
             batch_size: int = 0, max_bytes: Optional[int] = None,
-            solver: str = "auto") -> Prediction:
-    """Mean (and covariance) of the infinite ensemble trained by gradient flow.
+            solver: str = "auto", steps=None) -> Prediction:
+    """Mean (and covariance) of the infinite ensemble trained by gradient flow, or by
+    ``steps`` steps of full-batch gradient descent.
 
     Args:
         arch: an :class:`~ntkequi.nn.ArchSpec` or a neural-tangents ``kernel_fn``.
@@ -82,9 +83,10 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
         x_test: test inputs ``(M, ...)``.
         t: time or times ``(T,)`` in ntkequi units (see the module doc), ``>= 0``,
             ``inf`` for the converged predictor; multiplied by ``learning_rate``.
+            None when ``steps`` is given.
         group: if given, train on the full orbit (``|G| N`` samples, targets
             transformed by the group's output representation).
-        learning_rate: multiplies ``t``.
+        learning_rate: multiplies ``t``; with ``steps``, the gradient-descent step size.
         diag_reg: neural-tangents' relative regulariser (see the module doc).
         compute_cov: also return the covariance over test points.
         get: 'ntk' (gradient descent on all layers) or 'nngp' (last layer only).
@@ -96,13 +98,21 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
             (``|G|`` blocks of ``N x N``); 'auto' (default) uses 'structured' where its
             structure check passes and 'direct' otherwise, naming the reason (logged for an
             inexact group, a warning for a kernel that is not invariant); without a group: 'direct'.
+        steps: instead of ``t``: step count(s) ``(T,)`` (whole numbers ``>= 0``, ``inf``) of
+            full-batch gradient descent with step size ``learning_rate`` on the summed MSE, the
+            discrete-time prediction (``(I - eta Theta)^s`` where gradient flow has
+            ``exp(-eta Theta t)``; ../shared/docs/THEORY.md section 2b), which is what
+            ``ensembles.train`` with ``optimizer='gd'`` does; it approaches gradient flow at
+            ``t = s * learning_rate`` as ``learning_rate -> 0``. ``learning_rate`` must be below
+            ``2 / lambda_max`` (:func:`max_learning_rate`).
 
     Returns:
         A :class:`~ntkequi.kernels.Prediction` with ``mean (T, M, k)`` and, with
-        ``compute_cov``, ``cov (T, M, M)``.
+        ``compute_cov``, ``cov (T, M, M)``; for ``steps``, ``.steps`` and ``.ts = steps * learning_rate``.
 
     Raises:
-        ValueError: bad shapes, non-finite data, negative or NaN times, unknown ``get`` or ``solver``.
+        ValueError: bad shapes, non-finite data, negative or NaN times, unknown ``get`` or ``solver``,
+            both or neither of ``t`` and ``steps``, an unstable ``learning_rate`` with ``steps``.
         KernelTooLargeError: the kernels would not fit in ``max_bytes`` (the message names
             a ``batch_size`` that fits, if one does).
         StructureError: ``solver='structured'`` with an inexact action or a non-invariant kernel.
@@ -124,14 +134,14 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
     """
     check_solver(solver, group)
     if solver != "direct" and group is not None:
-        kwargs = dict(group=group, learning_rate=learning_rate, diag_reg=diag_reg,
+        kwargs = dict(group=group, learning_rate=learning_rate, diag_reg=diag_reg, steps=steps,
                       compute_cov=compute_cov, get=get, batch_size=batch_size, max_bytes=max_bytes)
         try:
             return structured.predict(arch, x_train, y_train, x_test, t, **kwargs)
         except structured.StructureError as e:
             fall_back_to_direct(solver, e, "solve", group)
     check_solver_args(get, learning_rate, diag_reg, batch_size)
-    ts = check_times(t) * learning_rate
+    check_schedule(t, steps)
     x_train, y_train, x_test = check_data(x_train, y_train, x_test)
     if group is not None:
         group.check_input(x_train)
@@ -173,8 +183,8 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *,
     train = {g: v[None] for g, v in _kernels(kernel_fn, x_train, None, gets).items()}
     test = {g: v[None] for g, v in _kernels(kernel_fn, x_test, x_train, gets).items()}
     nngp_tt = _kernels(kernel_fn, x_test, None, ("nngp",))["nngp"] if compute_cov else None
-    return structured.solve_blocks(train, test, y_train[None], ts / learning_rate, structured.PLAIN,
-                                   learning_rate=learning_rate, diag_reg=diag_reg, get=get, nngp_tt=nngp_tt)
+    return structured.solve_blocks(train, test, y_train[None], t, structured.PLAIN, learning_rate=learning_rate,
+                                   diag_reg=diag_reg, get=get, nngp_tt=nngp_tt, steps=steps)
 
 
 def _kernels(kernel_fn: Callable, x1, x2, gets: tuple) -> dict:

@@ -43,7 +43,7 @@ from ._common import (
     check_data,
     check_finite,
     check_solver_args,
-    check_times,
+    check_schedule,
     divisor_batch,
     fitting_batch_size,
     fmt_bytes,
@@ -235,6 +235,23 @@ def _phi(evals, t, kind: str, cutoff: float = 0.0):
     return jnp.where(evals == 0, factor * t, -jnp.expm1(-lt) / safe)
 
 
+def _phi_steps(evals, steps: float, eta: float, kind: str, cutoff: float = 0.0):
+    """Spectral functions of ``steps`` steps of full-batch gradient descent with step ``eta``:
+    'mean' ``(1 - (1 - eta l)^s) / l``, 'cov_nngp' ``(1 - (1 - eta l)^{2s}) / l`` (``s eta`` and
+    ``2 s eta`` at ``l = 0``); ``s = inf`` is the converged solution of :func:`_phi` (stable
+    steps, ``eta l < 2``, are the caller's check: :meth:`_Solver.check_step`)."""
+    if math.isinf(steps):
+        return _phi(evals, math.inf, kind, cutoff)
+    power = 2.0 * steps if kind == "cov_nngp" else float(steps)
+    a = eta * evals
+    small = a < 1.0
+    # 1 - (1 - a)^p: by expm1/log1p where 1 - a > 0 (no cancellation for small a), else directly
+    one_minus = jnp.where(small, -jnp.expm1(power * jnp.log1p(-jnp.where(small, a, 0.0))),
+                          1.0 - jnp.sign(1.0 - a) ** power * jnp.abs(1.0 - a) ** power)
+    safe = jnp.where(evals == 0, 1.0, evals)
+    return jnp.where(evals == 0, power * eta, one_minus / safe)
+
+
 class _Solver:
     """Per-irrep eigendecompositions of the regularised train kernel (lazy, cached on the
     instance: they live as long as the solver, not the process)."""
@@ -255,19 +272,32 @@ class _Solver:
             self._eig[r] = jnp.linalg.eigh(self.matrix(r))
         return self._eig[r]
 
+    def lambda_max(self) -> float:
+        """Largest eigenvalue of the whole (augmented, regularised) train kernel."""
+        return max(float(self.eig(r)[0].max()) for r in range(len(self.f.reps)))
+
+    def check_step(self, eta: float) -> None:
+        """ValueError unless gradient descent with step ``eta`` is stable (``eta lambda_max < 2``)."""
+        lam = self.lambda_max()
+        if not eta * lam < 2.0:
+            raise ValueError(f"learning_rate={eta:.6g} is at or above 2 / lambda_max = {2.0 / lam:.6g} of the "
+                             f"training kernel: gradient descent diverges; use a smaller learning_rate")
+
     def cutoff(self) -> float:
         """:func:`inf_cutoff` of the whole (augmented) train kernel: its largest eigenvalue
         over all irreps, its side ``|G| N``."""
         if not hasattr(self, "_cutoff"):
-            lam = max(float(self.eig(r)[0].max()) for r in range(len(self.f.reps)))
+            lam = self.lambda_max()
             self._cutoff = inf_cutoff(lam, self.f.order * self.blocks.shape[1], self.blocks.dtype)
         return self._cutoff
 
-    def apply(self, r: int, vhat, t: float, kind: str):
-        """``phi(K^(rho)) vhat``."""
+    def apply(self, r: int, vhat, t: float, kind: str, eta: Optional[float] = None):
+        """``phi(K^(rho)) vhat``: gradient flow to time ``t``, or with ``eta`` ``t`` steps of
+        gradient descent of step ``eta`` (:func:`_phi_steps`)."""
         w, U = self.eig(r)
         cut = self.cutoff() if math.isinf(t) else 0.0
-        return U @ (_phi(w, t, kind, cut)[:, None] * (U.conj().T @ vhat))
+        phi = _phi(w, t, kind, cut) if eta is None else _phi_steps(w, t, eta, kind, cut)
+        return U @ (phi[:, None] * (U.conj().T @ vhat))
 
 
 def max_eigenvalue(arch: Union[ArchLike, Callable], x_train, group: Group, get: str = "ntk",
@@ -311,21 +341,21 @@ def _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, chec
     return train
 
 
-def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, group: Group,
+def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t=None, *, group: Group,
             learning_rate: float = 1.0, diag_reg: float = 0.0, compute_cov: bool = False,
             get: str = "ntk", batch_size: int = 0, max_bytes: Optional[int] = None,
-            check_tol: float = 1e-8) -> Prediction:
+            check_tol: float = 1e-8, steps=None) -> Prediction:
     """Orbit-augmented infinite-ensemble prediction by the group-structured solve.
 
     Same arguments and result as ``ntk.predict(..., group=group)`` (x_train ``(N, ...)``,
     y_train ``(N, k)`` un-augmented, x_test ``(M, ...)``; returns ``mean (T, M, k)`` and
-    ``cov (T, M, M)``), computing only the ``|G|`` blocks ``k(X, a X)`` and
+    ``cov (T, M, M)``; ``steps`` instead of ``t``: discrete gradient descent), computing only the ``|G|`` blocks ``k(X, a X)`` and
     ``k(x_test, a X)`` and one eigendecomposition per irrep that the result needs.
     Raises :class:`StructureError` if the action is inexact or the kernel is not
     invariant (relative error > ``check_tol``), and
     :class:`~ntkequi.KernelTooLargeError` if it would not fit ``max_bytes``."""
     check_solver_args(get, learning_rate, diag_reg, batch_size)
-    ts = check_times(t) * learning_rate
+    check_schedule(t, steps)
     x_train, y_train, x_test = check_data(x_train, y_train, x_test)
     x_train = group.check_input(x_train)
     x_test = group.check_input(x_test)
@@ -353,12 +383,12 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t, *, gro
     train = _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol)
     test = kernel_blocks(kernel_fn, group, x_test, x_train, gets, batch_size)   # (|G|, M, N)
     nngp_tt = kernel_fn(x_test, None, "nngp") if compute_cov else None
-    return solve_blocks(train, test, group.orbit_out(y_train), ts / learning_rate, irreps(group),
-                        learning_rate=learning_rate, diag_reg=diag_reg, get=get, nngp_tt=nngp_tt)
+    return solve_blocks(train, test, group.orbit_out(y_train), t, irreps(group), learning_rate=learning_rate,
+                        diag_reg=diag_reg, get=get, nngp_tt=nngp_tt, steps=steps)
 
 
 def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: float = 1.0,
-                 diag_reg: float = 0.0, get: str = "ntk", nngp_tt=None) -> Prediction:
+                 diag_reg: float = 0.0, get: str = "ntk", nngp_tt=None, steps=None) -> Prediction:
     """The orbit-augmented prediction from precomputed kernel blocks (what :func:`predict`
     does once it has them; use it with blocks computed elsewhere, e.g. saved ones).
 
@@ -367,17 +397,26 @@ def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: fl
             NTK covariance).
         test: ``{kernel: (|G|, M, N)}``, ``[a] = k(x_test, a X)``.
         y_orbit: targets on the orbit, ``(|G|, N, k)``, ``[a] = rho_out(a) y`` (``group.orbit_out(y)``).
-        t: time or times ``(T,)``, ``>= 0`` or ``inf``, multiplied by ``learning_rate``.
+        t: time or times ``(T,)``, ``>= 0`` or ``inf``, multiplied by ``learning_rate`` (gradient
+            flow; None with ``steps``).
         reps: the group's unitary irreps (:func:`ntkequi.groups.irreps`); a single
             ``ones((1, 1, 1))`` is plain (unaugmented) kernel regression on ``train[get][0]``.
         diag_reg: relative regulariser (as :func:`~ntkequi.kernels.predict`).
         get: 'ntk' or 'nngp'.
         nngp_tt: the test-test NNGP ``(M, M)``: also return the covariance.
+        steps: instead of ``t``, numbers of full-batch gradient-descent steps of size
+            ``learning_rate`` on the summed MSE (``(I - eta Theta)^s`` where gradient flow has
+            ``exp(-Theta t)``; ``inf``: converged); ValueError if ``learning_rate`` is not below
+            ``2 / lambda_max`` of the (regularised) train kernel.
 
     Returns:
-        A :class:`~ntkequi.kernels.Prediction`: ``mean (T, M, k)``, ``cov (T, M, M)`` with ``nngp_tt``.
+        A :class:`~ntkequi.kernels.Prediction`: ``mean (T, M, k)``, ``cov (T, M, M)`` with ``nngp_tt``
+        (``steps`` set, and ``ts = steps * learning_rate``, for a discrete-time prediction).
     """
-    ts = check_times(t) * learning_rate
+    t, steps = check_schedule(t, steps)
+    ts = (t if steps is None else steps) * learning_rate
+    eta = None if steps is None else float(learning_rate)
+    points = ts if steps is None else steps                  # what the spectral functions take
     compute_cov = nngp_tt is not None
     fourier = _Fourier(reps)
     order = fourier.order
@@ -395,6 +434,8 @@ def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: fl
     reg = diag_reg * float(jnp.trace(train[get][0])) / n if diag_reg else 0.0
     solver = _Solver(fourier, train[get], reg)
     n_irreps = len(fourier.reps)
+    if eta is not None:
+        solver.check_step(eta)
 
     y_aug = jnp.asarray(y_orbit)                                        # (|G|, N, k)
     yhat = {r: fourier.forward(r, y_aug) for r in range(n_irreps)}
@@ -410,18 +451,18 @@ def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: fl
         if get == "ntk":
             nngp_hat = {r: fourier.matrix(r, train["nngp"]) for r in range(n_irreps)}
             tn = test["nngp"]                                            # (|G|, M, N)
-    for tt in ts:
+    for tt in points:
         tt = float(tt)
-        z = fourier.inverse({r: solver.apply(r, yhat[r], tt, "mean") for r in active}, n, k)
+        z = fourier.inverse({r: solver.apply(r, yhat[r], tt, "mean", eta) for r in active}, n, k)
         means.append(jnp.einsum("gmn,gnk->mk", tget, z))
         if not compute_cov:
             continue
         if get == "nngp":
-            a = fourier.inverse({r: solver.apply(r, tvhat[r], tt, "cov_nngp")
+            a = fourier.inverse({r: solver.apply(r, tvhat[r], tt, "cov_nngp", eta)
                                  for r in range(n_irreps)}, n, m)         # (|G|, N, M)
             covs.append(nngp_tt - jnp.einsum("gmn,gnl->ml", tget, a))
         else:
-            ahat = {r: solver.apply(r, tvhat[r], tt, "mean") for r in range(n_irreps)}
+            ahat = {r: solver.apply(r, tvhat[r], tt, "mean", eta) for r in range(n_irreps)}
             a = fourier.inverse(ahat, n, m)                              # A^T, (|G|, N, M)
             ka = fourier.inverse({r: nngp_hat[r] @ ahat[r] for r in range(n_irreps)}, n, m)
             term2 = jnp.einsum("gnm,gln->ml", a, tn)
@@ -434,4 +475,4 @@ def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: fl
             raise FloatingPointError(
                 f"the NTK prediction's {what} is not finite at t = {bad}: the times overflow "
                 f"exp(-lambda t) or the kernel is badly scaled; use smaller times or pass diag_reg > 0")
-    return Prediction(ts=ts / learning_rate, mean=mean, cov=cov)
+    return Prediction(ts=ts / learning_rate if steps is None else ts, mean=mean, cov=cov, steps=steps)

@@ -17,7 +17,7 @@ from .groups import Group
 
 __all__ = ["EvalOrbits", "InvarianceError", "equivariance_error", "transform_error", "orbit_predictions", "orbit_same_predictions",
            "relative_std", "symmetric_kl", "ntk_distance", "accuracy", "mean_squared_invariance_error",
-           "predicted_invariance_error", "orbit_covariance"]
+           "predicted_invariance_error", "orbit_covariance", "EnsembleDeviation", "ensemble_deviation"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,3 +244,173 @@ def orbit_covariance(cov, order: int, n: int) -> np.ndarray:
     c = np.asarray(cov).reshape(order, n, order, n)
     idx = np.arange(n)
     return np.transpose(c[:, idx, :, idx], (1, 2, 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleDeviation:
+    """How a finite ensemble deviates from the NTK's ``N(mu, Sigma)`` (see
+    :func:`ensemble_deviation`). Squared quantities are sums over test points and outputs.
+
+    Attributes:
+        units: number of i.i.d. units (members, or antithetic pair means).
+        distance_sq: ``||mean_M - mu||^2`` of the mean of the units.
+        noise_sq: ``tr(S) / M``, the part of ``distance_sq`` sampling noise explains.
+        bias_sq: ``distance_sq - noise_sq``, unbiased for ``||E f - mu||^2`` (may be < 0).
+        bias: ``sqrt(max(bias_sq, 0))``; bias_ci: its bootstrap interval ``(low, high)``.
+        variance_ratio: ``tr(S_members) / (k tr Sigma)``; variance_ratio_ci: its interval.
+        calibration: mean squared whitened deviation of the members from ``mu`` on the leading
+            eigen-directions of ``Sigma`` (1 for members drawn from ``N(mu, Sigma)``).
+        directions: how many eigen-directions ``calibration`` used.
+        scale: the scale of the relative numbers (``sqrt(k tr Sigma_ref)``).
+        level: the confidence level of the intervals.
+    """
+    units: int
+    distance_sq: float
+    noise_sq: float
+    bias_sq: float
+    bias: float
+    bias_ci: tuple
+    variance_ratio: float
+    variance_ratio_ci: tuple
+    calibration: float
+    directions: int
+    scale: float
+    level: float
+
+    @property
+    def relative_bias(self) -> float:
+        """``bias / scale``."""
+        return self.bias / self.scale
+
+    @property
+    def relative_bias_ci(self) -> tuple:
+        """``bias_ci / scale``."""
+        return tuple(v / self.scale for v in self.bias_ci)
+
+    def as_record(self) -> dict:
+        """The fields and the relative bias as JSON-ready floats (for ``results.jsonl``)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["bias_ci"], out["variance_ratio_ci"] = list(self.bias_ci), list(self.variance_ratio_ci)
+        out["relative_bias"], out["relative_bias_ci"] = self.relative_bias, list(self.relative_bias_ci)
+        return out
+
+
+def ensemble_deviation(members, mean, cov, *, pairs: bool = False, scale=None, directions: int = 16,
+                       level: float = 0.9, n_boot: int = 1000, seed: int = 0) -> EnsembleDeviation:
+    """Split how far an ensemble's mean lies from the NTK mean into sampling noise and a bias,
+    with bootstrap confidence intervals, and compare its spread with the NTK covariance.
+
+    For units ``u_1 .. u_M`` i.i.d. with mean ``m`` and covariance ``C`` (over test points
+    and outputs), the unit mean ``u_bar`` has ``E ||u_bar - mu||^2 = ||m - mu||^2 + tr(C) / M``
+    (the cross term vanishes in expectation), and the unbiased sample covariance
+    ``S = 1/(M-1) sum_i (u_i - u_bar)(u_i - u_bar)^T`` has ``E tr(S) = tr(C)``. Hence
+    ``b^2 = ||u_bar - mu||^2 - tr(S) / M`` is an unbiased estimate of the squared bias
+    ``||m - mu||^2``: what remains of the distance once the noise that ``M`` units must show is
+    taken away (it can come out negative when the bias is small; ``bias`` clips at 0). Its
+    interval is the percentile bootstrap over units (``n_boot`` resamples of ``M`` units drawn
+    with replacement, ``b^2`` recomputed on each and the resamples re-centred on the estimate,
+    since a resample's ``b^2`` is centred on ``||u_bar - mu||^2``; ``level`` two-sided): on
+    Gaussian members it covered the true bias in 95-99 % of ensembles of 16-64 members at level
+    0.9 (conservative; tests/test_deviation.py); uncentred, 70-83 %. The variance ratio
+    ``tr(S) / (k tr Sigma)`` is 1 when members spread as the NTK predicts (``Sigma`` is the
+    covariance over test points of each of the ``k`` outputs). The calibration statistic
+    whitens each member's deviation from ``mu`` on the ``directions`` leading eigenvectors
+    ``v_j`` of ``Sigma`` (eigenvalues above ``1e-9`` of the largest): ``z = v_j^T (u - mu) /
+    sqrt(lambda_j)``, whose mean square over members, directions and outputs is 1 for members
+    drawn from ``N(mu, Sigma)``, ``c`` for ``N(mu, c Sigma)``, and more with a bias.
+
+    With ``pairs`` the members are antithetic pairs ``(2i, 2i+1)`` (sharing all weights but
+    the readout's sign; ``ensembles.TrainConfig(antithetic=True)``): the pair means are the
+    i.i.d. units of the bias estimate, while the variance ratio and calibration use the first
+    member of each pair (members within a pair are not independent).
+
+    Args:
+        members: ``(M, n, k)`` per-member predictions (``M >= 2``; ``M >= 4`` with ``pairs``).
+        mean: ``(n, k)`` the NTK mean ``mu`` at the same training time.
+        cov: ``(n, n)`` the NTK covariance ``Sigma`` over the same test points.
+        pairs: the members are antithetic pairs.
+        scale: the scale of the relative bias (default ``sqrt(k tr Sigma)``; pass the
+            initial ``sqrt(k tr Sigma_0)`` or the targets' norm to compare times; never
+            ``||mu||``, which vanishes off the data).
+        directions: at most this many eigen-directions for the calibration statistic.
+        level: confidence level of the intervals; n_boot, seed: the bootstrap.
+
+    Returns:
+        An :class:`EnsembleDeviation`.
+
+    Raises:
+        ValueError: shapes that do not match, too few members, non-finite values, a zero scale.
+
+    >>> rng = np.random.default_rng(0)
+    >>> mu, cov = np.zeros((3, 1)), np.eye(3)
+    >>> members = rng.standard_normal((400, 3, 1)) + 0.5        # bias 0.5 at 3 points: b^2 = 0.75
+    >>> d = ensemble_deviation(members, mu, cov)
+    >>> round(d.bias_sq, 1), bool(d.bias_ci[0] < 0.75 ** 0.5 < d.bias_ci[1]), round(d.variance_ratio, 1)
+    (0.7, True, 1.0)
+    """
+    u = np.asarray(members, dtype=np.float64)
+    mu = np.asarray(mean, dtype=np.float64)
+    sigma = np.asarray(cov, dtype=np.float64)
+    if u.ndim != 3 or mu.shape != u.shape[1:] or sigma.shape != (u.shape[1], u.shape[1]):
+        raise ValueError(f"need members (M, n, k), mean (n, k) and cov (n, n) of the same n and k; got "
+                         f"{u.shape}, {mu.shape}, {sigma.shape}")
+    for name, a in (("members", u), ("mean", mu), ("cov", sigma)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} has non-finite values")
+    if not 0 < level < 1 or n_boot < 1:
+        raise ValueError(f"need 0 < level < 1 and n_boot >= 1; got level={level}, n_boot={n_boot}")
+    k = u.shape[2]
+    if pairs:
+        if u.shape[0] % 2 or u.shape[0] < 4:
+            raise ValueError(f"antithetic pairs need an even number of members >= 4; got {u.shape[0]}")
+        units, singles = 0.5 * (u[0::2] + u[1::2]), u[0::2]
+    else:
+        if u.shape[0] < 2:
+            raise ValueError(f"need at least 2 members to separate noise from bias; got {u.shape[0]}")
+        units, singles = u, u
+    tr_sigma = float(np.trace(sigma))
+    if not tr_sigma > 0:
+        raise ValueError(f"cov has trace {tr_sigma}: the NTK predicts no spread on these points")
+    scale = float(np.sqrt(k * tr_sigma)) if scale is None else float(scale)
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0; got {scale}")
+    m = units.shape[0]
+    flat, flat1 = units.reshape(m, -1), singles.reshape(singles.shape[0], -1)
+    target = mu.reshape(-1)
+
+    def bias_sq(x):                           # x: (B, m, d) resamples of units
+        xbar = x.mean(axis=1)
+        dist = np.sum((xbar - target) ** 2, axis=-1)
+        tr_s = np.sum(np.var(x, axis=1, ddof=1), axis=-1)
+        return dist, tr_s / x.shape[1]
+
+    def var_ratio(x):
+        return np.sum(np.var(x, axis=1, ddof=1), axis=-1) / (k * tr_sigma)
+
+    dist, noise = (float(v[0]) for v in bias_sq(flat[None]))
+    ratio = float(var_ratio(flat1[None])[0])
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
+    boots_b, boots_v = [], []
+    for start in range(0, n_boot, 100):                  # resamples in chunks: bounded memory
+        b = min(100, n_boot - start)
+        idx = rng.integers(0, m, (b, m))
+        d_, n_ = bias_sq(flat[idx])
+        boots_b.append(d_ - n_)
+        boots_v.append(var_ratio(flat1[rng.integers(0, flat1.shape[0], (b, flat1.shape[0]))]))
+    boots_b, boots_v = np.concatenate(boots_b), np.concatenate(boots_v)
+    # a resample's b^2 is centred on ||u_bar - mu||^2 = b^2 + tr(S)/M, not on b^2 (a resample's
+    # sample covariance is the plug-in one, (M-1)/M S, and its mean's spread around u_bar is
+    # tr(S)(M-1)/M^2): shift the resamples back to centre on the estimate
+    boots_b = boots_b - (boots_b.mean() - (dist - noise))
+    b2_lo, b2_hi = np.percentile(boots_b, [lo_q, hi_q])
+    v_lo, v_hi = np.percentile(boots_v, [lo_q, hi_q])
+    w, vecs = np.linalg.eigh(sigma)
+    order = np.argsort(w)[::-1]
+    keep = [j for j in order[:directions] if w[j] > 1e-9 * w[order[0]]]
+    z = np.einsum("nj,mnk->mjk", vecs[:, keep], singles - mu) / np.sqrt(w[keep])[None, :, None]
+    root = lambda v: float(np.sqrt(max(v, 0.0)))         # noqa: E731
+    return EnsembleDeviation(
+        units=m, distance_sq=dist, noise_sq=noise, bias_sq=dist - noise, bias=root(dist - noise),
+        bias_ci=(root(b2_lo), root(b2_hi)), variance_ratio=ratio, variance_ratio_ci=(float(v_lo), float(v_hi)),
+        calibration=float(np.mean(z ** 2)), directions=len(keep), scale=scale, level=float(level))

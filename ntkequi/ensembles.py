@@ -40,12 +40,14 @@ from .runs import RunDir
 
 __all__ = ["TrainConfig", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
            "member_sharding", "shard_members", "map_members", "member_map_for", "micro_batch_for", "batch_grad",
-           "minibatch_indices", "xla_options_for", "CPU_XLA_OPTIONS", "member_dtype", "DTYPES"]
+           "minibatch_indices", "xla_options_for", "CPU_XLA_OPTIONS", "member_dtype", "DTYPES", "MODELS",
+           "member_apply", "antithetic_members", "readout_name"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SCHEDULES = ("constant", "onecycle")
 LOSSES = ("mse", "xent")
 AUGMENTATIONS = ("none", "orbit", "random", "subgroup")
+MODELS = ("network", "linearised")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +79,15 @@ class TrainConfig:
             switch the kernels use; None: the process default (float64 under
             ``jax_enable_x64``, else float32), what runs saved before this field meant.
             Recorded predictions are returned in float64 either way (see :func:`train`).
+        model: 'network', or 'linearised': each member is its network's first-order Taylor
+            expansion around its initialisation, ``f(x; w0) + J(x; w0)(w - w0)``, trained by
+            the same optimiser (:func:`member_apply`); its ensemble differs from the NTK
+            prediction only through the finite-width (empirical) kernel.
+        antithetic: members come in pairs ``(2i, 2i+1)`` that share every weight except the
+            sign of the readout layer (weights and bias): the same empirical NTK, opposite
+            initial functions (:func:`antithetic_members`); ``ensemble_size`` must be even.
     """
-    SAVED_BEFORE: ClassVar[dict] = {"dtype": None}      # run directories written before ``dtype``
+    SAVED_BEFORE: ClassVar[dict] = {"dtype": None, "model": "network", "antithetic": False}   # older runs
     ensemble_size: int = 8
     steps: int = 1000
     learning_rate: float = 0.1
@@ -92,8 +101,14 @@ class TrainConfig:
     checkpoint_every: int = 0
     seed: int = 0
     dtype: Optional[str] = "float32"
+    model: str = "network"
+    antithetic: bool = False
 
     def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}; got {self.model!r}")
+        if self.antithetic and self.ensemble_size % 2:
+            raise ValueError(f"antithetic members come in pairs: ensemble_size must be even; got {self.ensemble_size}")
         if self.dtype is not None:
             check_member_dtype("dtype (or None: the process default)", self.dtype)
         if self.optimizer not in OPTIMIZERS:
@@ -153,6 +168,68 @@ def init_ensemble(spec: ArchSpec, key, ensemble_size: int, x_example, dtype=None
         return params
     return jax.tree_util.tree_map(lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p,
                                   params)
+
+
+def readout_name(spec) -> str:
+    """The name of the readout layer (the last Dense) in the parameters of ``spec.flax()``
+    (an :class:`ArchSpec`).
+
+    >>> readout_name(ArchSpec(kind="mlp", depth=2)), readout_name(ArchSpec(kind="cnn", depth=2))
+    ('_NTKDense_2', '_NTKDense_0')
+    """
+    if not isinstance(spec, ArchSpec):
+        raise ValueError(f"antithetic members need an ArchSpec (a known readout layer); got {type(spec).__name__}")
+    return f"_NTKDense_{sum(1 for layer in spec.layers() if layer[0] == 'dense') - 1}"
+
+
+def antithetic_members(params, spec):
+    """Pairs from ``P`` members (leading axis ``P``): ``2P`` members, ``2i`` member ``i`` and
+    ``2i+1`` the same with the readout layer's weights and bias negated.
+
+    Negating the readout negates the initial function ``f_0`` and leaves the empirical NTK
+    unchanged: the readout's own gradient does not involve its weights, every earlier layer's
+    gradient changes sign, and the NTK sums products of gradients (THEORY.md section 2b).
+
+    >>> spec = ArchSpec(kind="mlp", depth=1, width=8)
+    >>> x = jnp.ones((2, 3))
+    >>> p = antithetic_members(init_ensemble(spec, jax.random.PRNGKey(0), 2, x), spec)
+    >>> f = jax.vmap(lambda q: spec.flax().apply(q, x))(p)
+    >>> f.shape, bool(jnp.allclose(f[0], -f[1])), bool(jnp.allclose(f[2], -f[3]))
+    ((4, 2, 1), True, True)
+    """
+    name = readout_name(spec)
+
+    def pair(path, leaf):
+        keys = [getattr(k, "key", None) for k in path]
+        sign = -1.0 if name in keys else 1.0
+        return jnp.stack([leaf, sign * leaf], axis=1).reshape((-1,) + leaf.shape[1:])
+    return jax.tree_util.tree_map_with_path(pair, params)
+
+
+def member_apply(spec, model: str = "network"):
+    """``apply(params, x)`` of one member: the network (``spec.flax().apply``) or, for
+    'linearised', its first-order Taylor expansion around the initial parameters ``w0``,
+    with ``params = (w, w0)``: ``f(x; w0) + J(x; w0)(w - w0)`` (one ``jax.jvp``; ``w0`` is
+    held fixed by ``stop_gradient``, so an optimiser leaves it where it is).
+
+    >>> spec = ArchSpec(kind="mlp", depth=1, width=8)
+    >>> w0 = spec.flax().init(jax.random.PRNGKey(0), jnp.ones((1, 2)))
+    >>> f, lin = member_apply(spec), member_apply(spec, "linearised")
+    >>> bool(jnp.allclose(lin((w0, w0), jnp.ones((3, 2))), f(w0, jnp.ones((3, 2)))))
+    True
+    """
+    apply = spec.flax().apply
+    if model == "network":
+        return apply
+    if model != "linearised":
+        raise ValueError(f"model must be one of {MODELS}; got {model!r}")
+
+    def linearised(params, x):
+        w, w0 = params
+        w0 = jax.lax.stop_gradient(w0)
+        f0, df = jax.jvp(lambda q: apply(q, x), (w0,), (jax.tree_util.tree_map(jnp.subtract, w, w0),))
+        return f0 + df
+    return linearised
 
 
 def member_dtype(cfg: TrainConfig):
@@ -377,7 +454,7 @@ def batch_grad(loss, cfg: TrainConfig, micro_batch: Optional[int] = None):
 
 def _make_step(spec, cfg, group, x, y, how: str = "vmap", micro_batch: Optional[int] = None,
                xla_options: Optional[dict] = None, dtype=None):
-    apply = spec.flax().apply
+    apply = member_apply(spec, cfg.model)
     loss = _loss_fn(apply, cfg)
     grad = batch_grad(loss, cfg, micro_batch)
     opt = _optimizer(cfg)
@@ -512,7 +589,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         raise ValueError(f"micro_batch must be 'auto', None or a positive int; got {micro_batch!r}")
     options = xla_options_for(xla_options)
     opt, run_steps = _make_step(spec, cfg, group, x, y, how, micro_batch, options, dtype)
-    apply_chunk = jax.jit(map_members(spec.flax().apply, cfg.ensemble_size, how, in_axes=(0, None)),
+    apply_chunk = jax.jit(map_members(member_apply(spec, cfg.model), cfg.ensemble_size, how, in_axes=(0, None)),
                           compiler_options=options)
 
     def apply(params, xs):
@@ -520,7 +597,12 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
                                for i in range(0, xs.shape[0], eval_batch_size)], axis=1)
 
     key_init, key_train = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    params = init_ensemble(spec, key_init, cfg.ensemble_size, x, None if cfg.dtype is None else dtype)
+    drawn = cfg.ensemble_size // 2 if cfg.antithetic else cfg.ensemble_size
+    params = init_ensemble(spec, key_init, drawn, x, None if cfg.dtype is None else dtype)
+    if cfg.antithetic:
+        params = antithetic_members(params, spec)
+    if cfg.model == "linearised":
+        params = (params, params)                       # (w, w0): the expansion point travels along
     def place(state):
         if shardings is None:
             return state

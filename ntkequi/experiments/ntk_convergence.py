@@ -1,0 +1,475 @@
+"""Finite ensembles against the NTK, measured as a referee would: the ensemble mean's distance
+from the discrete-time NTK mean split into sampling noise and a width bias.
+
+For each problem (toy: planar C8 points; Ising: lattice translations; FashionMNIST: the C4
+orbit, quarter turns permuting pixels) the infinite-width prediction of full-batch gradient
+descent on the summed MSE of the full orbit, at step size ``eta = eta_lambda / lambda_max``
+and the recorded step counts (``kernels.predict(..., steps=, learning_rate=eta)``: mean mu_s
+and covariance Sigma_s), is compared with ensembles of ``ensemble_size`` members trained by
+exactly that gradient descent (``ensembles.train``, float32 members), for every width, seed
+and model ('network'; 'linearised', its first-order Taylor expansion, which differs from the
+NTK only through the finite-width kernel). Per record step and evaluation set
+(:func:`ntkequi.metrics.ensemble_deviation`): the unbiased squared bias
+``b^2 = ||mean_M - mu||^2 - tr(S)/M`` with its bootstrap interval, the variance ratio
+``tr(S) / (k tr Sigma)``, a calibration statistic, the distance of the mean of the first m
+members for m = 1, 2, 4, ..., M (``M d^2`` flat in M at ``k tr Sigma`` is pure sampling noise),
+and the measured and NTK-predicted squared invariance error of the M-member mean. Relative
+numbers are against ``sqrt(k tr Sigma_0)`` (the initial spread), which does not vanish off the
+data. The per-member predictions stay in the run directory (``ensembles/<unit>/``, float32).
+
+    ntkequi run ntk_convergence                          # small: toy and Ising, a few minutes
+    ntkequi run ntk_convergence --data-dir DIR --preset cpu     # toy, Ising, FashionMNIST MLP and CNN
+    ntkequi run ntk_convergence --data-dir DIR --preset paper   # wider, more members (a GPU)
+
+Writes runs/ntk_convergence[-<preset>]/ (resumable unit by unit, each ensemble from its
+checkpoint); `ntkequi figures` makes the figures from results/.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import data, ensembles, groups, metrics
+from .._validate import check_member_dtype
+from ..kernels import max_learning_rate, predict
+from ..nn import ArchSpec
+from ..runs import RunDir
+from .protocol import Figure, Num, Table, pyplot
+
+NAME = "ntk_convergence"
+USES_DATA = True
+CPU_TIME = {"small": "not measured", "cpu": "not measured", "paper": "not measured (meant for a GPU)"}
+DATASETS = ("toy", "ising", "fmnist")
+MODELS = ("network", "linearised")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProblemConfig:
+    """One comparison.
+
+    Attributes:
+        dataset: 'toy' (points in a wedge, target cos 2|x| + |x|/2, planar C8), 'ising'
+            (L x L spin configurations, energy per site, lattice translations) or 'fmnist'
+            (FashionMNIST, centred one-hot targets, C4; evaluated on test images, MNIST digits
+            and uniform noise).
+        kind: 'mlp', or 'cnn' (fmnist: the OSP table's network, conv-ReLU-2x2 pool twice).
+        widths: hidden widths (channels for the CNN).
+        ensemble_size: members per ensemble.
+        n_train, n_eval: training inputs (before the orbit) and inputs per evaluation set.
+        depth: hidden layers of the MLP (conv blocks of the CNN).
+        steps, record_steps: gradient-descent steps and the steps recorded (0 included).
+        downsample: fmnist: average-pool factor of the images (2: 14x14; 1: 28x28).
+        L: ising: the lattice size.
+    """
+    dataset: str = "toy"
+    kind: str = "mlp"
+    widths: tuple = (64, 256)
+    ensemble_size: int = 16
+    n_train: int = 8
+    n_eval: int = 8
+    depth: int = 1
+    steps: int = 100
+    record_steps: tuple = (0, 10, 100)
+    downsample: int = 1
+    L: int = 4
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}; got {self.dataset!r}")
+        if self.kind not in ("mlp", "cnn") or (self.kind == "cnn" and self.dataset != "fmnist"):
+            raise ValueError(f"kind must be 'mlp', or 'cnn' for fmnist; got {self.kind!r} for {self.dataset!r}")
+        if 0 not in self.record_steps or max(self.record_steps) != self.steps:
+            raise ValueError(f"record_steps must include 0 and steps={self.steps}; got {self.record_steps}")
+        if self.ensemble_size < 2 or min(self.widths) < 1:
+            raise ValueError(f"need ensemble_size >= 2 and widths >= 1; got {self.ensemble_size}, {self.widths}")
+
+    @property
+    def name(self) -> str:
+        """``<dataset>_<kind>``, the records' ``dataset`` field."""
+        return f"{self.dataset}_{self.kind}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvergenceConfig:
+    """problems: the comparisons; seeds: one ensemble per seed (and width and model);
+    models: 'network' and/or 'linearised'; antithetic: members in antithetic pairs (the pair
+    means are the units of the bias estimate); eta_lambda: ``eta * lambda_max`` of the
+    orbit-augmented NTK (at most 0.5: stable and not oscillating); member_dtype: the members'
+    precision (the NTK side is float64); data_seed: the draw of the data."""
+    x64: ClassVar[bool] = True
+    problems: tuple[ProblemConfig, ...] = (ProblemConfig(),)
+    seeds: tuple = (0, 1, 2)
+    models: tuple = MODELS
+    antithetic: bool = False
+    eta_lambda: float = 0.5
+    member_dtype: str = "float32"
+    data_seed: int = 0
+
+    def __post_init__(self):
+        check_member_dtype("member_dtype", self.member_dtype)
+        if not 0 < self.eta_lambda <= 0.5:
+            raise ValueError(f"eta_lambda must be in (0, 0.5]; got {self.eta_lambda}")
+        bad = [m for m in self.models if m not in MODELS]
+        if bad or not self.models:
+            raise ValueError(f"models must be a non-empty subset of {MODELS}; got {self.models}")
+        if len({p.name for p in self.problems}) != len(self.problems):
+            raise ValueError(f"problems must have distinct dataset/kind pairs; got {[p.name for p in self.problems]}")
+
+
+Config = ConvergenceConfig
+PRESETS = {
+    "small": ConvergenceConfig(problems=(
+        ProblemConfig("toy", widths=(32, 128, 512), ensemble_size=8, n_train=6, n_eval=4, steps=40,
+                      record_steps=(0, 10, 40)),
+        ProblemConfig("ising", widths=(32, 256), ensemble_size=8, n_train=6, n_eval=3, steps=40,
+                      record_steps=(0, 40))), seeds=(0, 1)),
+    "cpu": ConvergenceConfig(problems=(
+        ProblemConfig("toy", widths=(64, 256, 1024, 4096), ensemble_size=64, n_train=16, n_eval=16, steps=400,
+                      record_steps=(0, 10, 100, 400)),
+        ProblemConfig("ising", widths=(32, 128, 512, 2048), ensemble_size=32, n_train=16, n_eval=8, steps=400,
+                      record_steps=(0, 10, 100, 400)),
+        ProblemConfig("fmnist", widths=(64, 256, 1024, 2048), ensemble_size=16, n_train=256, n_eval=16,
+                      steps=200, record_steps=(0, 10, 50, 200), downsample=2),
+        ProblemConfig("fmnist", "cnn", widths=(8, 16, 32, 64), ensemble_size=16, n_train=64, n_eval=8, depth=2,
+                      steps=40, record_steps=(0, 10, 40))), seeds=(0, 1, 2)),
+    "paper": ConvergenceConfig(problems=(
+        ProblemConfig("toy", widths=(64, 256, 1024, 4096, 16384), ensemble_size=128, n_train=16, n_eval=32,
+                      steps=1000, record_steps=(0, 10, 100, 1000)),
+        ProblemConfig("ising", widths=(32, 128, 512, 2048, 8192), ensemble_size=64, n_train=32, n_eval=16,
+                      steps=1000, record_steps=(0, 10, 100, 1000)),
+        ProblemConfig("fmnist", widths=(64, 256, 1024, 4096), ensemble_size=64, n_train=512, n_eval=32,
+                      steps=1000, record_steps=(0, 10, 100, 1000)),
+        ProblemConfig("fmnist", "cnn", widths=(16, 64, 256, 1024), ensemble_size=32, n_train=256, n_eval=16,
+                      depth=2, steps=200, record_steps=(0, 10, 50, 200))), seeds=(0, 1, 2, 3, 4)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """The arrays of a :class:`ProblemConfig`: group, x ``(N, ...)``, y ``(N, k)`` and the
+    evaluation sets ``{name: (n, ...)}``."""
+    group: object
+    x: object
+    y: object
+    evals: dict
+
+
+def problem(p: ProblemConfig, seed: int = 0, data_dir=None) -> Problem:
+    """The training data, group and evaluation sets of ``p`` (float64)."""
+    kx, k1, k2 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    f64 = lambda a: jnp.asarray(np.asarray(a, dtype=np.float64))       # noqa: E731
+    if p.dataset == "toy":
+        x = data.wedge_points(kx, p.n_train)
+        return Problem(groups.planar_rotations(8), x, data.radial_target(x),
+                       {"in_distribution": data.wedge_points(k1, p.n_eval), "noise": data.noise_points(k2, p.n_eval)})
+    if p.dataset == "ising":
+        x = data.ising_configurations(kx, p.n_train, p.L)
+        return Problem(groups.lattice_translations(p.L), x, data.ising_energy(x),
+                       {"in_distribution": data.ising_configurations(k1, p.n_eval, p.L),
+                        "noise": jax.random.normal(k2, (p.n_eval, p.L, p.L, 1))})
+    sets = data.splits(data.SplitConfig(n_train=p.n_train, n_val=0, n_test=p.n_eval, seed=seed), data_dir=data_dir)
+    x, labels = sets["train"]
+    small = lambda a: f64(data.downsample(np.asarray(a), p.downsample) if p.downsample > 1 else a)   # noqa: E731
+    evals = {"fashion_mnist_test": small(sets["test"][0]), "mnist": small(data.ood_set("mnist", p.n_eval, seed, data_dir)),
+             "noise": small(data.ood_set("noise", p.n_eval, seed, data_dir))}
+    size = 28 // p.downsample
+    return Problem(groups.rotations(4, (size, size)), small(x), f64(np.eye(10)[labels] - 0.1), evals)
+
+
+def spec(p: ProblemConfig, width: int, out_dim: int) -> ArchSpec:
+    """The member network of ``p`` at ``width`` (NTK parameterisation)."""
+    if p.kind == "cnn":
+        return ArchSpec(kind="cnn", depth=p.depth, width=width, out_dim=out_dim, pool=True)
+    return ArchSpec(kind="mlp", depth=p.depth, width=width, out_dim=out_dim, b_std=1.0 if p.dataset == "toy" else 0.5)
+
+
+def sizes_up_to(m: int) -> list:
+    """1, 2, 4, ... up to ``m`` (and ``m`` itself)."""
+    out = [1]
+    while out[-1] * 2 < m:
+        out.append(out[-1] * 2)
+    return sorted(set(out + [m]))
+
+
+def _unit_records(cfg, p, prob, ev, pred, train_loss, scales, width, seed, model, res, eta) -> list:
+    """The records of one trained ensemble: one per record step and evaluation set."""
+    recs = []
+    k = prob.y.shape[1]
+    for i, step in enumerate(res.steps):
+        for s in ev.names:
+            sl = ev.slice(s)
+            members, mu, cov = res.members[i][:, sl], np.asarray(pred.mean[i, sl]), np.asarray(pred.cov[i][sl, sl])
+            dev = metrics.ensemble_deviation(members, mu, cov, pairs=cfg.antithetic, scale=scales[s],
+                                             seed=seed)
+            units = 0.5 * (members[0::2] + members[1::2]) if cfg.antithetic else members
+            ms = sizes_up_to(units.shape[0])
+            orbit = lambda f: metrics.orbit_predictions(f, prob.group)      # noqa: E731
+            cov_orbit = metrics.orbit_covariance(cov, prob.group.order, (sl.stop - sl.start) // prob.group.order)
+            recs.append({
+                "key": f"{p.name}/{model}/w{width}/s{seed}/step{int(step)}/{s}", "dataset": p.name, "model": model,
+                "width": int(width), "seed": int(seed), "step": int(step), "t": float(step * eta), "eval_set": s,
+                **dev.as_record(), "sizes": ms, "outputs": int(k),
+                "distance_sq_by_m": [float(np.sum((units[:m].mean(0) - mu) ** 2)) for m in ms],
+                "predicted_noise_sq": float(k * np.trace(cov)),           # k tr Sigma_s: M d^2 of i.i.d. members
+                "invariance_msq": metrics.mean_squared_invariance_error(orbit(members.mean(0)), prob.group),
+                "predicted_invariance_msq": metrics.predicted_invariance_error(cov_orbit, k, members.shape[0],
+                                                                               mean_orbit=orbit(mu)),
+                "ntk_train_loss_fraction": float(train_loss[i])})
+    return recs
+
+
+def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:
+    """Run (or resume) every (problem, width, seed, model) unit into ``out``; returns the records."""
+    rd = RunDir(out, cfg, overwrite=overwrite)
+    done = rd.done()
+    for p in cfg.problems:
+        units = [(w, s, m) for w in p.widths for s in cfg.seeds for m in cfg.models]
+        if all(f"{p.name}/{m}/w{w}/s{s}" in done for w, s, m in units):
+            continue
+        prob = problem(p, cfg.data_seed, data_dir)
+        ev = metrics.EvalOrbits.of(prob.group, prob.evals)
+        k = prob.y.shape[1]
+        ref = spec(p, min(p.widths), k)                  # the analytic kernel does not depend on the width
+        eta = cfg.eta_lambda * max_learning_rate(ref, prob.x, prob.group) / 2.0
+        print(f"[{rd.path.name}] {p.name}: eta = {eta:.4g} (eta lambda_max = {cfg.eta_lambda})", flush=True)
+        pred = predict(ref, prob.x, prob.y, ev.x, steps=p.record_steps, learning_rate=eta, group=prob.group,
+                       compute_cov=True)
+        on_train = predict(ref, prob.x, prob.y, prob.x, steps=p.record_steps, learning_rate=eta, group=prob.group)
+        y = np.asarray(prob.y)
+        train_loss = [float(np.sum((np.asarray(m) - y) ** 2) / np.sum(y ** 2)) for m in on_train.mean]
+        scales = {s: float(np.sqrt(k * np.trace(np.asarray(pred.cov[0][ev.slice(s), ev.slice(s)]))))
+                  for s in ev.names}
+        for width, seed, model in units:
+            unit = f"{p.name}/{model}/w{width}/s{seed}"
+            if unit in done:
+                continue
+            tcfg = ensembles.TrainConfig(ensemble_size=p.ensemble_size, steps=p.steps, learning_rate=eta,
+                                         augmentation="orbit", record_steps=tuple(p.record_steps), seed=seed,
+                                         dtype=cfg.member_dtype, model=model, antithetic=cfg.antithetic)
+            print(f"[{rd.path.name}] {unit}: {p.ensemble_size} members", flush=True)
+            res = ensembles.train(spec(p, width, k), tcfg, prob.x, prob.y, ev.x, group=prob.group,
+                                  run_dir=rd.path / "ensembles" / unit.replace("/", "_"), progress=progress)
+            for rec in _unit_records(cfg, p, prob, ev, pred, train_loss, scales, width, seed, model, res, eta):
+                key = rec.pop("key")
+                done[key] = rd.record(key, **rec)
+            done[unit] = rd.record(unit, kind="unit", dataset=p.name, model=model, width=int(width), seed=int(seed),
+                                   eta=float(eta))
+    return done
+
+
+# ---------------------------------------------------------------- reading the records
+def rows(done: dict, **match) -> list:
+    """The step records (not the unit markers) whose fields equal ``match``."""
+    return [r for r in done.values() if "eval_set" in r and all(r.get(k) == v for k, v in match.items())]
+
+
+def seed_mean(done: dict, field: str, **match):
+    """``(widths, mean, low, high)`` of ``field`` over seeds per width: mean and the range of the
+    per-seed values (numpy arrays, widths ascending)."""
+    recs = rows(done, **match)
+    widths = sorted({r["width"] for r in recs})
+    vals = [[float(r[field]) for r in recs if r["width"] == w] for w in widths]
+    return (np.asarray(widths), np.asarray([np.mean(v) for v in vals]), np.asarray([np.min(v) for v in vals]),
+            np.asarray([np.max(v) for v in vals]))
+
+
+def pooled_bias(done: dict, level: float = 0.9, **match):
+    """``(widths, b, low, high)``: the relative bias per width pooled over seeds,
+    ``b = sqrt(max(mean_seeds b^2, 0)) / scale`` (the mean of unbiased per-seed estimates is
+    unbiased), with the interval ``mean b^2 +- t_{S-1} se`` over the ``S`` seeds (square roots
+    clipped at 0; with one seed, that seed's bootstrap interval). Numpy arrays, widths ascending."""
+    from scipy import stats
+    recs = rows(done, **match)
+    widths = sorted({r["width"] for r in recs})
+    b, lo, hi = [], [], []
+    for w in widths:
+        rs = [r for r in recs if r["width"] == w]
+        sq = np.asarray([r["bias_sq"] for r in rs]) / rs[0]["scale"] ** 2
+        m = float(sq.mean())
+        if len(rs) == 1:
+            lo.append(rs[0]["relative_bias_ci"][0])
+            hi.append(rs[0]["relative_bias_ci"][1])
+        else:
+            half = stats.t.ppf(0.5 + level / 2, len(rs) - 1) * sq.std(ddof=1) / np.sqrt(len(rs))
+            lo.append(np.sqrt(max(m - half, 0.0)))
+            hi.append(np.sqrt(max(m + half, 0.0)))
+        b.append(np.sqrt(max(m, 0.0)))
+    return np.asarray(widths), np.asarray(b), np.asarray(lo), np.asarray(hi)
+
+
+def fit_exponent(widths, values) -> float:
+    """Least-squares slope of ``log values`` against ``log widths`` (positive values only; nan
+    with fewer than two).
+
+    >>> round(fit_exponent([1, 10, 100], [1.0, 0.1, 0.01]), 6)
+    -1.0
+    """
+    w, v = np.asarray(widths, dtype=float), np.asarray(values, dtype=float)
+    ok = v > 0
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(w[ok]), np.log(v[ok]), 1)[0])
+
+
+def _last_step(done: dict, dataset: str) -> int:
+    return max(r["step"] for r in rows(done, dataset=dataset))
+
+
+ORDER = ("toy_mlp", "ising_mlp", "fmnist_mlp", "fmnist_cnn")
+
+
+def _datasets(done: dict) -> list:
+    return sorted({r["dataset"] for r in rows(done)}, key=ORDER.index)
+
+
+def summary(cfg: ConvergenceConfig, done: dict) -> str:
+    """Per dataset, model and evaluation set at the last step: the relative bias pooled over
+    seeds with its interval (:func:`pooled_bias`) and the variance ratio (mean over seeds) per
+    width, and the fitted exponent of the bias against width."""
+    lines = []
+    for d in _datasets(done):
+        step = _last_step(done, d)
+        for model in cfg.models:
+            for s in sorted({r["eval_set"] for r in rows(done, dataset=d)}):
+                match = dict(dataset=d, model=model, eval_set=s, step=step)
+                if not rows(done, **match):
+                    continue
+                w, b, lo, hi = pooled_bias(done, **match)
+                _, v, _, _ = seed_mean(done, "variance_ratio", **match)
+                lines.append(f"{d} {model} {s} step {step}: relative bias "
+                             + ", ".join(f"w{int(x)} {y:.3g} [{a:.3g}, {c:.3g}]" for x, y, a, c in zip(w, b, lo, hi))
+                             + f"; exponent {fit_exponent(w, b):.2f}; variance ratio "
+                             + ", ".join(f"{y:.2f}" for y in v))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- figures, table, numbers
+def _eval_sets(done, d):
+    return sorted({r["eval_set"] for r in rows(done, dataset=d)})
+
+
+def figure_noise(cfg: ConvergenceConfig, done: dict):
+    """``m d_m^2`` against the number of members m at the last step, per width (network, seed
+    0), with the NTK's ``k tr Sigma_s`` (the level of pure sampling noise): flat at the line is
+    noise alone; growth in m is a bias. One panel per dataset and evaluation set."""
+    plt = pyplot()
+    panels = [(d, s) for d in _datasets(done) for s in _eval_sets(done, d)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    for ax, (d, s) in zip(axes[0], panels):
+        step = _last_step(done, d)
+        recs = sorted(rows(done, dataset=d, eval_set=s, step=step, model="network", seed=min(cfg.seeds)),
+                      key=lambda r: r["width"])
+        for j, r in enumerate(recs):
+            m = np.asarray(r["sizes"])
+            ax.plot(m, m * np.asarray(r["distance_sq_by_m"]), "o-", color=f"C{j}", ms=3, label=f"width {r['width']}")
+        if recs:
+            ax.axhline(recs[0]["predicted_noise_sq"], color="k", ls="--", lw=1, label=r"$k\,\mathrm{tr}\,\Sigma_s$")
+        ax.set(xscale="log", yscale="log", xlabel="members m", title=f"{d}, {s}, step {step}")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel(r"$m\,\|\bar f_m - \mu_s\|^2$")
+    fig.tight_layout()
+    return fig
+
+
+def figure_bias(cfg: ConvergenceConfig, done: dict):
+    """Relative bias ``b / sqrt(k tr Sigma_0)`` against width at the last step (log-log), pooled
+    over seeds with its interval (:func:`pooled_bias`; estimates of 0 drawn at 1e-4), network (solid) and
+    linearised (dashed) per evaluation set, with the fitted slope in the legend; one panel per
+    dataset."""
+    plt = pyplot()
+    ds = _datasets(done)
+    fig, axes = plt.subplots(1, len(ds), figsize=(4.2 * len(ds), 3.6), squeeze=False)
+    for ax, d in zip(axes[0], ds):
+        step = _last_step(done, d)
+        for j, s in enumerate(_eval_sets(done, d)):
+            for model, ls in (("network", "-"), ("linearised", "--")):
+                match = dict(dataset=d, eval_set=s, step=step, model=model)
+                recs = rows(done, **match)
+                if not recs:
+                    continue
+                w, b, lo, hi = pooled_bias(done, **match)
+                floor = 1e-4                                    # a bias estimated at 0 is drawn here
+                ax.errorbar(w, np.maximum(b, floor), yerr=[np.maximum(b, floor) - np.maximum(lo, floor),
+                                                           np.maximum(hi - np.maximum(b, floor), 0)],
+                            fmt="o" + ls, color=f"C{j}", capsize=2, ms=3,
+                            label=f"{s}, {model} (slope {fit_exponent(w, b):.2f})")
+        ax.set(xscale="log", yscale="log", xlabel="width", title=f"{d}, step {step}")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel(r"bias $b / \sqrt{k\,\mathrm{tr}\,\Sigma_0}$")
+    fig.tight_layout()
+    return fig
+
+
+def figure_variance(cfg: ConvergenceConfig, done: dict):
+    """Variance ratio ``tr(S) / (k tr Sigma_s)`` against width at the last step, mean over seeds
+    (bars: the range of the seeds' bootstrap intervals); 1 is the NTK's spread."""
+    plt = pyplot()
+    ds = _datasets(done)
+    fig, axes = plt.subplots(1, len(ds), figsize=(4.2 * len(ds), 3.4), squeeze=False)
+    for ax, d in zip(axes[0], ds):
+        step = _last_step(done, d)
+        for j, s in enumerate(_eval_sets(done, d)):
+            for model, ls in (("network", "-"), ("linearised", "--")):
+                match = dict(dataset=d, eval_set=s, step=step, model=model)
+                recs = rows(done, **match)
+                if not recs:
+                    continue
+                w, v, _, _ = seed_mean(done, "variance_ratio", **match)
+                lo = [min(r["variance_ratio_ci"][0] for r in recs if r["width"] == x) for x in w]
+                hi = [max(r["variance_ratio_ci"][1] for r in recs if r["width"] == x) for x in w]
+                ax.errorbar(w, v, yerr=[np.maximum(v - lo, 0), np.maximum(np.asarray(hi) - v, 0)], fmt="o" + ls,
+                            color=f"C{j}", capsize=2, ms=3, label=f"{s}, {model}")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set(xscale="log", xlabel="width", title=f"{d}, step {step}")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel(r"variance ratio $\mathrm{tr}\,S / (k\,\mathrm{tr}\,\Sigma_s)$")
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = (
+    Figure(f"{NAME}_noise", figure_noise, "Sampling noise against bias: m times the squared distance of the mean of "
+           "m members from the discrete-time NTK mean, per width, at the last recorded step (network, first seed); "
+           "the dashed line is the NTK's k tr Sigma_s, the level of pure sampling noise."),
+    Figure(f"{NAME}_bias", figure_bias, "Bias of the ensemble mean against width (log-log), relative to the initial "
+           "spread sqrt(k tr Sigma_0): the unbiased estimate b^2 = ||mean - mu||^2 - tr(S)/M averaged over seeds, bars "
+           "its 90% interval over seeds (estimates of 0 drawn at 1e-4); the network (solid) and its linearisation "
+           "(dashed), with the fitted slopes."),
+    Figure(f"{NAME}_variance", figure_variance, "Variance ratio tr(S) / (k tr Sigma_s) of the members against width "
+           "at the last recorded step (1: the NTK's spread), mean over seeds, bars spanning the seeds' bootstrap "
+           "intervals."),
+)
+
+
+def table(cfg: ConvergenceConfig, done: dict) -> Table:
+    """Per dataset, model and evaluation set at the last step: relative bias at the smallest
+    and the largest width (pooled over seeds), the upper end of the largest width's interval,
+    their ratio ('--' where the largest width's estimate is 0), the fitted exponent, and the
+    variance ratio at the largest width."""
+    header = ["dataset", "model", "eval set", "step", "$b$ smallest", "$b$ largest", "its upper bound", "ratio",
+              "exponent", "variance ratio"]
+    out = []
+    for d in _datasets(done):
+        step = _last_step(done, d)
+        for model in cfg.models:
+            for s in _eval_sets(done, d):
+                match = dict(dataset=d, model=model, eval_set=s, step=step)
+                if not rows(done, **match):
+                    continue
+                w, b, _, hi = pooled_bias(done, **match)
+                _, v, _, _ = seed_mean(done, "variance_ratio", **match)
+                out.append([d.replace("_", " "), model, s.replace("_", " "), str(step), Num(b[0]), Num(b[-1]),
+                            Num(hi[-1]), Num(b[0] / b[-1]) if b[-1] > 0 else "--", Num(fit_exponent(w, b)),
+                            Num(v[-1])])
+    cap = ("Finite ensembles against the discrete-time NTK prediction at the last recorded step: the ensemble "
+           "mean's bias relative to the initial spread, pooled over seeds, at the smallest and the largest width "
+           "(with the upper end of the latter's 90\\% interval over seeds), their ratio, the fitted exponent of "
+           "the bias against width, and the variance ratio at the largest width.")
+    return Table(header, out, cap, NAME)
+
+
+TABLES = {NAME: table}

@@ -1,0 +1,83 @@
+"""The ntk_convergence experiment on a tiny setting: records as the protocol says, resumable,
+the figures and the table draw from them, and what must hold at any width does."""
+import json
+
+import numpy as np
+import pytest
+
+from ntkequi import experiments
+from ntkequi.experiments import ntk_convergence as nc
+from ntkequi.report import build
+from ntkequi.runs import load_run
+
+TINY = nc.ConvergenceConfig(problems=(nc.ProblemConfig("toy", widths=(16, 256), ensemble_size=8, n_train=4, n_eval=3,
+                                                       steps=6, record_steps=(0, 6)),), seeds=(0, 1))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ntkc") / "run"
+    cfg, out, done = experiments.run_experiment("ntk_convergence", out=out, cfg=TINY, progress=False)
+    return cfg, out, done
+
+
+def test_records_carry_what_a_referee_needs(tiny):
+    cfg, out, done = tiny
+    recs = nc.rows(done)
+    assert len(recs) == 2 * 2 * 2 * 2 * 2          # widths x seeds x models x steps x eval sets
+    for r in recs:
+        for f in ("dataset", "model", "width", "seed", "step", "t", "bias", "bias_ci", "variance_ratio",
+                  "invariance_msq", "predicted_invariance_msq", "relative_bias", "scale", "ntk_train_loss_fraction"):
+            assert f in r, f
+        assert r["bias_ci"][0] <= r["bias"] <= r["bias_ci"][1] or r["bias"] == 0.0
+        assert r["t"] == pytest.approx(r["step"] * done[f"toy_mlp/{r['model']}/w{r['width']}/s{r['seed']}"]["eta"])
+    units = [k for k, r in done.items() if r.get("kind") == "unit"]
+    assert len(units) == 2 * 2 * 2
+    # the per-member predictions stay beside the records (float32), so every number can be recomputed
+    saved = np.load(out / "ensembles" / "toy_mlp_network_w256_s1" / "predictions_step6.npy")
+    assert saved.dtype == np.float32 and saved.shape == (8, 2 * 3 * 8, 1)
+
+
+def test_what_holds_at_any_width(tiny):
+    """At step 0 the network and its linearisation are the same members (same records), and
+    the members' mean is zero in expectation at every width, as mu_0 is: the bias interval
+    reaches 0. The NTK's own training loss falls with the steps."""
+    _, _, done = tiny
+    for r in nc.rows(done, step=0, model="network"):
+        twin = done[f"toy_mlp/linearised/w{r['width']}/s{r['seed']}/step0/{r['eval_set']}"]
+        assert twin["distance_sq"] == r["distance_sq"] and twin["variance_ratio"] == r["variance_ratio"]
+        assert r["bias_ci"][0] == 0.0, r
+    loss = {r["step"]: r["ntk_train_loss_fraction"] for r in nc.rows(done)}
+    assert loss[0] == pytest.approx(1.0) and loss[6] < loss[0]
+
+
+def test_resume_figures_and_table(tiny, tmp_path):
+    cfg, out, done = tiny
+    n = len((out / "results.jsonl").read_text().splitlines())
+    experiments.run_experiment("ntk_convergence", out=out, cfg=cfg, progress=False)          # nothing to do
+    assert len((out / "results.jsonl").read_text().splitlines()) == n
+    saved = load_run(out, nc.Config)
+    assert saved.config == cfg
+    for fig in nc.FIGURES:
+        build.save(fig.draw(saved.config, saved.done), tmp_path / fig.name)
+        assert (tmp_path / f"{fig.name}.pdf").exists()
+    tab = nc.table(saved.config, saved.done)
+    assert len(tab.rows) == 2 * 2                  # models x eval sets
+    assert "toy_mlp network" in nc.summary(saved.config, saved.done)
+    assert json.loads((out / "config.json").read_text())["problems"][0]["dataset"] == "toy"
+
+
+def test_pooled_bias_and_exponent():
+    """Pooling per-seed unbiased b^2: the mean over seeds, an interval from their spread, and
+    the log-log slope of b against width."""
+    done = {f"u{w}{s}": {"eval_set": "a", "dataset": "d", "width": w, "seed": s, "scale": 2.0,
+                         "bias_sq": 4.0 * (1.0 / w) ** 2 * (1 + 0.1 * s), "relative_bias_ci": [0, 1]}
+            for w in (10, 100) for s in (0, 1, 2)}
+    w, b, lo, hi = nc.pooled_bias(done, dataset="d")
+    np.testing.assert_allclose(b, np.sqrt(np.array([1.1e-2, 1.1e-4])), rtol=1e-12)
+    assert np.all(lo < b) and np.all(b < hi)
+    assert nc.fit_exponent(w, b) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="eta_lambda"):
+        nc.ConvergenceConfig(eta_lambda=1.0)
+    with pytest.raises(ValueError, match="record_steps must include 0"):
+        nc.ProblemConfig(steps=10, record_steps=(5, 10))

@@ -55,7 +55,9 @@ class ProblemConfig:
         dataset: 'toy' (points in a wedge, target cos 2|x| + |x|/2, planar C8), 'ising'
             (L x L spin configurations, energy per site, lattice translations) or 'fmnist'
             (FashionMNIST, centred one-hot targets, C4; evaluated on test images, MNIST digits
-            and uniform noise).
+            and uniform noise; every image standardised to zero mean and unit variance over its
+            pixels, which commutes with the quarter turns and makes the NTK far better conditioned:
+            its training loss falls by 90 % in about 1,000 instead of over 3,000 steps).
         kind: 'mlp', or 'cnn' (fmnist: the OSP table's network, conv-ReLU-2x2 pool twice).
         widths: hidden widths (channels for the CNN).
         ensemble_size: members per ensemble.
@@ -127,15 +129,19 @@ PRESETS = {
                       record_steps=(0, 10, 40)),
         ProblemConfig("ising", widths=(32, 256), ensemble_size=8, n_train=6, n_eval=3, steps=40,
                       record_steps=(0, 40))), seeds=(0, 1)),
+    # sized so that the NTK's training loss falls by at least 90 % by the last step (toy 92 %,
+    # Ising 99.3 % by step 400, FashionMNIST MLP 92 %: kernels.predict(..., steps=) on the training
+    # inputs; recorded as ntk_train_loss_fraction) and
+    # the whole preset fits about 3 h on 2 cores; the CNN is a trend over the widths a CPU allows
     "cpu": ConvergenceConfig(problems=(
-        ProblemConfig("toy", widths=(64, 256, 1024, 4096), ensemble_size=64, n_train=16, n_eval=16, steps=400,
-                      record_steps=(0, 10, 100, 400)),
+        ProblemConfig("toy", widths=(64, 128, 256, 1024, 4096), ensemble_size=64, n_train=16, n_eval=16,
+                      steps=2000, record_steps=(0, 10, 100, 500, 2000)),
         ProblemConfig("ising", widths=(32, 128, 512, 2048), ensemble_size=32, n_train=16, n_eval=8, steps=400,
-                      record_steps=(0, 10, 100, 400)),
-        ProblemConfig("fmnist", widths=(64, 256, 1024, 2048), ensemble_size=16, n_train=256, n_eval=16,
-                      steps=200, record_steps=(0, 10, 50, 200), downsample=2),
-        ProblemConfig("fmnist", "cnn", widths=(8, 16, 32, 64), ensemble_size=16, n_train=64, n_eval=8, depth=2,
-                      steps=40, record_steps=(0, 10, 40))), seeds=(0, 1, 2)),
+                      record_steps=(0, 10, 50, 400)),
+        ProblemConfig("fmnist", widths=(64, 256, 1024, 2048), ensemble_size=16, n_train=64, n_eval=16,
+                      steps=1200, record_steps=(0, 10, 100, 400, 1200), downsample=2),
+        ProblemConfig("fmnist", "cnn", widths=(8, 16, 32), ensemble_size=16, n_train=64, n_eval=8, depth=2,
+                      steps=60, record_steps=(0, 10, 60))), seeds=(0, 1, 2)),
     "paper": ConvergenceConfig(problems=(
         ProblemConfig("toy", widths=(64, 256, 1024, 4096, 16384), ensemble_size=128, n_train=16, n_eval=32,
                       steps=1000, record_steps=(0, 10, 100, 1000)),
@@ -173,7 +179,12 @@ def problem(p: ProblemConfig, seed: int = 0, data_dir=None) -> Problem:
                         "noise": jax.random.normal(k2, (p.n_eval, p.L, p.L, 1))})
     sets = data.splits(data.SplitConfig(n_train=p.n_train, n_val=0, n_test=p.n_eval, seed=seed), data_dir=data_dir)
     x, labels = sets["train"]
-    small = lambda a: f64(data.downsample(np.asarray(a), p.downsample) if p.downsample > 1 else a)   # noqa: E731
+
+    def small(a):            # downsampled, then each image to zero mean and unit variance over its pixels
+        a = np.asarray(a, dtype=np.float64)
+        a = data.downsample(a, p.downsample) if p.downsample > 1 else a
+        a = a - a.mean(axis=(1, 2, 3), keepdims=True)
+        return f64(a / a.std(axis=(1, 2, 3), keepdims=True))
     evals = {"fashion_mnist_test": small(sets["test"][0]), "mnist": small(data.ood_set("mnist", p.n_eval, seed, data_dir)),
              "noise": small(data.ood_set("noise", p.n_eval, seed, data_dir))}
     size = 28 // p.downsample
@@ -183,8 +194,9 @@ def problem(p: ProblemConfig, seed: int = 0, data_dir=None) -> Problem:
 def spec(p: ProblemConfig, width: int, out_dim: int) -> ArchSpec:
     """The member network of ``p`` at ``width`` (NTK parameterisation)."""
     if p.kind == "cnn":
-        return ArchSpec(kind="cnn", depth=p.depth, width=width, out_dim=out_dim, pool=True)
-    return ArchSpec(kind="mlp", depth=p.depth, width=width, out_dim=out_dim, b_std=1.0 if p.dataset == "toy" else 0.5)
+        return ArchSpec(kind="cnn", depth=p.depth, width=width, out_dim=out_dim, pool=True, b_std=0.1)
+    return ArchSpec(kind="mlp", depth=p.depth, width=width, out_dim=out_dim,
+                    b_std={"toy": 1.0, "ising": 0.5, "fmnist": 0.1}[p.dataset])
 
 
 def sizes_up_to(m: int) -> list:

@@ -3,7 +3,10 @@ problem (points in a 60-degree wedge, rotation-invariant target), for a single m
 mean of M members and the NTK mean mu_t, at initialisation, after 1, 2, 3 and many
 gradient-descent steps, without augmentation and on the full C8 orbit. With the orbit the
 ensemble mean shows the C8 pattern everywhere on the square, off the data included, while
-single members show none (and without augmentation nothing is C8-symmetric).
+single members show none (and without augmentation nothing is C8-symmetric). Members come in
+antithetic pairs (the same weights but the readout's sign), so the initial functions cancel in
+the mean and it shows mu's pattern from the first steps on; mu is the discrete-time prediction
+of the same gradient-descent steps.
 
     ntkequi run toy_heatmaps            # ~1 min on 2 CPU cores
 """
@@ -35,7 +38,8 @@ class HeatmapConfig:
     """``grid`` points per side of the square ``[-half_width, half_width]^2``; ``record_steps``
     the steps drawn (0 = initialisation); the rest as in :mod:`toy_ensembles`."""
     x64: ClassVar[bool] = True
-    SAVED_BEFORE: ClassVar[dict] = {"member_dtype": "float64"}     # runs saved before the field
+    SAVED_BEFORE: ClassVar[dict] = {"member_dtype": "float64", "antithetic": False,   # runs saved before the fields
+                                    "discrete": False}
     group_order: int = 8
     n_train: int = 8
     depth: int = 2
@@ -48,6 +52,8 @@ class HeatmapConfig:
     half_width: float = 2.5
     seed: int = 0
     member_dtype: str = "float32"        # the finite members' precision (the kernels: float64)
+    antithetic: bool = True              # members in antithetic pairs: the initial function cancels in the mean
+    discrete: bool = True                # mu after the same gradient-descent steps (else gradient flow at t)
 
     def __post_init__(self):
         check_member_dtype("member_dtype", self.member_dtype)
@@ -90,12 +96,13 @@ def run(cfg: HeatmapConfig, out, *, data_dir=None, progress: bool = True, overwr
             continue
         tcfg = ensembles.TrainConfig(ensemble_size=cfg.ensemble_size, steps=cfg.record_steps[-1],
                                      learning_rate=lr, augmentation=mode, record_steps=cfg.record_steps,
-                                     seed=cfg.seed, dtype=cfg.member_dtype)
+                                     seed=cfg.seed, dtype=cfg.member_dtype, antithetic=cfg.antithetic)
         res = ensembles.train(spec, tcfg, x, y, evals, group=group, run_dir=out / "ensembles" / mode,
                               progress=progress)
         x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
         times = res.times(lr)
-        pred = predict(spec, x_aug, y_aug, evals, times)
+        pred = (predict(spec, x_aug, y_aug, evals, steps=res.steps, learning_rate=lr) if cfg.discrete
+                else predict(spec, x_aug, y_aug, evals, times))
         p = pts.shape[0]
         orbit = lambda f: metrics.orbit_predictions(f, group)         # noqa: E731
         per_step = []
@@ -133,7 +140,8 @@ def figure(cfg: HeatmapConfig, done: dict):
     steps = cfg.record_steps
     rows = [(mode, kind) for mode in MODES for kind in ("member", "mean", "ntk")]
     fig, axes = plt.subplots(len(rows), len(steps), figsize=(2.2 * len(steps), 2.2 * len(rows)), squeeze=False)
-    names = {"member": "one member", "mean": f"mean of {cfg.ensemble_size}", "ntk": "NTK mu_t"}
+    names = {"member": "one member", "ntk": "NTK mu_t",
+             "mean": f"mean of {cfg.ensemble_size}" + (" (antithetic)" if cfg.antithetic else "")}
     ext = (-cfg.half_width, cfg.half_width, -cfg.half_width, cfg.half_width)
     for j, _ in enumerate(steps):
         for (mode, kind), ax_row in zip(rows, axes):
@@ -158,7 +166,8 @@ def figure(cfg: HeatmapConfig, done: dict):
 
 
 FIGURES = (Figure(NAME, figure, "The planar C8 toy problem over the plane: one member, the mean of M members "
-                                "and the NTK mean mu_t at initialisation and after 1, 2, 3 and many gradient-"
+                                "(antithetic pairs, whose initial functions cancel) and the NTK mean after the same "
+                                "gradient-descent steps at initialisation and after 1, 2, 3 and many gradient-"
                                 "descent steps, without augmentation and on the full C8 orbit (white dots: "
                                 "training points; titles: relative C8 invariance error on the grid)."),)
 

@@ -81,3 +81,25 @@ def test_pooled_bias_and_exponent():
         nc.ConvergenceConfig(eta_lambda=1.0)
     with pytest.raises(ValueError, match="record_steps must include 0"):
         nc.ProblemConfig(steps=10, record_steps=(5, 10))
+
+
+def test_collect_keeps_the_per_member_predictions(tiny, tmp_path, monkeypatch):
+    """``ntkequi figures --collect`` copies every unit's per-member predictions into the results
+    (all steps while they fit the budget, else each unit's last step), so the records can be
+    recomputed from what is committed."""
+    _, out, done = tiny
+    runs = tmp_path / "runs"
+    import shutil
+    shutil.copytree(out, runs / "ntk_convergence")
+    assert build.collect(runs, tmp_path / "results") == ["ntk_convergence"]
+    kept = sorted((tmp_path / "results" / "ntk_convergence" / "ensembles").glob("*/*.npy"))
+    assert len(kept) == 8 * 2                                  # 8 units x 2 record steps
+    monkeypatch.setattr(nc, "KEEP_BYTES", 1)
+    assert sorted(nc.kept_files(runs / "ntk_convergence")) == sorted(
+        f"ensembles/{d.name}/predictions_step6.npy" for d in (runs / "ntk_convergence" / "ensembles").iterdir())
+    # a record recomputed from the kept predictions
+    rec = done["toy_mlp/network/w16/s0/step6/noise"]
+    members = np.load(tmp_path / "results" / "ntk_convergence" / "ensembles" / "toy_mlp_network_w16_s0"
+                      / "predictions_step6.npy").astype(np.float64)
+    noise = members[:, 3 * 8:]                                 # the second set's C8 orbits (after in_distribution)
+    assert rec["noise_sq"] == pytest.approx(np.sum(np.var(noise, axis=0, ddof=1)) / 8, rel=1e-9)

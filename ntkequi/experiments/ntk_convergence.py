@@ -273,6 +273,27 @@ def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, ov
     return done
 
 
+#: the committed per-member predictions may take this many bytes; beyond it only each unit's last record
+KEEP_BYTES = 20 * 2 ** 20
+
+
+def kept_files(run_dir) -> list:
+    """The per-member predictions (``ensembles/<unit>/predictions_step*.npy``, float32) that the
+    committed results keep, relative to ``run_dir``: all of them if they fit in
+    :data:`KEEP_BYTES`, else each unit's last recorded step."""
+    from pathlib import Path
+    run_dir = Path(run_dir)
+    files = sorted(run_dir.glob("ensembles/*/predictions_step*.npy"))
+    if sum(f.stat().st_size for f in files) > KEEP_BYTES:
+        last = {}
+        for f in files:
+            step = int(f.stem.removeprefix("predictions_step"))
+            if step >= last.get(f.parent, (-1, None))[0]:
+                last[f.parent] = (step, f)
+        files = sorted(f for _, f in last.values())
+    return [f.relative_to(run_dir).as_posix() for f in files]
+
+
 # ---------------------------------------------------------------- reading the records
 def rows(done: dict, **match) -> list:
     """The step records (not the unit markers) whose fields equal ``match``."""
@@ -364,6 +385,13 @@ def _eval_sets(done, d):
     return sorted({r["eval_set"] for r in rows(done, dataset=d)})
 
 
+def _width_ticks(ax, done, d):
+    from matplotlib.ticker import NullFormatter
+    w = sorted({r["width"] for r in rows(done, dataset=d)})
+    ax.set_xticks(w, [str(v) for v in w])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def figure_noise(cfg: ConvergenceConfig, done: dict):
     """``m d_m^2`` against the number of members m at the last step, per width (network, seed
     0), with the NTK's ``k tr Sigma_s`` (the level of pure sampling noise): flat at the line is
@@ -410,6 +438,7 @@ def figure_bias(cfg: ConvergenceConfig, done: dict):
                             fmt="o" + ls, color=f"C{j}", capsize=2, ms=3,
                             label=f"{s}, {model} (slope {fit_exponent(w, b):.2f})")
         ax.set(xscale="log", yscale="log", xlabel="width", title=f"{d}, step {step}")
+        _width_ticks(ax, done, d)
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel(r"bias $b / \sqrt{k\,\mathrm{tr}\,\Sigma_0}$")
     fig.tight_layout()
@@ -437,6 +466,7 @@ def figure_variance(cfg: ConvergenceConfig, done: dict):
                             color=f"C{j}", capsize=2, ms=3, label=f"{s}, {model}")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(xscale="log", xlabel="width", title=f"{d}, step {step}")
+        _width_ticks(ax, done, d)
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel(r"variance ratio $\mathrm{tr}\,S / (k\,\mathrm{tr}\,\Sigma_s)$")
     fig.tight_layout()

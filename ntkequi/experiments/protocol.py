@@ -27,7 +27,11 @@ a frozen ``Config`` dataclass and ``PRESETS``
 ``numbers(cfg, done) -> dict``
     ``{LaTeX macro name: value}``: every number the paper's prose quotes.
 
-``FIGURES``, ``TABLES`` and ``numbers`` are optional (an experiment that only prints
+``kept_files(run_dir) -> list``
+    paths (relative to a finished run directory) that ``ntkequi figures --collect`` copies into
+    ``results/<NAME>`` besides the config and records (e.g. per-member predictions).
+
+``FIGURES``, ``TABLES``, ``numbers`` and ``kept_files`` are optional (an experiment that only prints
 declares none). The report (:mod:`ntkequi.report`) walks the registry and renders them
 from the saved results; it never names an experiment, and no experiment imports it.
 Table cells are data (:class:`Num`, :class:`PM`, floats, LaTeX strings), formatted by

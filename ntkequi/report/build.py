@@ -117,7 +117,8 @@ def _finished(src: Path) -> str:
 
 def collect(runs_dir, results_dir) -> list:
     """Copy the small files (:data:`RUN_FILES`) of every experiment's finished run in
-    ``runs_dir`` (its runner wrote ``command.json`` at the end) into ``results_dir``.
+    ``runs_dir`` (its runner wrote ``command.json`` at the end) into ``results_dir``, and the
+    files its module's optional ``kept_files(run_dir)`` names (paths relative to the run).
 
     An experiment's runs are ``runs_dir/<NAME>`` and ``runs_dir/<NAME>-<PRESET>`` (the
     default run directories of ``ntkequi run``); of several finished ones the one that
@@ -150,6 +151,9 @@ def collect(runs_dir, results_dir) -> list:
         for f in RUN_FILES:
             if (src / f).exists():
                 shutil.copy2(src / f, dst / f)
+        for f in getattr(experiments.get(name), "kept_files", lambda _: [])(src):     # e.g. per-member predictions
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / f, dst / f)
         copied.append(name)
     return copied
 

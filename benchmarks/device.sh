@@ -25,6 +25,12 @@
 # the FashionMNIST/MNIST IDX files: $NTKEQUI_DATA_DIR, else .data/ (an ignored folder the
 # session fills with `bash benchmarks/device.sh prepare-data DIR` just for the carry and
 # empties afterwards; never committed).
+#
+#   device tool, third call:  run(command="bash benchmarks/device.sh convergence", carry=[".whl", ".data"],
+#                                 timeout_s=600)
+#
+# `convergence` runs ntk_convergence's paper preset (finite ensembles against the NTK at the
+# widths a CPU cannot reach) for at most 8 minutes and brings its run directory back.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,8 +91,20 @@ paper)
     cp "$run"/config.json "$run"/versions.json "$run"/results.jsonl "$OUT/fmnist_osp_table-paper/" 2>/dev/null
     nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/fmnist_osp_table-paper/device.txt" 2>/dev/null
     ;;
+convergence)
+    # ntk_convergence's paper preset for at most 8 minutes: its toy and Ising units first (no
+    # data needed for those), every finished unit a set of records; the run directory's small
+    # files and per-member predictions come back in $OUT/ntk_convergence-paper for resumption
+    device_env
+    export NTKEQUI_DATA_DIR="${NTKEQUI_DATA_DIR:-$PWD/.data}"
+    run="$OUT/ntk_convergence-paper"
+    timeout -s INT -k 30 480 python3 -m ntkequi run ntk_convergence --preset paper --out "$run" --no-progress \
+        2>&1 | tee "$OUT/ntk_convergence-paper.log"
+    rm -f "$run"/ensembles/*/checkpoint.msgpack        # the state is large; records and predictions suffice
+    nvidia-smi --query-gpu=name --format=csv,noheader > "$OUT/ntk_convergence-device.txt" 2>/dev/null
+    ;;
 *)
-    echo "usage: bash benchmarks/device.sh prepare|run|prepare-data DIR|paper" >&2
+    echo "usage: bash benchmarks/device.sh prepare|run|prepare-data DIR|paper|convergence" >&2
     exit 2
     ;;
 esac

@@ -37,11 +37,11 @@ CONFIGS = {
 }
 
 
-def matmul_rate(n: int = 1024, repeats: int = 20) -> float:
-    """float32 FLOP/s of an n x n matmul on this machine: the fastest of ``repeats``
-    timed calls (the machine's rate when nothing else runs; a mean of a few calls varied
-    from 210 to 420 GFLOP/s between runs on these shared 2-core machines)."""
-    a = jnp.asarray(np.random.default_rng(0).random((n, n), dtype=np.float32))
+def matmul_rate(n: int = 1024, repeats: int = 20, dtype=np.float32) -> float:
+    """FLOP/s of an n x n matmul in ``dtype`` (float32 by default) on this machine: the fastest
+    of ``repeats`` timed calls (the machine's rate when nothing else runs; a mean of a few
+    calls varied from 210 to 420 GFLOP/s between runs on these shared 2-core machines)."""
+    a = jnp.asarray(np.random.default_rng(0).random((n, n)), dtype)
     f = jax.jit(lambda x: x @ x)
     f(a).block_until_ready()
     best = float("inf")

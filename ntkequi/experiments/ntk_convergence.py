@@ -415,61 +415,58 @@ def figure_noise(cfg: ConvergenceConfig, done: dict):
     return fig
 
 
-def figure_bias(cfg: ConvergenceConfig, done: dict):
-    """Relative bias ``b / sqrt(k tr Sigma_0)`` against width at the last step (log-log), pooled
-    over seeds with its interval (:func:`pooled_bias`; estimates of 0 drawn at 1e-4), network (solid) and
-    linearised (dashed) per evaluation set, with the fitted slope in the legend; one panel per
-    dataset."""
+def _against_width(done: dict, series, ylabel: str, log_y: bool, height: float):
+    """One panel per dataset at its last step: for every evaluation set (colour) and model
+    (solid network, dashed linearised) the curve ``series(match) -> (widths, y, low, high,
+    label suffix)`` with error bars from low to high."""
     plt = pyplot()
     ds = _datasets(done)
-    fig, axes = plt.subplots(1, len(ds), figsize=(4.2 * len(ds), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(ds), figsize=(4.2 * len(ds), height), squeeze=False)
     for ax, d in zip(axes[0], ds):
         step = _last_step(done, d)
         for j, s in enumerate(_eval_sets(done, d)):
             for model, ls in (("network", "-"), ("linearised", "--")):
                 match = dict(dataset=d, eval_set=s, step=step, model=model)
-                recs = rows(done, **match)
-                if not recs:
+                if not rows(done, **match):
                     continue
-                w, b, lo, hi = pooled_bias(done, **match)
-                floor = 1e-4                                    # a bias estimated at 0 is drawn here
-                ax.errorbar(w, np.maximum(b, floor), yerr=[np.maximum(b, floor) - np.maximum(lo, floor),
-                                                           np.maximum(hi - np.maximum(b, floor), 0)],
-                            fmt="o" + ls, color=f"C{j}", capsize=2, ms=3,
-                            label=f"{s}, {model} (slope {fit_exponent(w, b):.2f})")
-        ax.set(xscale="log", yscale="log", xlabel="width", title=f"{d}, step {step}")
+                w, y, lo, hi, extra = series(match)
+                ax.errorbar(w, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], fmt="o" + ls,
+                            color=f"C{j}", capsize=2, ms=3, label=f"{s}, {model}{extra}")
+        ax.set(xscale="log", yscale="log" if log_y else "linear", xlabel="width", title=f"{d}, step {step}")
         _width_ticks(ax, done, d)
         ax.legend(fontsize=6)
-    axes[0][0].set_ylabel(r"bias $b / \sqrt{k\,\mathrm{tr}\,\Sigma_0}$")
+    axes[0][0].set_ylabel(ylabel)
     fig.tight_layout()
-    return fig
+    return fig, axes
+
+
+def figure_bias(cfg: ConvergenceConfig, done: dict):
+    """Relative bias ``b / sqrt(k tr Sigma_0)`` against width at the last step (log-log), pooled
+    over seeds with its interval (:func:`pooled_bias`; estimates of 0 drawn at 1e-4), network
+    (solid) and linearised (dashed) per evaluation set, with the fitted slope in the legend; one
+    panel per dataset."""
+    floor = 1e-4                                    # a bias estimated at 0 is drawn here
+
+    def series(match):
+        w, b, lo, hi = pooled_bias(done, **match)
+        return (w, np.maximum(b, floor), np.maximum(lo, floor), np.maximum(hi, floor),
+                f" (slope {fit_exponent(w, b):.2f})")
+    return _against_width(done, series, r"bias $b / \sqrt{k\,\mathrm{tr}\,\Sigma_0}$", True, 3.6)[0]
 
 
 def figure_variance(cfg: ConvergenceConfig, done: dict):
     """Variance ratio ``tr(S) / (k tr Sigma_s)`` against width at the last step, mean over seeds
     (bars: the range of the seeds' bootstrap intervals); 1 is the NTK's spread."""
-    plt = pyplot()
-    ds = _datasets(done)
-    fig, axes = plt.subplots(1, len(ds), figsize=(4.2 * len(ds), 3.4), squeeze=False)
-    for ax, d in zip(axes[0], ds):
-        step = _last_step(done, d)
-        for j, s in enumerate(_eval_sets(done, d)):
-            for model, ls in (("network", "-"), ("linearised", "--")):
-                match = dict(dataset=d, eval_set=s, step=step, model=model)
-                recs = rows(done, **match)
-                if not recs:
-                    continue
-                w, v, _, _ = seed_mean(done, "variance_ratio", **match)
-                lo = [min(r["variance_ratio_ci"][0] for r in recs if r["width"] == x) for x in w]
-                hi = [max(r["variance_ratio_ci"][1] for r in recs if r["width"] == x) for x in w]
-                ax.errorbar(w, v, yerr=[np.maximum(v - lo, 0), np.maximum(np.asarray(hi) - v, 0)], fmt="o" + ls,
-                            color=f"C{j}", capsize=2, ms=3, label=f"{s}, {model}")
+    def series(match):
+        recs = rows(done, **match)
+        w, v, _, _ = seed_mean(done, "variance_ratio", **match)
+        lo = np.asarray([min(r["variance_ratio_ci"][0] for r in recs if r["width"] == x) for x in w])
+        hi = np.asarray([max(r["variance_ratio_ci"][1] for r in recs if r["width"] == x) for x in w])
+        return w, v, lo, hi, ""
+    fig, axes = _against_width(done, series, r"variance ratio $\mathrm{tr}\,S / (k\,\mathrm{tr}\,\Sigma_s)$",
+                               False, 3.4)
+    for ax in axes[0]:
         ax.axhline(1.0, color="k", lw=0.8)
-        ax.set(xscale="log", xlabel="width", title=f"{d}, step {step}")
-        _width_ticks(ax, done, d)
-        ax.legend(fontsize=6)
-    axes[0][0].set_ylabel(r"variance ratio $\mathrm{tr}\,S / (k\,\mathrm{tr}\,\Sigma_s)$")
-    fig.tight_layout()
     return fig
 
 

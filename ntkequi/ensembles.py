@@ -188,7 +188,7 @@ def antithetic_members(params, spec):
 
     Negating the readout negates the initial function ``f_0`` and leaves the empirical NTK
     unchanged: the readout's own gradient does not involve its weights, every earlier layer's
-    gradient changes sign, and the NTK sums products of gradients (THEORY.md section 2b).
+    gradient changes sign, and the NTK sums products of gradients (docs/guide.md, ntk_convergence section).
 
     >>> spec = ArchSpec(kind="mlp", depth=1, width=8)
     >>> x = jnp.ones((2, 3))

@@ -101,7 +101,7 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t=None, *
         steps: instead of ``t``: step count(s) ``(T,)`` (whole numbers ``>= 0``, ``inf``) of
             full-batch gradient descent with step size ``learning_rate`` on the summed MSE, the
             discrete-time prediction (``(I - eta Theta)^s`` where gradient flow has
-            ``exp(-eta Theta t)``; ../shared/docs/THEORY.md section 2b), which is what
+            ``exp(-eta Theta t)``; derived in docs/guide.md, ntk_convergence section), which is what
             ``ensembles.train`` with ``optimizer='gd'`` does; it approaches gradient flow at
             ``t = s * learning_rate`` as ``learning_rate -> 0``. ``learning_rate`` must be below
             ``2 / lambda_max`` (:func:`max_learning_rate`).

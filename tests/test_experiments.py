@@ -54,11 +54,11 @@ def test_sweep_runs_resumes_and_reports(name, tmp_path, request, monkeypatch):
 
 
 def test_sweep_predicts_once_per_augmentation_for_all_widths(tmp_path, monkeypatch):
-    """The analytic kernel does not depend on the width: one NTK prediction per mode,
+    """The analytic kernel does not depend on the width: one training solve (Predictor) per mode,
     the same mu_t in every width's record."""
     calls = []
-    real = sweep.predict
-    monkeypatch.setattr(sweep, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = sweep.Predictor
+    monkeypatch.setattr(sweep, "Predictor", lambda *a, **k: calls.append(1) or real(*a, **k))
     cfg = experiments.get("toy_ensembles").Config(sweep=sweep.SweepConfig(
         widths=(4, 8), ensemble_sizes=(1,), steps=2, record_steps=(0, 2)))
     _, _, done = experiments.run_experiment("toy_ensembles", out=tmp_path / "t", cfg=cfg, progress=False)

@@ -112,15 +112,15 @@ def test_an_experiment_compares_float32_members_with_a_float64_ntk(tmp_path, mon
     target and prediction that reaches the solve is float64, and the members' saved
     predictions are float32. Fails if the kernels or the solve ran in float32."""
     seen = []
-    real = structured.solve_blocks
+    real = structured.BlockSolve.predict
 
-    def checked(train, test, y_orbit, *args, **kwargs):
-        pred = real(train, test, y_orbit, *args, **kwargs)
-        arrays = list(train.values()) + list(test.values()) + [y_orbit, pred.mean, pred.cov]
+    def checked(self, test, *args, **kwargs):          # every prediction path ends in BlockSolve.predict
+        pred = real(self, test, *args, **kwargs)
+        arrays = list(self.train.values()) + list(test.values()) + list(self.yhat.values()) + [pred.mean, pred.cov]
         arrays += [kwargs["nngp_tt"]] if kwargs.get("nngp_tt") is not None else []
         seen.append({str(jnp.asarray(a).dtype) for a in arrays if a is not None})
         return pred
-    monkeypatch.setattr(structured, "solve_blocks", checked)
+    monkeypatch.setattr(structured.BlockSolve, "predict", checked)
     cfg = experiments.get("toy_ensembles").Config(sweep=sweep.SweepConfig(
         widths=(8,), ensemble_sizes=(1, 2), steps=2, record_steps=(0, 2)))
     cfg, out, done = experiments.run_experiment("toy_ensembles", out=tmp_path / "t", cfg=cfg, progress=False)

@@ -8,6 +8,7 @@ import pytest
 
 from ntkequi import groups as G
 from ntkequi import metrics
+from ntkequi import kernels
 from ntkequi.kernels import ntk
 from ntkequi.nn import ArchSpec
 
@@ -138,13 +139,13 @@ def test_group_that_does_not_match_the_inputs():
 
 def test_kernel_too_large_is_refused_with_sizes_and_advice():
     x = jnp.ones((40, 2))
-    with pytest.raises(ntk.KernelTooLargeError, match=r"40 training x 3 test.*batch_size"):
+    with pytest.raises(kernels.KernelTooLargeError, match=r"40 training x 3 test.*batch_size"):
         ntk.predict(MLP, x, jnp.ones((40, 1)), jnp.ones((3, 2)), 1.0, max_bytes=60_000)
-    with pytest.raises(ntk.KernelTooLargeError, match=r"320x320 train kernel.*smaller group"):
+    with pytest.raises(kernels.KernelTooLargeError, match=r"320x320 train kernel.*smaller group"):
         ntk.predict(MLP, x, jnp.ones((40, 1)), jnp.ones((3, 2)), 1.0,
                     group=G.planar_rotations(8), max_bytes=100_000, solver="direct")
     # the default ('auto') solve is the structured one for an exact group: its own estimate
-    with pytest.raises(ntk.KernelTooLargeError, match=r"structured C8\(plane\) prediction for 40 training"):
+    with pytest.raises(kernels.KernelTooLargeError, match=r"structured C8\(plane\) prediction for 40 training"):
         ntk.predict(MLP, x, jnp.ones((40, 1)), jnp.ones((3, 2)), 1.0,
                     group=G.planar_rotations(8), max_bytes=100_000)
 

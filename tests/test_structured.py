@@ -63,7 +63,7 @@ def test_structured_mean_equals_direct(name):
     arch, make_group, shape, k = CASES[name]
     g = make_group()
     x, y, xt = _data(shape, k)
-    direct = ntk.predict(arch, x, y, xt, TS, group=g, diag_reg=1e-4)
+    direct = ntk.predict(arch, x, y, xt, TS, group=g, diag_reg=1e-4, solver="direct")
     fast = ntk.predict(arch, x, y, xt, TS, group=g, diag_reg=1e-4, solver="structured")
     np.testing.assert_array_equal(fast.ts, direct.ts)
     for i, t in enumerate(TS):
@@ -78,8 +78,8 @@ def test_structured_covariance_equals_direct(name, get):
     arch, make_group, shape, k = CASES[name]
     g = make_group()
     x, y, xt = _data(shape, k)
-    direct = ntk.predict(arch, x, y, xt, TS, group=g, diag_reg=1e-4, compute_cov=True, get=get)
-    fast = structured.predict(arch, x, y, xt, TS, group=g, diag_reg=1e-4, compute_cov=True, get=get)
+    direct = ntk.predict(arch, x, y, xt, TS, group=g, diag_reg=1e-4, compute_cov=True, get=get, solver="direct")
+    fast = ntk.predict(arch, x, y, xt, TS, group=g, diag_reg=1e-4, compute_cov=True, get=get, solver="structured")
     for i in range(len(TS)):
         assert _rel(fast.mean[i], direct.mean[i]) < TOL
         assert _rel(fast.cov[i], direct.cov[i]) < TOL
@@ -143,11 +143,11 @@ def test_bad_arguments_give_clear_errors():
         ntk.predict(arch, x, y, xt, 1.0, solver="structured")
     with pytest.raises(ValueError, match="solver must be"):
         ntk.predict(arch, x, y, xt, 1.0, solver="fft")
-    with pytest.raises(ntk.KernelTooLargeError, match="structured C8"):
+    with pytest.raises(kernels.KernelTooLargeError, match="structured C8"):
         ntk.predict(arch, x, y, xt, 1.0, group=groups.planar_rotations(8), solver="structured",
                     max_bytes=1000)
     with pytest.raises(ValueError, match="y_train"):
-        structured.predict(arch, x, y[:3], xt, 1.0, group=groups.planar_rotations(8))
+        ntk.predict(arch, x, y[:3], xt, 1.0, group=groups.planar_rotations(8), solver="structured")
 
 
 def test_largest_eigenvalue_from_blocks_equals_the_orbit_kernels():
@@ -213,19 +213,16 @@ def test_predict_and_max_learning_rate_share_one_solver_rule(monkeypatch):
         ntk.max_learning_rate(aniso, x, g8, solver="auto")
 
 
-def test_default_solver_is_auto_structured_for_exact_groups_and_logged_fallback_for_inexact(caplog, monkeypatch):
+def test_default_solver_is_auto_structured_for_exact_groups_and_logged_fallback_for_inexact(caplog):
     import logging
     import warnings
 
     arch = ArchSpec(kind="mlp", depth=2, b_std=0.3)
     x = jax.random.normal(jax.random.PRNGKey(0), (6, 2))
     y = jnp.linspace(-1, 1, 6)[:, None]
-    calls = []
-    original = structured.predict
-    monkeypatch.setattr(structured, "predict", lambda *a, **k: calls.append(1) or original(*a, **k))
     g4 = groups.planar_rotations(4)
+    assert ntk.Predictor(arch, x, y, group=g4).solver == "structured"
     default = ntk.predict(arch, x, y, x, [1.0, float("inf")], group=g4)
-    assert calls == [1]                                   # the structured solve ran
     direct = ntk.predict(arch, x, y, x, [1.0, float("inf")], group=g4, solver="direct")
     np.testing.assert_allclose(default.mean, direct.mean, rtol=1e-8, atol=1e-10)
     # an inexact action: the direct path, with the reason logged and no warning
@@ -234,7 +231,8 @@ def test_default_solver_is_auto_structured_for_exact_groups_and_logged_fallback_
     assert not g8.exact
     with caplog.at_level(logging.INFO, logger="ntkequi.kernels"), warnings.catch_warnings():
         warnings.simplefilter("error")
-        ntk.predict(ArchSpec(kind="cnn", depth=1), img, jnp.ones((3, 1)), img, 1.0, group=g8)
+        p = ntk.Predictor(ArchSpec(kind="cnn", depth=1), img, jnp.ones((3, 1)), group=g8)
+    assert p.solver == "direct" and "acts inexactly" in p.reason
     assert any("acts inexactly" in r.getMessage() for r in caplog.records)
 
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import data, groups, metrics
-from ..kernels import predict
+from ..kernels import Predictor
 from ..nn import ArchSpec
 from ..runs import RunDir
 from .protocol import Figure, Table, pyplot
@@ -78,14 +78,17 @@ def run(cfg: DemoConfig, out: str | Path, *, data_dir=None, progress: bool = Tru
     todo = [u for u in units if f"{u[0]}/{u[1]}" not in done]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc="ntkequi demo",
                unit="prediction", disable=not progress)
+    predictors = {}            # one training solve per mode, built for its first unit
     for mode, set_name in todo:
         t0 = time.perf_counter()
-        aug = group if mode == "augmented" else None
+        if mode not in predictors:
+            predictors[mode] = Predictor(cfg.arch, x_train, y_train, diag_reg=cfg.diag_reg,
+                                         group=group if mode == "augmented" else None)
+        mu = predictors[mode]
         if set_name == "circle":
             ang = np.linspace(0, 2 * np.pi, cfg.circle_points)
             xs = cfg.circle_radius * jnp.stack([jnp.cos(ang), jnp.sin(ang)], 1)
-            pred = predict(cfg.arch, x_train, y_train, xs, math.inf, group=aug,
-                               diag_reg=cfg.diag_reg)
+            pred = mu(xs, math.inf)
             rec = run_dir.record(f"{mode}/circle", mode=mode, eval_set="circle",
                                  angle=ang, mean=np.asarray(pred.mean[0, :, 0]),
                                  target=np.asarray(data.radial_target(xs)[:, 0]),
@@ -93,8 +96,7 @@ def run(cfg: DemoConfig, out: str | Path, *, data_dir=None, progress: bool = Tru
         else:
             x = eval_sets[set_name]
             x_orbit = group.orbit(x).reshape(-1, 2)
-            pred = predict(cfg.arch, x_train, y_train, x_orbit, cfg.times, group=aug,
-                               diag_reg=cfg.diag_reg)
+            pred = mu(x_orbit, cfg.times)
             f_orbit = metrics.orbit_predictions(pred.mean, group)          # (T, |G|, N, 1)
             errs = [metrics.equivariance_error(f_orbit[i], group) for i in range(len(cfg.times))]
             mse = jnp.mean((f_orbit[:, 0] - data.radial_target(x)[None]) ** 2, axis=(1, 2))

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import data, ensembles, groups, metrics
 from .._validate import check_member_dtype
-from ..kernels import max_learning_rate, predict
+from ..kernels import Predictor, max_learning_rate
 from ..nn import ArchSpec
 from ..runs import RunDir
 from .protocol import Figure, Num, Table, pyplot
@@ -248,9 +248,9 @@ def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, ov
         ref = spec(p, min(p.widths), k)                  # the analytic kernel does not depend on the width
         eta = cfg.eta_lambda * max_learning_rate(ref, prob.x, prob.group) / 2.0
         print(f"[{rd.path.name}] {p.name}: eta = {eta:.4g} (eta lambda_max = {cfg.eta_lambda})", flush=True)
-        pred = predict(ref, prob.x, prob.y, ev.x, steps=p.record_steps, learning_rate=eta, group=prob.group,
-                       compute_cov=True)
-        on_train = predict(ref, prob.x, prob.y, prob.x, steps=p.record_steps, learning_rate=eta, group=prob.group)
+        mu = Predictor(ref, prob.x, prob.y, group=prob.group, compute_cov=True)     # one training solve
+        pred = mu(ev.x, steps=p.record_steps, learning_rate=eta, compute_cov=True)
+        on_train = mu(prob.x, steps=p.record_steps, learning_rate=eta)
         y = np.asarray(prob.y)
         train_loss = [float(np.sum((np.asarray(m) - y) ** 2) / np.sum(y ** 2)) for m in on_train.mean]
         scales = {s: float(np.sqrt(k * np.trace(np.asarray(pred.cov[0][ev.slice(s), ev.slice(s)]))))

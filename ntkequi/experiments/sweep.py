@@ -25,7 +25,7 @@ import numpy as np
 from .. import ensembles, metrics
 from .._validate import check_member_dtype
 from ..groups import Group
-from ..kernels import max_learning_rate, predict
+from ..kernels import Predictor, max_learning_rate
 from ..nn import ArchSpec
 from ..runs import RunDir
 from .protocol import Figure, Table, pyplot, tex_escape
@@ -84,7 +84,7 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
     x_eval = ev.x
     lr = cfg.lr_fraction * max_learning_rate(problem.spec(min(cfg.widths)), x, group)
     done = run_dir.done()
-    preds = {}      # the analytic kernel does not depend on the width: one prediction per mode
+    predictors, preds = {}, {}      # the analytic kernel does not depend on the width: one solve per mode
     for mode in MODES:
         for width in cfg.widths:
             key = f"{mode}/width{width}"
@@ -101,10 +101,11 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
                                   progress=progress)
             # the infinite-width limit of the same training set
             x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
-            pkey = (mode, dataclasses.replace(spec, width=1), tuple(res.times(lr)))
-            if pkey not in preds:
-                preds[pkey] = predict(spec, x_aug, y_aug, x_eval, res.times(lr), compute_cov=True)
-            pred = preds[pkey]
+            if mode not in predictors:
+                predictors[mode] = Predictor(problem.spec(min(cfg.widths)), x_aug, y_aug, compute_cov=True)
+            if (mode, tuple(res.times(lr))) not in preds:
+                preds[mode, tuple(res.times(lr))] = predictors[mode](x_eval, res.times(lr), compute_cov=True)
+            pred = preds[mode, tuple(res.times(lr))]
             rec = {"mode": mode, "width": width, "steps": res.steps, "times": res.times(lr),
                    "group": group.name, "eval_sets": names}
             for s in names:

@@ -19,7 +19,7 @@ import numpy as np
 from .._validate import check_finite, check_steps, check_times
 
 __all__ = ["Prediction", "KernelTooLargeError", "check_finite", "check_times", "check_schedule", "check_solver_args",
-           "check_data", "memory_budget_bytes", "kernel_memory_bytes", "fmt_bytes", "kernel_of",
+           "check_data", "memory_budget_bytes", "MemoryBudget", "kernel_memory_bytes", "fmt_bytes", "kernel_of",
            "jit_kernel", "nt_time", "divisor_batch", "check_solver", "fall_back_to_direct", "is_spec",
            "intermediate_bytes", "tiles_itself", "ArchLike"]
 
@@ -119,6 +119,46 @@ def memory_budget_bytes() -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
     except (ValueError, OSError, AttributeError):  # pragma: no cover
         return 8 << 30
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryBudget:
+    """The bytes a kernel computation may use, and the one way a computation is refused
+    (:class:`KernelTooLargeError`, before anything is computed, with advice).
+
+    max_bytes: the budget; None: :func:`memory_budget_bytes` (``NTKEQUI_MAX_KERNEL_BYTES``, else
+    half the physical memory).
+
+    >>> budget = MemoryBudget(10_000)
+    >>> budget.largest_batch(lambda b: 8 * b * b, n_max=100)      # 8 b^2 <= 10 000
+    32
+    >>> budget.require(20_000, "a kernel", "use fewer inputs")
+    Traceback (most recent call last):
+    ...
+    ntkequi.kernels._common.KernelTooLargeError: a kernel needs about 19.5 KiB (budget 9.8 KiB, set NTKEQUI_MAX_KERNEL_BYTES to change): use fewer inputs
+    """
+    max_bytes: Optional[int] = None
+
+    @property
+    def bytes(self) -> int:
+        """The budget in bytes."""
+        return memory_budget_bytes() if self.max_bytes is None else int(self.max_bytes)
+
+    def fits(self, need: int) -> bool:
+        """Whether ``need`` bytes fit."""
+        return need <= self.bytes
+
+    def largest_batch(self, need_at: Callable[[int], int], n_max: int) -> int:
+        """The largest power-of-two batch size ``b`` with ``need_at(b)`` within the budget (0: none)."""
+        return fitting_batch_size(lambda b: self.fits(need_at(b)), n_max)
+
+    def require(self, need: int, what: str, advice: str) -> None:
+        """Raise :class:`KernelTooLargeError` ("``what`` needs about ...: ``advice``") unless
+        ``need`` bytes fit."""
+        if not self.fits(need):
+            raise KernelTooLargeError(
+                f"{what} needs about {fmt_bytes(need)} (budget {fmt_bytes(self.bytes)}, set "
+                f"NTKEQUI_MAX_KERNEL_BYTES to change): {advice}")
 
 
 def kernel_memory_bytes(n_train: int, n_test: int, itemsize: int, per_pair: int = 1,

@@ -23,18 +23,19 @@ with and without orbit augmentation when the kernel is invariant).
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional, Union
 
 import jax.numpy as jnp
 import numpy as np
 
-from ..groups import Group
+from ..groups import Group, irreps
 from ..nt import nt
 from . import structured
 from ._common import (
     DEFAULT_FLOATS_PER_PAIR,
     ArchLike,
-    KernelTooLargeError,
+    MemoryBudget,
     Prediction,
     check_data,
     check_finite,
@@ -43,7 +44,6 @@ from ._common import (
     check_solver_args,
     divisor_batch,
     fall_back_to_direct,
-    fitting_batch_size,
     fmt_bytes,
     intermediate_bytes,
     intermediate_estimate,
@@ -51,11 +51,10 @@ from ._common import (
     jit_kernel,
     kernel_memory_bytes,
     kernel_of,
-    memory_budget_bytes,
     tiles_itself,
 )
 
-__all__ = ["predict", "augment", "max_learning_rate", "kernel_invariance_error", "STRUCTURED_MIN_POINTS"]
+__all__ = ["predict", "Predictor", "augment", "max_learning_rate", "kernel_invariance_error", "STRUCTURED_MIN_POINTS"]
 
 
 def augment(group: Group, x, y):
@@ -74,7 +73,9 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t=None, *
             batch_size: int = 0, max_bytes: Optional[int] = None,
             solver: str = "auto", steps=None) -> Prediction:
     """Mean (and covariance) of the infinite ensemble trained by gradient flow, or by
-    ``steps`` steps of full-batch gradient descent.
+    ``steps`` steps of full-batch gradient descent: ``Predictor(arch, x_train, y_train, ...)(x_test, t)``
+    in one call. Build a :class:`Predictor` to ask several test sets, times or step sizes of one
+    training set: it computes the training kernel and its eigendecomposition once.
 
     Args:
         arch: an :class:`~ntkequi.nn.ArchSpec` or a neural-tangents ``kernel_fn``.
@@ -133,58 +134,199 @@ def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t=None, *
     True
     """
     check_solver(solver, group)
-    if solver != "direct" and group is not None:
-        kwargs = dict(group=group, learning_rate=learning_rate, diag_reg=diag_reg, steps=steps,
-                      compute_cov=compute_cov, get=get, batch_size=batch_size, max_bytes=max_bytes)
-        try:
-            return structured.predict(arch, x_train, y_train, x_test, t, **kwargs)
-        except structured.StructureError as e:
-            fall_back_to_direct(solver, e, "solve", group)
     check_solver_args(get, learning_rate, diag_reg, batch_size)
     check_schedule(t, steps)
     x_train, y_train, x_test = check_data(x_train, y_train, x_test)
     if group is not None:
-        group.check_input(x_train)
         group.check_input(x_test)
-        x_train, y_train = augment(group, x_train, y_train)
+    pred = Predictor(arch, x_train, y_train, group=group, solver=solver, get=get, compute_cov=compute_cov,
+                     diag_reg=diag_reg, batch_size=batch_size, max_bytes=max_bytes, n_test=x_test.shape[0])
+    return pred(x_test, t, steps=steps, learning_rate=learning_rate, compute_cov=compute_cov)
 
-    kernel_fn = kernel_of(arch)
-    event = tuple(x_train.shape[1:])
-    per_pair = arch.kernel_entries_per_pair(event) if is_spec(arch) else DEFAULT_FLOATS_PER_PAIR
-    n, m = x_train.shape[0], x_test.shape[0]
-    itemsize = jnp.dtype(x_train.dtype).itemsize
 
-    def need_at(b: int) -> int:            # estimated peak bytes with batch_size b (0: none)
-        inter = intermediate_estimate(kernel_fn, event, itemsize, (b or max(n, m)) ** 2, per_pair)
-        return kernel_memory_bytes(n, m, itemsize, per_pair, b, compute_cov, inter)
+class Predictor:
+    """The infinite ensemble trained on one training set, asked for any test inputs, gradient-flow
+    times and numbers of gradient-descent steps (neural-tangents' ``gradient_descent_mse_ensemble``
+    shape): built once, it computes the training kernel once (the ``|G| N x |G| N`` orbit kernel on
+    the direct path, ``|G|`` blocks ``N x N`` on the structured one) and, on the first question,
+    its eigendecomposition (:class:`~ntkequi.kernels.structured.BlockSolve`); each call computes
+    only the kernels of its test inputs.
 
-    declared = intermediate_bytes(kernel_fn, event, itemsize, (batch_size or max(n, m)) ** 2)
-    need = need_at(batch_size)
-    budget = memory_budget_bytes() if max_bytes is None else max_bytes
-    if need > budget:
-        stored = need_at(1)
-        fits = fitting_batch_size(lambda b: need_at(b) <= budget, max(n, m))
-        hint = (f"pass batch_size={max(fits, 1)} (or smaller) to compute the kernel in blocks "
-                f"(needs about {fmt_bytes(stored)} at batch_size=1)" if stored <= budget else
-                f"the stored {n}x{n} train kernel alone needs {fmt_bytes(stored)}: use fewer "
-                f"training samples" + (" or a smaller group" if group is not None else ""))
-        raise KernelTooLargeError(
-            f"kernel for {n} training x {m} test inputs needs about {fmt_bytes(need)} "
-            f"(budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES to change); {hint}")
-    if batch_size and tiles_itself(kernel_fn):
-        kernel_fn = kernel_fn.with_block_bytes(declared)         # tiles of batch_size^2 pairs
-    elif batch_size:
-        bs = divisor_batch([n, m], batch_size)
-        kernel_fn = nt.batch(kernel_fn, batch_size=bs, device_count=0)
+    Args:
+        arch: an :class:`~ntkequi.nn.ArchSpec` or a kernel_fn ``(x1, x2, get)``.
+        x_train: ``(N, ...)`` training inputs (un-augmented).
+        y_train: ``(N, k)`` targets.
+        group: if given, train on the full orbit (``|G| N`` samples, targets transformed by the
+            group's output representation).
+        solver: 'direct', 'structured' or 'auto' (:func:`predict`); the path taken is
+            :attr:`solver`, and why, :attr:`reason` (logged to ``ntkequi.kernels`` at INFO).
+        get: the kernel asked by default: 'ntk' (all layers trained) or 'nngp' (last layer).
+        compute_cov: compute the train kernels the covariance needs now (the NNGP besides the
+            NTK), in the same kernel call; otherwise the first call that asks for a covariance
+            computes them then.
+        diag_reg: relative regulariser (see the module doc).
+        batch_size: compute kernels in blocks of this many rows (bounds the intermediates).
+        max_bytes: memory budget (:class:`~ntkequi.kernels.MemoryBudget`; each call is checked).
+        n_test: the largest test set to be asked, checked against the budget before the training
+            kernel is computed (each call is checked again with its own size).
+        check_tol: tolerance of the structure check (:func:`~ntkequi.kernels.check_structure`).
 
-    # the plain solve is the structured one for the trivial group: one eigendecomposition of
-    # the (augmented) train kernel, the same spectral functions and the same t = inf cutoff
-    gets = structured.kernels_needed(get, compute_cov)
-    train = {g: v[None] for g, v in _kernels(kernel_fn, x_train, None, gets).items()}
-    test = {g: v[None] for g, v in _kernels(kernel_fn, x_test, x_train, gets).items()}
-    nngp_tt = _kernels(kernel_fn, x_test, None, ("nngp",))["nngp"] if compute_cov else None
-    return structured.solve_blocks(train, test, y_train[None], t, structured.PLAIN, learning_rate=learning_rate,
-                                   diag_reg=diag_reg, get=get, nngp_tt=nngp_tt, steps=steps)
+    Raises:
+        as :func:`predict`, at construction for the training set and at each call for the test set.
+
+    >>> import jax; jax.config.update("jax_enable_x64", True)
+    >>> from ntkequi import data, groups
+    >>> from ntkequi.nn import ArchSpec
+    >>> x = data.wedge_points(jax.random.PRNGKey(0), 6)
+    >>> mu = Predictor(ArchSpec(kind="mlp", depth=2), x, data.radial_target(x), group=groups.planar_rotations(4))
+    >>> mu.solver
+    'structured'
+    >>> eta = mu.max_learning_rate() / 100                     # small steps: near gradient flow
+    >>> flow = mu(x, [100 * eta, float("inf")])                # gradient flow to t = 100 eta, and converged
+    >>> gd = mu(x, steps=[100], learning_rate=eta)             # 100 steps of size eta
+    >>> flow.mean.shape, bool(abs(gd.mean[0] - flow.mean[0]).max() < 0.02 * abs(flow.mean[0]).max())
+    ((2, 6, 1), True)
+    """
+
+    def __init__(self, arch: Union[ArchLike, Callable], x_train, y_train, *, group: Optional[Group] = None,
+                 solver: str = "auto", get: str = "ntk", compute_cov: bool = False, diag_reg: float = 0.0,
+                 batch_size: int = 0, max_bytes: Optional[int] = None, n_test: int = 0,
+                 check_tol: float = 1e-8):
+        check_solver(solver, group)
+        check_solver_args(get, 1.0, diag_reg, batch_size)
+        x_train, y_train, _ = check_data(x_train, y_train, x_train[:1])
+        if group is not None:
+            group.check_input(x_train)
+        self.kernel_fn, self.group, self.get = kernel_of(arch), group, get
+        self.batch_size, self.budget = int(batch_size), MemoryBudget(max_bytes)
+        self.x_train, self.y_train = x_train, y_train
+        self._event = tuple(x_train.shape[1:])
+        self._itemsize = jnp.dtype(x_train.dtype).itemsize
+        self._per_pair = arch.kernel_entries_per_pair(self._event) if is_spec(arch) else DEFAULT_FLOATS_PER_PAIR
+        gets = structured.kernels_needed(get, compute_cov)
+        self.solver, self.reason, train = "direct", "no group: plain kernel regression", None
+        if group is not None and solver != "direct":
+            if group.exact:
+                self._require(n_test, compute_cov, "structured")
+            try:
+                train = structured.checked_train_blocks(self.kernel_fn, group, x_train, gets, get, batch_size,
+                                                         check_tol)
+                self.solver = "structured"
+                self.reason = f"{group.name} acts exactly and the kernel is invariant: |G| = {group.order} blocks"
+            except structured.StructureError as e:
+                fall_back_to_direct(solver, e, "solve", group)
+                self.reason = f"structured solve not possible: {e}"
+        elif group is not None:
+            self.reason = "solver='direct'"
+        if self.solver == "structured":
+            reps, y_orbit = irreps(group), group.orbit_out(y_train)
+            self._x_ref = x_train
+        else:
+            self._x_ref, y_aug = (x_train, y_train) if group is None else augment(group, x_train, y_train)
+            self._require(n_test, compute_cov, "direct")
+            train = {g: v[None] for g, v in _kernels(self._fn(0), self._x_ref, None, gets).items()}
+            reps, y_orbit = structured.PLAIN, y_aug[None]
+        logging.getLogger("ntkequi.kernels").info("Predictor: %s solve (%s)", self.solver, self.reason)
+        self.blocks = structured.BlockSolve(train, y_orbit, reps, diag_reg=diag_reg, get=get)
+
+    # -- memory and kernels -----------------------------------------------------
+
+    def _need(self, b: int, m: int, compute_cov: bool, path: str) -> int:
+        """Estimated peak bytes with kernel batches of ``b`` rows (0: none) and ``m`` test inputs."""
+        n, fn, gets = self._x_ref_len(path), self.kernel_fn, structured.kernels_needed(self.get, compute_cov)
+        if path == "structured":
+            pairs = b * b if b else self.group.order * max(n, m) * n          # k(x, orbit of X) in one call
+            return (structured.structured_memory_bytes(self.group.order, n, m, self._itemsize, len(gets), compute_cov)
+                    + intermediate_estimate(fn, self._event, self._itemsize, pairs, self._per_pair))
+        inter = intermediate_estimate(fn, self._event, self._itemsize, (b or max(n, m)) ** 2, self._per_pair)
+        return kernel_memory_bytes(n, m, self._itemsize, self._per_pair, b, compute_cov, inter)
+
+    def _x_ref_len(self, path: str) -> int:
+        n = self.x_train.shape[0]
+        return n * self.group.order if (path == "direct" and self.group is not None) else n
+
+    def _require(self, m: int, compute_cov: bool, path: str) -> None:
+        """KernelTooLargeError, with a ``batch_size`` that fits if one does, unless ``m`` test inputs fit."""
+        n = self._x_ref_len(path)
+        need = self._need(self.batch_size, m, compute_cov, path)
+        if self.budget.fits(need):
+            return
+        if path == "structured":
+            fits = self.budget.largest_batch(lambda b: self._need(b, m, compute_cov, path), self.group.order * max(n, m))
+            advice = (f"pass batch_size={fits} (or smaller) to compute the kernel blocks in batches" if fits
+                      else "use fewer training or test samples")
+            what = f"structured {self.group.name} prediction for {self.x_train.shape[0]} training x {m} test inputs"
+        else:
+            stored = self._need(1, m, compute_cov, path)
+            fits = self.budget.largest_batch(lambda b: self._need(b, m, compute_cov, path), max(n, m))
+            advice = (f"pass batch_size={max(fits, 1)} (or smaller) to compute the kernel in blocks "
+                      f"(needs about {fmt_bytes(stored)} at batch_size=1)" if self.budget.fits(stored) else
+                      f"the stored {n}x{n} train kernel alone needs {fmt_bytes(stored)}: use fewer "
+                      f"training samples" + (" or a smaller group" if self.group is not None else ""))
+            what = f"kernel for {n} training x {m} test inputs"
+        self.budget.require(need, what, advice)
+
+    def _fn(self, m: int) -> Callable:
+        """The kernel_fn, batched as ``batch_size`` asks for a call against ``m`` test inputs (0: train)."""
+        fn, b = self.kernel_fn, self.batch_size
+        if not b:
+            return fn
+        if tiles_itself(fn):
+            return fn.with_block_bytes(intermediate_bytes(fn, self._event, self._itemsize, b * b))
+        n = self._x_ref.shape[0]
+        return nt.batch(fn, batch_size=divisor_batch([n, m] if m else [n], b), device_count=0)
+
+    def _add_train(self, gets: tuple) -> None:
+        """Compute train kernels not yet held (e.g. the NNGP a first covariance needs)."""
+        missing = tuple(g for g in gets if g not in self.blocks.train)
+        if not missing:
+            return
+        logging.getLogger("ntkequi.kernels").info("Predictor: computing the train %s kernel (pass compute_cov=True "
+                                                  "at construction to compute it with the others)", missing)
+        if self.solver == "structured":
+            self.blocks.add_train(structured.kernel_blocks(self.kernel_fn, self.group, self.x_train, None, missing,
+                                                           self.batch_size))
+        else:
+            self.blocks.add_train({g: v[None] for g, v in _kernels(self._fn(0), self._x_ref, None, missing).items()})
+
+    # -- questions ----------------------------------------------------------------
+
+    def __call__(self, x_test, t=None, *, steps=None, learning_rate: float = 1.0, compute_cov: bool = False,
+                 get: Optional[str] = None, diag_reg: Optional[float] = None) -> Prediction:
+        """Mean (and covariance) at ``x_test`` ``(M, ...)`` after gradient flow to times ``t``, or
+        after ``steps`` gradient-descent steps of size ``learning_rate``; arguments and result as
+        :func:`predict` (``get`` and ``diag_reg`` default to the constructor's; another ``diag_reg``
+        reuses the train kernel and is eigendecomposed once)."""
+        get = self.get if get is None else get
+        check_solver_args(get, learning_rate, 0.0 if diag_reg is None else diag_reg)
+        check_schedule(t, steps)
+        _, _, x_test = check_data(self.x_train, self.y_train, x_test)
+        if self.group is not None:
+            self.group.check_input(x_test)
+        m = x_test.shape[0]
+        self._require(m, compute_cov, self.solver)
+        gets = structured.kernels_needed(get, compute_cov)
+        self._add_train(gets)
+        if self.solver == "structured":
+            test = structured.kernel_blocks(self.kernel_fn, self.group, x_test, self.x_train, gets, self.batch_size)
+        else:
+            test = {g: v[None] for g, v in _kernels(self._fn(m), x_test, self._x_ref, gets).items()}
+        nngp_tt = None
+        if compute_cov:
+            nngp_tt = (self.kernel_fn(x_test, None, "nngp") if self.solver == "structured"
+                       else _kernels(self._fn(m), x_test, None, ("nngp",))["nngp"])
+        return self.blocks.predict(test, t, steps=steps, learning_rate=learning_rate, get=get, nngp_tt=nngp_tt,
+                                   diag_reg=diag_reg)
+
+    def lambda_max(self, get: Optional[str] = None, diag_reg: Optional[float] = None) -> float:
+        """Largest eigenvalue of the (augmented, regularised) train kernel."""
+        get = self.get if get is None else get
+        self._add_train((get,))
+        return self.blocks.lambda_max(get, diag_reg)
+
+    def max_learning_rate(self, get: Optional[str] = None, diag_reg: Optional[float] = None) -> float:
+        """``2 / lambda_max``: the largest stable gradient-descent step on the summed MSE."""
+        return 2.0 / self.lambda_max(get, diag_reg)
 
 
 def _kernels(kernel_fn: Callable, x1, x2, gets: tuple) -> dict:

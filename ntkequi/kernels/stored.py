@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import Group
-from ._common import KernelTooLargeError, fmt_bytes, memory_budget_bytes
+from ._common import MemoryBudget
 
 __all__ = ["TileStore", "orbit_test_blocks", "orbit_point_blocks", "tile_store_bytes"]
 
@@ -86,14 +86,10 @@ class TileStore:
         if n == 0:
             raise ValueError("x_train is empty: the kernel blocks need at least one training input")
         need = tile_store_bytes(group.order, n, m, len(self.gets), self.x_train.dtype.itemsize)
-        budget = memory_budget_bytes() if max_bytes is None else max_bytes
-        if need > budget:
-            per = need / n ** 2
-            fits = int(math.sqrt(budget / per))
-            raise KernelTooLargeError(
-                f"the {group.name} kernel blocks of {n} training x {m} test inputs need about "
-                f"{fmt_bytes(need)} (budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES to "
-                f"change): use at most about {fits} training inputs, or fewer test inputs")
+        budget = MemoryBudget(max_bytes)
+        budget.require(need, f"the {group.name} kernel blocks of {n} training x {m} test inputs",
+                       f"use at most about {int(math.sqrt(budget.bytes / (need / n ** 2)))} training "
+                       f"inputs, or fewer test inputs")
         self.path.mkdir(parents=True, exist_ok=True)
         inv = np.asarray(group.inverses)
         self.reps = [a for a in range(group.order) if a <= inv[a]]

@@ -20,9 +20,10 @@ Targets ``rho_out(g) y_i`` only have components in the irreps contained in
 trivial irrep, ``sum_a B_a``) for invariant targets. The covariance at test points
 needs all blocks.
 
-Conventions (time, ``diag_reg``, ``get``) are those of :func:`ntkequi.kernels.ntk.predict`,
-whose ``solver='structured'`` calls :func:`predict` here; results agree with the
-direct path to rounding (``tests/test_structured.py``).
+Conventions (time, ``diag_reg``, ``get``) are those of :func:`ntkequi.kernels.ntk.predict`.
+:class:`BlockSolve` is the solve from blocks, for the structured path and (with the trivial
+group's one irrep, :data:`PLAIN`) the direct one; :class:`~ntkequi.kernels.Predictor` chooses
+the path and computes the blocks. The two paths agree to rounding (``tests/test_structured.py``).
 """
 from __future__ import annotations
 
@@ -36,26 +37,17 @@ import numpy as np
 from ..groups import Group, GroupError, irreps
 from ..nt import nt
 from ._common import (
-    DEFAULT_FLOATS_PER_PAIR,
     ArchLike,
-    KernelTooLargeError,
     Prediction,
-    check_data,
     check_finite,
-    check_solver_args,
     check_schedule,
     divisor_batch,
-    fitting_batch_size,
-    fmt_bytes,
-    intermediate_estimate,
-    is_spec,
     jit_kernel,
     kernel_of,
-    memory_budget_bytes,
     tiles_itself,
 )
 
-__all__ = ["max_eigenvalue", "max_eigenvalue_of_blocks", "predict", "solve_blocks", "kernel_blocks", "check_structure",
+__all__ = ["max_eigenvalue", "max_eigenvalue_of_blocks", "solve_blocks", "BlockSolve", "kernel_blocks", "check_structure",
            "StructureError", "structured_memory_bytes"]
 
 
@@ -310,7 +302,7 @@ def max_eigenvalue(arch: Union[ArchLike, Callable], x_train, group: Group, get: 
     as :func:`predict` does."""
     kernel_fn = kernel_of(arch)
     x_train = group.check_input(check_finite("x_train", x_train))
-    blocks = _checked_train_blocks(kernel_fn, group, x_train, (get,), get, batch_size, check_tol)[get]
+    blocks = checked_train_blocks(kernel_fn, group, x_train, (get,), get, batch_size, check_tol)[get]
     return max_eigenvalue_of_blocks(blocks, irreps(group))
 
 
@@ -331,7 +323,7 @@ def max_eigenvalue_of_blocks(blocks, reps) -> float:
     return max(float(jnp.linalg.eigvalsh(solver.matrix(r)).max()) for r in range(len(solver.f.reps)))
 
 
-def _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol) -> dict:
+def checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol) -> dict:
     """The blocks ``k(X, a X)`` after checking the structure (before computing them for an
     interpolated action; on the blocks themselves for every action)."""
     if not group.exact:
@@ -341,56 +333,12 @@ def _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, chec
     return train
 
 
-def predict(arch: Union[ArchLike, Callable], x_train, y_train, x_test, t=None, *, group: Group,
-            learning_rate: float = 1.0, diag_reg: float = 0.0, compute_cov: bool = False,
-            get: str = "ntk", batch_size: int = 0, max_bytes: Optional[int] = None,
-            check_tol: float = 1e-8, steps=None) -> Prediction:
-    """Orbit-augmented infinite-ensemble prediction by the group-structured solve.
-
-    Same arguments and result as ``ntk.predict(..., group=group)`` (x_train ``(N, ...)``,
-    y_train ``(N, k)`` un-augmented, x_test ``(M, ...)``; returns ``mean (T, M, k)`` and
-    ``cov (T, M, M)``; ``steps`` instead of ``t``: discrete gradient descent), computing only the ``|G|`` blocks ``k(X, a X)`` and
-    ``k(x_test, a X)`` and one eigendecomposition per irrep that the result needs.
-    Raises :class:`StructureError` if the action is inexact or the kernel is not
-    invariant (relative error > ``check_tol``), and
-    :class:`~ntkequi.KernelTooLargeError` if it would not fit ``max_bytes``."""
-    check_solver_args(get, learning_rate, diag_reg, batch_size)
-    check_schedule(t, steps)
-    x_train, y_train, x_test = check_data(x_train, y_train, x_test)
-    x_train = group.check_input(x_train)
-    x_test = group.check_input(x_test)
-    kernel_fn = kernel_of(arch)
-    order, n, m = group.order, x_train.shape[0], x_test.shape[0]
-    gets = kernels_needed(get, compute_cov)
-    itemsize = jnp.dtype(x_train.dtype).itemsize
-    event = tuple(x_train.shape[1:])
-    per_pair = arch.kernel_entries_per_pair(event) if is_spec(arch) else DEFAULT_FLOATS_PER_PAIR
-
-    def need_at(b: int) -> int:            # the blocks, plus the kernel's intermediates for one call
-        pairs = b * b if b else order * max(n, m) * n          # k(x, orbit of X) in one call
-        return (structured_memory_bytes(order, n, m, itemsize, len(gets), compute_cov)
-                + intermediate_estimate(kernel_fn, event, itemsize, pairs, per_pair))
-    need = need_at(batch_size)
-    budget = memory_budget_bytes() if max_bytes is None else max_bytes
-    if need > budget:
-        fits = fitting_batch_size(lambda b: need_at(b) <= budget, order * max(n, m))
-        hint = (f"pass batch_size={fits} (or smaller) to compute the kernel blocks in batches" if fits
-                else "use fewer training or test samples")
-        raise KernelTooLargeError(
-            f"structured {group.name} prediction for {n} training x {m} test inputs needs about "
-            f"{fmt_bytes(need)} (budget {fmt_bytes(budget)}, set NTKEQUI_MAX_KERNEL_BYTES "
-            f"to change): {hint}")
-    train = _checked_train_blocks(kernel_fn, group, x_train, gets, get, batch_size, check_tol)
-    test = kernel_blocks(kernel_fn, group, x_test, x_train, gets, batch_size)   # (|G|, M, N)
-    nngp_tt = kernel_fn(x_test, None, "nngp") if compute_cov else None
-    return solve_blocks(train, test, group.orbit_out(y_train), t, irreps(group), learning_rate=learning_rate,
-                        diag_reg=diag_reg, get=get, nngp_tt=nngp_tt, steps=steps)
-
-
 def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: float = 1.0,
                  diag_reg: float = 0.0, get: str = "ntk", nngp_tt=None, steps=None) -> Prediction:
-    """The orbit-augmented prediction from precomputed kernel blocks (what :func:`predict`
-    does once it has them; use it with blocks computed elsewhere, e.g. saved ones).
+    """The orbit-augmented prediction from precomputed kernel blocks (what
+    :class:`~ntkequi.kernels.Predictor` does once it has them; use it with blocks computed
+    elsewhere, e.g. saved ones). ``BlockSolve(train, y_orbit, reps, diag_reg=).predict(test, ...)``
+    in one call: build a :class:`BlockSolve` to ask several test sets of one training set.
 
     Args:
         train: ``{kernel: (|G|, N, N)}``, ``[a] = k(X, a X)`` (``get``, and 'nngp' for the
@@ -414,65 +362,138 @@ def solve_blocks(train: dict, test: dict, y_orbit, t, reps, *, learning_rate: fl
         (``steps`` set, and ``ts = steps * learning_rate``, for a discrete-time prediction).
     """
     t, steps = check_schedule(t, steps)
-    ts = (t if steps is None else steps) * learning_rate
-    eta = None if steps is None else float(learning_rate)
-    points = ts if steps is None else steps                  # what the spectral functions take
-    compute_cov = nngp_tt is not None
-    fourier = _Fourier(reps)
-    order = fourier.order
-    n, k = train[get].shape[1], y_orbit.shape[-1]
-    m = test[get].shape[1]
-    if train[get].shape[0] != order or test[get].shape[0] != order or y_orbit.shape[0] != order:
-        raise ValueError(f"train blocks {train[get].shape}, test blocks {test[get].shape} and targets "
-                         f"{y_orbit.shape} must all lead with the group order {order}")
-    for name, blocks in (("train", train), ("test", test)):
-        for g, b in blocks.items():
-            if not bool(jnp.all(jnp.isfinite(b))):
-                raise FloatingPointError(
-                    f"the {name} {g} kernel has non-finite entries: check the inputs (finite, of a "
-                    f"sensible scale) and the architecture (weight and bias scales, depth)")
-    reg = diag_reg * float(jnp.trace(train[get][0])) / n if diag_reg else 0.0
-    solver = _Solver(fourier, train[get], reg)
-    n_irreps = len(fourier.reps)
-    if eta is not None:
-        solver.check_step(eta)
+    return BlockSolve(train, y_orbit, reps, diag_reg=diag_reg, get=get).predict(
+        test, t, steps=steps, learning_rate=learning_rate, get=get, nngp_tt=nngp_tt)
 
-    y_aug = jnp.asarray(y_orbit)                                        # (|G|, N, k)
-    yhat = {r: fourier.forward(r, y_aug) for r in range(n_irreps)}
-    ynorm = float(jnp.linalg.norm(y_aug))
-    active = [r for r in range(n_irreps)
-              if float(jnp.linalg.norm(yhat[r])) > 1e-13 * max(ynorm, 1e-300) * order]
 
-    tget = test[get]
-    means, covs = [], []
-    if compute_cov:
-        tv = jnp.swapaxes(tget, 1, 2)                                    # (|G|, N, M)
-        tvhat = {r: fourier.forward(r, tv) for r in range(n_irreps)}
-        if get == "ntk":
-            nngp_hat = {r: fourier.matrix(r, train["nngp"]) for r in range(n_irreps)}
-            tn = test["nngp"]                                            # (|G|, M, N)
-    for tt in points:
-        tt = float(tt)
-        z = fourier.inverse({r: solver.apply(r, yhat[r], tt, "mean", eta) for r in active}, n, k)
-        means.append(jnp.einsum("gmn,gnk->mk", tget, z))
-        if not compute_cov:
-            continue
-        if get == "nngp":
-            a = fourier.inverse({r: solver.apply(r, tvhat[r], tt, "cov_nngp", eta)
-                                 for r in range(n_irreps)}, n, m)         # (|G|, N, M)
-            covs.append(nngp_tt - jnp.einsum("gmn,gnl->ml", tget, a))
-        else:
-            ahat = {r: solver.apply(r, tvhat[r], tt, "mean", eta) for r in range(n_irreps)}
-            a = fourier.inverse(ahat, n, m)                              # A^T, (|G|, N, M)
-            ka = fourier.inverse({r: nngp_hat[r] @ ahat[r] for r in range(n_irreps)}, n, m)
-            term2 = jnp.einsum("gnm,gln->ml", a, tn)
-            covs.append(nngp_tt + jnp.einsum("gnm,gnl->ml", a, ka) - term2 - term2.T)
-    mean = jnp.stack(means)
-    cov = jnp.stack(covs) if compute_cov else None
-    for what, v in (("mean", mean), ("covariance", cov)):
-        if v is not None and not bool(jnp.all(jnp.isfinite(v))):
-            bad = [float(tt) for tt, vi in zip(ts / learning_rate, v) if not bool(jnp.all(jnp.isfinite(vi)))]
+def _check_finite_blocks(name: str, blocks: dict) -> None:
+    for g, b in blocks.items():
+        if not bool(jnp.all(jnp.isfinite(b))):
             raise FloatingPointError(
-                f"the NTK prediction's {what} is not finite at t = {bad}: the times overflow "
-                f"exp(-lambda t) or the kernel is badly scaled; use smaller times or pass diag_reg > 0")
-    return Prediction(ts=ts / learning_rate if steps is None else ts, mean=mean, cov=cov, steps=steps)
+                f"the {name} {g} kernel has non-finite entries: check the inputs (finite, of a "
+                f"sensible scale) and the architecture (weight and bias scales, depth)")
+
+
+class BlockSolve:
+    """The training half of a (plain or orbit-augmented) kernel prediction, built once: the
+    train blocks, the targets' group-Fourier components and, on first use, one
+    eigendecomposition per irrep of the regularised train kernel; :meth:`predict` then answers
+    any test blocks, gradient-flow times and step counts at the cost of the test products only.
+
+    Args:
+        train: ``{kernel: (|G|, N, N)}``, ``[a] = k(X, a X)``; more kernels can be added with
+            :meth:`add_train`.
+        y_orbit: ``(|G|, N, k)`` targets on the orbit (``group.orbit_out(y)``; ``y[None]`` plain).
+        reps: the group's unitary irreps (:func:`ntkequi.groups.irreps`; :data:`PLAIN` for
+            plain kernel regression on ``train[get][0]``).
+        diag_reg: relative regulariser, ``diag_reg * trace(B_0) / N`` on the diagonal.
+        get: the kernel the targets are checked against first ('ntk' or 'nngp'; any kernel in
+            ``train`` can be asked later).
+
+    >>> import numpy as np
+    >>> solve = BlockSolve({"ntk": np.array([[[2.0]]])}, np.array([[[4.0]]]), PLAIN)
+    >>> float(solve.predict({"ntk": np.array([[[1.0]]])}, [float("inf")]).mean[0, 0, 0])   # 1 * 2^-1 * 4
+    2.0
+    """
+
+    def __init__(self, train: dict, y_orbit, reps, *, diag_reg: float = 0.0, get: str = "ntk"):
+        self.fourier = _Fourier(reps)
+        self.order = self.fourier.order
+        self.diag_reg = float(diag_reg)
+        if get not in train:
+            raise ValueError(f"the train blocks hold {sorted(train)}, not the {get!r} kernel")
+        self.train, self.n = {}, int(train[get].shape[1])
+        self.add_train(train)
+        y_aug = jnp.asarray(y_orbit)                                    # (|G|, N, k)
+        if y_aug.ndim != 3 or y_aug.shape[0] != self.order or y_aug.shape[1] != self.n:
+            raise ValueError(f"train blocks {train[get].shape} and targets {y_aug.shape} must both "
+                             f"lead with the group order {self.order} and have N = {self.n} rows")
+        self.k = int(y_aug.shape[-1])
+        n_irreps = len(self.fourier.reps)
+        self.yhat = {r: self.fourier.forward(r, y_aug) for r in range(n_irreps)}
+        ynorm = float(jnp.linalg.norm(y_aug))
+        self.active = [r for r in range(n_irreps)
+                       if float(jnp.linalg.norm(self.yhat[r])) > 1e-13 * max(ynorm, 1e-300) * self.order]
+        self._solvers, self._hat = {}, {}
+
+    def add_train(self, train: dict) -> None:
+        """Add train blocks ``{kernel: (|G|, N, N)}`` of further kernels (e.g. the NNGP an NTK
+        covariance needs)."""
+        for g, b in train.items():
+            if b.ndim != 3 or b.shape[0] != self.order or b.shape[1:] != (self.n, self.n):
+                raise ValueError(f"train {g} blocks {b.shape} must be (|G|, N, N) = ({self.order}, {self.n}, {self.n})")
+        _check_finite_blocks("train", train)
+        self.train.update(train)
+
+    def solver(self, get: str, diag_reg: Optional[float] = None) -> "_Solver":
+        """The eigendecompositions of the train kernel ``get`` regularised by ``diag_reg`` (default:
+        the constructor's), one per irrep, lazy, cached per kernel and regulariser."""
+        diag_reg = self.diag_reg if diag_reg is None else float(diag_reg)
+        if (get, diag_reg) not in self._solvers:
+            b = self.train[get]
+            reg = diag_reg * float(jnp.trace(b[0])) / self.n if diag_reg else 0.0
+            self._solvers[get, diag_reg] = _Solver(self.fourier, b, reg)
+        return self._solvers[get, diag_reg]
+
+    def lambda_max(self, get: str = "ntk", diag_reg: Optional[float] = None) -> float:
+        """Largest eigenvalue of the whole (augmented, regularised) train kernel ``get``."""
+        return self.solver(get, diag_reg).lambda_max()
+
+    def predict(self, test: dict, t=None, *, steps=None, learning_rate: float = 1.0, get: str = "ntk",
+                nngp_tt=None, diag_reg: Optional[float] = None) -> Prediction:
+        """Mean (and covariance) at the test points whose blocks are ``test``
+        (``{kernel: (|G|, M, N)}``, ``[a] = k(x_test, a X)``); arguments as :func:`solve_blocks`
+        (``diag_reg`` default: the constructor's; each value is eigendecomposed once)."""
+        t, steps = check_schedule(t, steps)
+        ts = (t if steps is None else steps) * learning_rate
+        eta = None if steps is None else float(learning_rate)
+        points = ts if steps is None else steps                  # what the spectral functions take
+        compute_cov = nngp_tt is not None
+        fourier, n, k = self.fourier, self.n, self.k
+        for g in (get, "nngp") if compute_cov and get == "ntk" else (get,):
+            if g not in self.train:
+                raise ValueError(f"no train {g} blocks: add them first (BlockSolve.add_train)")
+        if test[get].ndim != 3 or test[get].shape[0] != self.order or test[get].shape[2] != n:
+            raise ValueError(f"test blocks {test[get].shape} must be (|G|, M, N) with |G| = {self.order}, N = {n}")
+        m = test[get].shape[1]
+        _check_finite_blocks("test", test)
+        solver = self.solver(get, diag_reg)
+        n_irreps = len(fourier.reps)
+        if eta is not None:
+            solver.check_step(eta)
+
+        tget = test[get]
+        means, covs = [], []
+        if compute_cov:
+            tv = jnp.swapaxes(tget, 1, 2)                                    # (|G|, N, M)
+            tvhat = {r: fourier.forward(r, tv) for r in range(n_irreps)}
+            if get == "ntk":
+                if not self._hat:
+                    self._hat = {r: fourier.matrix(r, self.train["nngp"]) for r in range(n_irreps)}
+                nngp_hat = self._hat
+                tn = test["nngp"]                                            # (|G|, M, N)
+        for tt in points:
+            tt = float(tt)
+            z = fourier.inverse({r: solver.apply(r, self.yhat[r], tt, "mean", eta) for r in self.active}, n, k)
+            means.append(jnp.einsum("gmn,gnk->mk", tget, z))
+            if not compute_cov:
+                continue
+            if get == "nngp":
+                a = fourier.inverse({r: solver.apply(r, tvhat[r], tt, "cov_nngp", eta)
+                                     for r in range(n_irreps)}, n, m)         # (|G|, N, M)
+                covs.append(nngp_tt - jnp.einsum("gmn,gnl->ml", tget, a))
+            else:
+                ahat = {r: solver.apply(r, tvhat[r], tt, "mean", eta) for r in range(n_irreps)}
+                a = fourier.inverse(ahat, n, m)                              # A^T, (|G|, N, M)
+                ka = fourier.inverse({r: nngp_hat[r] @ ahat[r] for r in range(n_irreps)}, n, m)
+                term2 = jnp.einsum("gnm,gln->ml", a, tn)
+                covs.append(nngp_tt + jnp.einsum("gnm,gnl->ml", a, ka) - term2 - term2.T)
+        mean = jnp.stack(means)
+        cov = jnp.stack(covs) if compute_cov else None
+        for what, v in (("mean", mean), ("covariance", cov)):
+            if v is not None and not bool(jnp.all(jnp.isfinite(v))):
+                bad = [float(tt) for tt, vi in zip(ts / learning_rate, v) if not bool(jnp.all(jnp.isfinite(vi)))]
+                raise FloatingPointError(
+                    f"the NTK prediction's {what} is not finite at t = {bad}: the times overflow "
+                    f"exp(-lambda t) or the kernel is badly scaled; use smaller times or pass diag_reg > 0")
+        return Prediction(ts=ts / learning_rate if steps is None else ts, mean=mean, cov=cov, steps=steps)

@@ -12,9 +12,11 @@ Layers (each imports only the ones before it):
 * :mod:`~ntkequi.report` (figures, tables, pages from saved results);
 * :mod:`~ntkequi.cli` (the ``ntkequi`` command).
 
-Importing ntkequi applies the neural-tangents compatibility fixes
-(:mod:`ntkequi._compat`) before anything imports ``neural_tangents``. The names below
-are the stable API; everything else is reached through its subpackage.
+Importing ntkequi neither imports neural-tangents nor patches JAX: ntkequi's own kernels do
+not need it. :mod:`ntkequi.nt` is neural-tangents with ntkequi's compatibility fixes for current
+JAX (:mod:`ntkequi._compat`) applied; it is imported where neural-tangents is used (an ArchSpec's
+reference kernel ``kernel_fn_nt``, the gelu kernel, :mod:`ntkequi.kernels.group_stax`, the
+tests). The names below are the stable API; everything else is reached through its subpackage.
 
 >>> import jax; jax.config.update("jax_enable_x64", True)
 >>> import ntkequi as nq
@@ -25,20 +27,16 @@ are the stable API; everything else is reached through its subpackage.
 >>> bool(nq.equivariance_error(nq.metrics.orbit_predictions(mu.mean[0], c4), c4).relative < 1e-10)
 True
 """
-from . import _compat
-
-_compat.apply()
-
-from . import data, ensembles, groups, kernels, metrics, nn, runs  # noqa: E402
-from .ensembles import EnsembleResult, TrainConfig, train  # noqa: E402
-from .groups import Group, Rep, check_group  # noqa: E402
-from .kernels import Prediction, max_learning_rate, predict, symmetrize  # noqa: E402
-from .metrics import equivariance_error, orbit_same_predictions  # noqa: E402
-from .nn import ArchSpec  # noqa: E402
-from .runs import RunDir, load_run  # noqa: E402
+from . import data, ensembles, groups, kernels, metrics, nn, runs
+from .ensembles import EnsembleResult, TrainConfig, train
+from .groups import Group, Rep, check_group
+from .kernels import Prediction, Predictor, max_learning_rate, predict, symmetrize
+from .metrics import equivariance_error, orbit_same_predictions
+from .nn import ArchSpec
+from .runs import RunDir, load_run
 
 __version__ = "0.1.0"
 __all__ = ["groups", "kernels", "nn", "ensembles", "metrics", "data", "runs",
-           "Group", "Rep", "check_group", "ArchSpec", "predict", "max_learning_rate", "Prediction", "symmetrize",
+           "Group", "Rep", "check_group", "ArchSpec", "predict", "Predictor", "max_learning_rate", "Prediction", "symmetrize",
            "train", "TrainConfig", "EnsembleResult", "equivariance_error", "orbit_same_predictions",
            "RunDir", "load_run", "__version__"]

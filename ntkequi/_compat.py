@@ -1,9 +1,9 @@
 """Make neural-tangents 0.6.5 work on current JAX, without TensorFlow.
 
 This is the only module of ntkequi that touches JAX or neural-tangents internals.
-``ntkequi/__init__.py`` calls :func:`apply` before anything imports
-``neural_tangents``; importing :mod:`ntkequi.nt` is the supported way to get the
-patched library (``from ntkequi.nt import nt, stax``).
+:mod:`ntkequi.nt` calls :func:`apply` and then imports ``neural_tangents``: importing it is
+the supported way to get the patched library (``from ntkequi.nt import nt, stax``).
+``import ntkequi`` alone applies nothing (ntkequi's own kernels do not need neural-tangents).
 
 neural-tangents 0.6.5 (Dec 2023) is the last release. On JAX 0.10 it breaks in
 these places, each fixed here by the smallest change that restores the original
@@ -561,7 +561,7 @@ def apply() -> None:
         return
     if "neural_tangents" in sys.modules and "neural_tangents._src" not in sys.modules:
         raise ImportError("neural_tangents was partially imported before ntkequi's "
-                          "compatibility fixes; import ntkequi first.")
+                          "compatibility fixes; import ntkequi.nt first.")
     if importlib.util.find_spec("neural_tangents") is None:
         raise ImportError(
             "neural-tangents is not installed. ntkequi installs it without its "

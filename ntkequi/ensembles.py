@@ -74,7 +74,8 @@ class TrainConfig:
         seed: PRNG seed of the member initialisations and the augmentation draws.
         dtype: precision the members train in (parameters, activations, gradients, optimiser
             state): 'float32' (the default: the finite side's deviations from the NTK are far
-            above float32 rounding, and float32 CNNs train up to 25x faster on a CPU) or
+            above float32 rounding, and float32 CNNs train much faster on a CPU:
+            ``benchmarks/member_precision.py``) or
             'float64' (needs ``jax_enable_x64``), independent of the process-wide float64
             switch the kernels use; None: the process default (float64 under
             ``jax_enable_x64``, else float32), what runs saved before this field meant.
@@ -365,10 +366,9 @@ def xla_options_for(xla_options="auto") -> dict:
     (XLA's defaults as JAX sets them); a dict: those options.
 
     jax 0.10.2 also routes convolutions and reductions to YNNPACK on a CPU; keeping it to
-    single dots made the orbit table's 5-member CNN ensemble step 1.70x, its C16 GCNN's
-    1.27x and its C16 canonicalizer's 1.67x faster on this 2-core CPU, with the same
-    results to float32 rounding (``python benchmarks/ensemble_formulations.py``,
-    benchmarks/RESULTS.md, 2026-12-06). The options apply to the executables ntkequi
+    single dots makes the orbit table's models' training steps faster with the same results
+    to float32 rounding (measured by ``python benchmarks/ensemble_formulations.py``, recorded in
+    benchmarks/RESULTS.md). The options apply to the executables ntkequi
     compiles (``jax.jit(..., compiler_options=...)``), never to the process.
 
     >>> xla_options_for(None), xla_options_for({"a": "b"})
@@ -388,8 +388,8 @@ def minibatch_indices(key, n: int, size: int) -> jnp.ndarray:
     ``size`` largest of ``n`` uniform draws (``lax.top_k``).
 
     The same distribution as ``jax.random.choice(key, n, (size,), replace=False)``,
-    which permutes all ``n`` indices: for 128 of 55,000 that took 22-25 ms per member per
-    step on this CPU against 0.5-0.7 ms here (``python benchmarks/ensemble_formulations.py``).
+    which permutes all ``n`` indices (for 128 of 55,000, much slower than this:
+    ``python benchmarks/ensemble_formulations.py``).
 
     >>> idx = minibatch_indices(jax.random.PRNGKey(0), 10, 4)
     >>> idx.shape, len(set(idx.tolist())), bool(idx.max() < 10)
@@ -406,10 +406,10 @@ def micro_batch_for(how: str, cfg: TrainConfig, n_train: int) -> Optional[int]:
     whole batch at once).
 
     The gradient of a minibatch is then the weighted sum of the gradients of its
-    micro-batches (:func:`batch_grad`: the same gradient, to rounding). On this 2-core
-    CPU it made the orbit table's 5-member CNN ensemble's training step 1.6x faster (the
-    28x28x64 first-layer maps of 32 images fit in the cache; of 128 they do not;
-    ``python benchmarks/ensemble_formulations.py``, benchmarks/RESULTS.md). Full-batch
+    micro-batches (:func:`batch_grad`: the same gradient, to rounding). On a CPU that makes
+    the orbit table's CNN ensemble's training step faster (the 28x28x64 first-layer maps of 32
+    images fit in the cache; of 128 they do not; ``python benchmarks/ensemble_formulations.py``,
+    benchmarks/RESULTS.md). Full-batch
     runs keep the whole batch (their many micro-batches would be unrolled too).
 
     >>> micro_batch_for("unroll", TrainConfig(optimizer="adam", batch_size=128), 55000)

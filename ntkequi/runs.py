@@ -16,7 +16,7 @@ import sys
 import typing
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 __all__ = ["RunDir", "ConfigMismatchError", "RunDirInUseError", "SavedRun", "load_run", "from_jsonable",
            "saved_before", "versions", "to_jsonable", "read_records", "write_command", "learning_curve"]
@@ -312,6 +312,26 @@ class RunDir:
     def done(self) -> dict:
         """``{key: record}`` of finished units of work."""
         return {r["key"]: r for r in self.records() if "key" in r}
+
+    def pending(self, units: Iterable, key: Callable[[Any], str] = str) -> list:
+        """The resume loop's one rule: ``[(key(u), u) for u in units]`` without the units whose
+        record is already written, in their order (read once, when called).
+
+        Args:
+            units: the experiment's units of work (any objects).
+            key: a unit's record key (default ``str``).
+
+        Returns:
+            ``[(key, unit), ...]`` still to do: run each, then :meth:`record` it under its key.
+
+        >>> import tempfile
+        >>> rd = RunDir(tempfile.mkdtemp(), {"widths": [8, 16]})
+        >>> _ = rd.record("width8", error=0.1)
+        >>> rd.pending([8, 16, 32], "width{}".format)
+        [('width16', 16), ('width32', 32)]
+        """
+        done = self.done()
+        return [(k, u) for k, u in ((key(u), u) for u in units) if k not in done]
 
     def record(self, key: str, **payload) -> dict:
         """Append one finished unit of work and flush it to disk."""

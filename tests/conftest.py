@@ -4,7 +4,7 @@ import pytest
 # Every equivalence test runs in float64.
 jax.config.update("jax_enable_x64", True)
 
-import ntkequi  # noqa: E402,F401  (applies the neural-tangents fixes first)
+import ntkequi.nt  # noqa: E402,F401  (neural-tangents with ntkequi._compat, before any test imports it)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ internals touched only by ``_compat``, no private name imported across modules, 
 every experiment following the protocol."""
 import ast
 import dataclasses
+import importlib
 from pathlib import Path
 
 import pytest
@@ -148,8 +149,12 @@ def test_every_experiment_follows_the_protocol():
     from ntkequi import experiments
     from ntkequi.experiments.protocol import Figure
     from ntkequi.runs import from_jsonable, to_jsonable
-    files = {f.stem for f in (PKG / "experiments").glob("*.py")} - {"__init__", "protocol", "sweep"}
-    assert files == set(experiments.NAMES), "every experiment module is in the registry, and only those"
+    files = {f.stem for f in (PKG / "experiments").glob("*.py")} - {"__init__"}
+    assert not set(experiments.HELPERS) & set(experiments.NAMES)
+    assert files == set(experiments.NAMES) | set(experiments.HELPERS), \
+        "every module of experiments/ is a registered experiment or a declared helper"
+    for h in experiments.HELPERS:                  # a helper is not a forgotten experiment
+        assert not hasattr(importlib.import_module(f"ntkequi.experiments.{h}"), "NAME"), h
     for m in experiments.all_modules():
         assert m.NAME == m.__name__.rsplit(".", 1)[1]
         assert isinstance(m.USES_DATA, bool) and m.__doc__

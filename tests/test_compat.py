@@ -289,3 +289,43 @@ def test_batched_kernel_of_inputs_sharing_their_first_batch_is_not_x1_is_x2():
     composed = nt.batch(kfn, batch_size=2)(nt.batch(kfn, batch_size=2)(x, x2))
     assert not bool(composed.x1_is_x2)
     assert bool(nt.batch(kfn, batch_size=2)(x, None).x1_is_x2)
+
+
+def test_import_ntkequi_leaves_neural_tangents_and_jax_alone():
+    """``import ntkequi`` (every core subpackage), an ArchSpec's own kernel, predictions (structured,
+    covariance, steps), max_learning_rate and an empirical NTK neither import neural_tangents nor
+    patch JAX; ``ntkequi.nt`` does."""
+    code = textwrap.dedent("""
+        import sys
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        import ntkequi as nq
+        from ntkequi import _compat
+        c4 = nq.groups.planar_rotations(4)
+        x = nq.data.wedge_points(jax.random.PRNGKey(0), 6)
+        y = nq.data.radial_target(x)
+        spec = nq.ArchSpec(kind="mlp", depth=2, width=16)
+        mu = nq.Predictor(spec, x, y, group=c4, compute_cov=True)
+        mu(x, [1.0], compute_cov=True); mu(x, steps=[3], learning_rate=0.5 * mu.max_learning_rate())
+        nq.max_learning_rate(spec, x, c4, solver="direct")
+        nq.nn.empirical_ntk(spec, x, jax.random.PRNGKey(1))
+        assert not any(m.startswith("neural_tangents") for m in sys.modules), "neural_tangents imported"
+        assert not _compat._applied
+        import ntkequi.nt
+        assert "neural_tangents" in sys.modules and _compat._applied
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("spec,shape", [("mlp", (5, 4)), ("cnn", (3, 6, 6, 1))])
+def test_own_empirical_ntk_equals_neural_tangents(spec, shape):
+    """ntkequi's empirical NTK (jax.vjp/jvp) equals neural-tangents' ``empirical_ntk_fn`` with the
+    output axis traced (averaged over k = 3 outputs) to 1e-12 relative."""
+    from ntkequi.nn import ArchSpec, empirical_ntk
+    arch = ArchSpec(kind=spec, depth=2 if spec == "mlp" else 1, width=8, out_dim=3)
+    x, key = _x(shape, 1), jax.random.PRNGKey(2)
+    net = arch.flax()
+    ref = nt.empirical_ntk_fn(net.apply, trace_axes=(-1,), vmap_axes=0,
+                              implementation=nt.NtkImplementation.NTK_VECTOR_PRODUCTS)(x, None, net.init(key, x))
+    np.testing.assert_allclose(empirical_ntk(arch, x, key), ref, rtol=0, atol=1e-12 * float(jnp.abs(ref).max()))

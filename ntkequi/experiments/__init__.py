@@ -27,6 +27,9 @@ __all__ = ["NAMES", "get", "all_modules", "config_class", "default_out", "run_ex
 NAMES = ("demo", "toy_ensembles", "ising", "fmnist_ntk", "ntk_convergence", "fmnist_ntk_scale", "partial_augmentation",
          "fmnist_osp_table", "toy_heatmaps", "width_convergence", "kernel_symmetry", "force_fields", "molecules", "cross_product",
          "baseline_invariance")
+#: modules of this package that are not experiments: what experiments share (the protocol and
+#: its Figure/Table types; the ensemble-vs-NTK sweep of toy_ensembles, ising and fmnist_ntk)
+HELPERS = ("protocol", "sweep")
 
 
 def get(name: str) -> ModuleType:

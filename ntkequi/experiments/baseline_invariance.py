@@ -73,8 +73,9 @@ def run(cfg: BaselineInvarianceConfig, out, *, data_dir=None, progress: bool = T
     """One record ``C{n}/{model}/{kind}`` per group, model and kind of image (``data_dir`` unused)."""
     rd = RunDir(Path(out), cfg, overwrite=overwrite)
     done = rd.done()
+    kinds = [(m, k) for m in ("gcnn", "canonicalization") for k in ("smooth", "noise")]
     for n in cfg.groups:
-        if all(f"C{n}/{m}/{k}" in done for m in ("gcnn", "canonicalization") for k in ("smooth", "noise")):
+        if not rd.pending(kinds, lambda u: f"C{n}/{u[0]}/{u[1]}"):
             continue
         rep = invariance_report(n, jax.random.PRNGKey(cfg.seed), cfg.n_inputs, cfg.channels, cfg.kernel_size)
         for (model, kind), r in rep.items():

@@ -176,9 +176,7 @@ def run(cfg: CrossProductConfig, out, *, data_dir=None, progress: bool = True, o
     x, y, evals, rots = problem(cfg)
     so3_mats = groups.random_rotations3d(jax.random.PRNGKey(cfg.seed + 1000), cfg.so3_augment)
     mult = np.asarray(cfg.time_multiples, dtype=float)
-    for aug in cfg.augmentations:
-        if aug in done:
-            continue
+    for _, aug in rd.pending(cfg.augmentations):
         print(f"[{out.name}] NTK, augmentation {aug}", flush=True)
         group = _group(aug)
         x_eval, index = _eval_inputs(group, evals, rots)
@@ -188,10 +186,7 @@ def run(cfg: CrossProductConfig, out, *, data_dir=None, progress: bool = True, o
         done[aug] = rd.record(aug, order=1 if aug == "none" else (cfg.so3_augment if aug == "so3"
                                                                    else group.order),
                               lambda_max=lam, time_multiples=list(mult), per_time=per_time)
-    for aug in cfg.ensemble_augmentations:
-        key = f"ensemble_{aug}"
-        if key in done:
-            continue
+    for key, aug in rd.pending(cfg.ensemble_augmentations, "ensemble_{}".format):
         group = _group(aug)
         g_eval = group if group is not None else groups.rotations3d(cfg.reference_group)
         lam = _lambda_max(cfg, aug, x, so3_mats)

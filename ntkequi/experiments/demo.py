@@ -75,7 +75,7 @@ def run(cfg: DemoConfig, out: str | Path, *, data_dir=None, progress: bool = Tru
 
     done = run_dir.done()
     units = [(m, s) for m in MODES for s in EVAL_SETS] + [(m, "circle") for m in MODES]
-    todo = [u for u in units if f"{u[0]}/{u[1]}" not in done]
+    todo = [u for _, u in run_dir.pending(units, "/".join)]
     bar = tqdm(total=len(units), initial=len(units) - len(todo), desc="ntkequi demo",
                unit="prediction", disable=not progress)
     predictors = {}            # one training solve per mode, built for its first unit

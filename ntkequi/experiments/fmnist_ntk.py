@@ -50,9 +50,9 @@ PRESETS = {
     "small": FmnistNTKConfig(),
     # the OSP table's member network (conv-ReLU-2x2 pool twice, flatten, dense) on the first
     # N = 256 training images of fmnist_ntk_scale's permutation, three widths, M up to 32
-    # float32 members (sweep.SweepConfig.member_dtype) train the width-32 CNN 17.9x faster than
-    # the float64 members this preset had until 2026-12-07 (widths 8-32, 20 steps, 51 min;
-    # benchmarks/member_precision.py): the saving buys an 8x width range and twice the steps
+    # float32 members (sweep.SweepConfig.member_dtype) train the CNN much faster than the float64
+    # members of the preset's first version (widths 8-32, 20 steps; benchmarks/member_precision.py):
+    # the saving buys an 8x width range and twice the steps
     "cpu": FmnistNTKConfig(n_train=256, n_eval=32, depth=2, pool=True, sweep=sweep.SweepConfig(
         widths=(8, 16, 32, 64), ensemble_sizes=(1, 2, 4, 8, 16, 32), steps=40, record_steps=(0, 5, 10, 20, 40))),
     "paper": FmnistNTKConfig(n_train=256, n_eval=64, sweep=sweep.SweepConfig(

@@ -27,9 +27,7 @@ from the saved blocks (:func:`ntkequi.kernels.solve_blocks`).
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset large  # cpu with more test points: ~3.5 h (estimate)
     ntkequi run fmnist_ntk_scale --data-dir DIR --preset paper  # flatten to N = 8192, GAP to 4096 (a GPU)
 
-(``large``'s estimate: kernel pairs times the per-entry costs in benchmarks/RESULTS.md,
-2026-12-02, 1.9 ms for pool + GAP at 28x28 float32, and the flatten network's measured
-float32 tile rate, 0.1 ms per pair)
+(``large``'s estimate: kernel pairs times the per-entry costs recorded in benchmarks/RESULTS.md)
 """
 from __future__ import annotations
 
@@ -62,8 +60,7 @@ class ArchCase:
     conv -> ReLU -> 2x2 average pool blocks; ``sizes`` the training-set sizes N (ascending,
     nested); ``n_test`` FashionMNIST test images and ``n_ood`` MNIST digits and noise images
     (each) whose C4 orbits are evaluated; ``kernel_dtype`` the precision its kernel tiles are
-    computed in ('float32' is about 2.2x faster for the pooled flatten kernel on this CPU,
-    benchmarks/tile_dtype.py; the solves are float64 either way. Checked on the real data with
+    computed in ('float32' is faster for the pooled flatten kernel, benchmarks/tile_dtype.py; the solves are float64 either way. Checked on the real data with
     tests/scripts/compare_records.py: flatten, every accuracy and OSP as in float64, other
     numbers within 4e-5; GAP, the same at finite t, about two digits at t = inf)."""
     name: str
@@ -223,10 +220,7 @@ def run(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = True,
                                   dtype=case.kernel_dtype)
         stores.append((case, store, y, evals, labels))
     for case, store, y, evals, labels in stores:
-        for n in case.sizes:
-            key = f"{case.name}/N{n}"
-            if key in done:
-                continue
+        for key, n in rd.pending(case.sizes, lambda n: f"{case.name}/N{n}"):
             if progress:
                 print(f"[{out.name}] {case.name}: kernel tiles for N = {n} "
                       f"({len(store.missing(n))} to compute)", flush=True)

@@ -123,9 +123,9 @@ class TableConfig:
 
 Config = TableConfig
 PRESETS = {
-    # about 15 min on a 2-core CPU
+    # the small check (CPU_TIME has the measured time)
     "small": TableConfig(),
-    # all of FashionMNIST on a 2-core CPU (3 epochs of every model, about 2.5 h: 43-56 min per seed): 55,000 train /
+    # all of FashionMNIST on a CPU (3 epochs of every model; CPU_TIME has the measured time): 55,000 train /
     # 5,000 validation, accuracy on all 10,000 test images, orbits of 1,000 of them and of 1,000
     # MNIST / noise images; a width-64 CNN (68,938 parameters) and baselines matched to it (GCNN
     # 69-73k, its readout sees 4 rings x 32 / 23 / 16 channels through a 64-unit head;
@@ -263,10 +263,7 @@ def run(cfg: TableConfig, out, *, data_dir=None, progress: bool = True, overwrit
             group = groups.rotations(n, (28, 28))
             ev = metrics.EvalOrbits.of(group, {s: evals[s] for s in EVAL_SETS})
             x_eval = np.concatenate([np.asarray(ev.x)] + [np.asarray(x) for x, _ in plain.values()])
-            for model in cfg.models:
-                key = f"{model}/C{n}/seed{seed}"
-                if key in done:
-                    continue
+            for key, model in rd.pending(cfg.models, lambda m: f"{m}/C{n}/seed{seed}"):
                 spec = model_spec(cfg, model, n)
                 tcfg = train_config(cfg, model, seed)
                 print(f"[{out.name}] {key}", flush=True)

@@ -204,10 +204,7 @@ def run(cfg: ForceConfig, out, *, data_dir=None, progress: bool = True, overwrit
     ref = boltzmann(cfg.hist_bins)
     kbd = jax.random.PRNGKey(cfg.seed + 7)
     r0 = pos[rng.permutation(npool)[:cfg.bd_walkers]]
-    for name in ("true",) + MODELS:
-        key = f"bd/{name}"
-        if key in done:
-            continue
+    for key, name in rd.pending(("true",) + MODELS, "bd/{}".format):
         if name == "true":
             fn = true_force
         else:

@@ -96,10 +96,7 @@ def run(cfg: MoleculeConfig, out, *, data_dir=None, progress: bool = True, overw
             xs = distances(configurations(jax.random.fold_in(key, 100 + s), pool, cfg.n_atoms))
             x, y = xs[:n], energy(xs[:n])
             xv, yv = xs[-cfg.n_val:], energy(xs[-cfg.n_val:])
-            for model in MODELS:
-                k = f"{model}/n{n}/seed{s}"
-                if k in done:
-                    continue
+            for k, model in rd.pending(MODELS, lambda m: f"{m}/n{n}/seed{s}"):
                 fitted = {sg: fit(model, group, sg, x, y) for sg in cfg.sigmas}
                 best = min(((float(jnp.sqrt(jnp.mean((fitted[sg](xv, lam) - yv) ** 2))), sg, lam)
                             for sg in cfg.sigmas for lam in cfg.regs), key=lambda t: t[0])

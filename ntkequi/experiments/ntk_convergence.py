@@ -239,8 +239,9 @@ def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, ov
     rd = RunDir(out, cfg, overwrite=overwrite)
     done = rd.done()
     for p in cfg.problems:
-        units = [(w, s, m) for w in p.widths for s in cfg.seeds for m in cfg.models]
-        if all(f"{p.name}/{m}/w{w}/s{s}" in done for w, s, m in units):
+        units = rd.pending([(w, s, m) for w in p.widths for s in cfg.seeds for m in cfg.models],
+                           lambda u: f"{p.name}/{u[2]}/w{u[0]}/s{u[1]}")
+        if not units:
             continue
         prob = problem(p, cfg.data_seed, data_dir)
         ev = metrics.EvalOrbits.of(prob.group, prob.evals)
@@ -255,10 +256,7 @@ def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, ov
         train_loss = [float(np.sum((np.asarray(m) - y) ** 2) / np.sum(y ** 2)) for m in on_train.mean]
         scales = {s: float(np.sqrt(k * np.trace(np.asarray(pred.cov[0][ev.slice(s), ev.slice(s)]))))
                   for s in ev.names}
-        for width, seed, model in units:
-            unit = f"{p.name}/{model}/w{width}/s{seed}"
-            if unit in done:
-                continue
+        for unit, (width, seed, model) in units:
             tcfg = ensembles.TrainConfig(ensemble_size=p.ensemble_size, steps=p.steps, learning_rate=eta,
                                          augmentation="orbit", record_steps=tuple(p.record_steps), seed=seed,
                                          dtype=cfg.member_dtype, model=model, antithetic=cfg.antithetic)

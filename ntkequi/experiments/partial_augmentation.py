@@ -205,10 +205,7 @@ def run(cfg: PartialConfig, out, *, data_dir=None, progress: bool = True, overwr
                               _rotated(eval_offsets, e), gets=("ntk",),
                               tile=min(cfg.tile, cfg.n_train * len(train_offsets)), dtype=cfg.kernel_dtype)
     bounds = np.cumsum([0] + [evals[s].shape[0] for s in EVAL_SETS])
-    for n in cfg.train_orders:
-        key = f"C{n}"
-        if key in done:
-            continue
+    for key, n in rd.pending(cfg.train_orders, "C{}".format):
         rows = cfg.n_train * max(n // 4, 1)
         if progress:
             print(f"[{out.name}] NTK, augmentation {key} ({n * cfg.n_train} training images; kernel tiles "

@@ -14,7 +14,7 @@ An experiment module ``ntkequi/experiments/<name>.py`` holds, in this order:
 a frozen ``Config`` dataclass and ``PRESETS``
     ``{name: Config(...)}`` with at least ``'small'`` (what tests and CI run). Presets are
     data. ``Config.x64`` (a field or a class attribute) asks the runner for float64.
-``run(cfg, out, *, data_dir=None, progress=True) -> dict``
+``run(cfg, out, *, data_dir=None, progress=True, overwrite=False) -> dict``
     runs (or resumes) the experiment into run directory ``out`` (:class:`ntkequi.runs.RunDir`)
     and returns its records ``{key: record}``. It never switches precision itself: the
     runner (:func:`ntkequi.experiments.run_experiment`) does, from the config.

@@ -86,10 +86,7 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
     done = run_dir.done()
     predictors, preds = {}, {}      # the analytic kernel does not depend on the width: one solve per mode
     for mode in MODES:
-        for width in cfg.widths:
-            key = f"{mode}/width{width}"
-            if key in done:
-                continue
+        for key, width in run_dir.pending(cfg.widths, lambda w: f"{mode}/width{w}"):
             spec = problem.spec(width)
             tcfg = ensembles.TrainConfig(
                 ensemble_size=max(cfg.ensemble_sizes), steps=cfg.steps, learning_rate=lr,

@@ -91,9 +91,7 @@ def run(cfg: HeatmapConfig, out, *, data_dir=None, progress: bool = True, overwr
     # the grid's C8 orbit (to measure invariance) after the grid itself
     evals = jnp.concatenate([pts, group.orbit(pts)[1:].reshape(-1, 2)])
     lr = cfg.lr_fraction * max_learning_rate(spec, x, group)
-    for mode in MODES:
-        if mode in done:
-            continue
+    for _, mode in rd.pending(MODES):
         tcfg = ensembles.TrainConfig(ensemble_size=cfg.ensemble_size, steps=cfg.record_steps[-1],
                                      learning_rate=lr, augmentation=mode, record_steps=cfg.record_steps,
                                      seed=cfg.seed, dtype=cfg.member_dtype, antithetic=cfg.antithetic)

@@ -76,10 +76,7 @@ def run(cfg: WidthConfig, out, *, data_dir=None, progress: bool = True, overwrit
     xs = _inputs(cfg, data_dir)
     for arch, widths in (("mlp", cfg.mlp_widths), ("cnn", cfg.cnn_widths)):
         spec = specs()[arch]
-        for w in widths:
-            key = f"{arch}/width{w}"
-            if key in done:
-                continue
+        for key, w in rd.pending(widths, lambda w: f"{arch}/width{w}"):
             errs = empirical_ntk_errors(spec, xs[arch], (w,), cfg.seeds)[0]
             done[key] = rd.record(key, arch=arch, width=w, spec=dataclasses.replace(spec, width=w),
                                   errors=errs)

@@ -332,7 +332,7 @@ def divisor_batch(n_values: Sequence[int], requested: int) -> int:
 SOLVERS = ("direct", "structured", "auto")
 
 
-def check_group(group, allow_none: bool = False) -> None:
+def check_group_type(group, allow_none: bool = False) -> None:
     """TypeError naming ``group`` unless it is an ntkequi group (or None, if allowed)."""
     from ..groups import Group
     if group is None and allow_none:
@@ -349,7 +349,7 @@ def check_solver(solver: str, group) -> None:
     direct path (there is no orbit to exploit)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be 'direct', 'structured' or 'auto'; got {solver!r}")
-    check_group(group, allow_none=True)
+    check_group_type(group, allow_none=True)
     if solver == "structured" and group is None:
         raise ValueError("solver='structured' needs a group (it solves the orbit-augmented problem)")
 

@@ -28,9 +28,9 @@ from typing import Callable, Optional, Union
 
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 
 from ..groups import Group, irreps
-from ..nt import nt
 from . import structured
 from ._common import (
     DEFAULT_FLOATS_PER_PAIR,
@@ -273,6 +273,7 @@ class Predictor:
             return fn
         if tiles_itself(fn):
             return fn.with_block_bytes(intermediate_bytes(fn, self._event, self._itemsize, b * b))
+        from ..nt import nt                # a neural-tangents kernel: batched by neural-tangents
         n = self._x_ref.shape[0]
         return nt.batch(fn, batch_size=divisor_batch([n, m] if m else [n], b), device_count=0)
 
@@ -388,5 +389,7 @@ def max_learning_rate(arch: Union[ArchLike, Callable], x_train, group: Optional[
             fall_back_to_direct(solver, e, "eigensolve", group)
     if group is not None:
         x_train = group.orbit(group.check_input(x_train)).reshape((-1,) + x_train.shape[1:])
-    theta = kernel_of(arch)(x_train, None, "ntk")
-    return float(nt.predict.max_learning_rate(theta, y_train_size=1))
+    theta = np.asarray(kernel_of(arch)(x_train, None, "ntk"))
+    n = theta.shape[0]
+    lam = scipy.linalg.eigvalsh(theta, subset_by_index=(n - 1, n - 1))[-1]
+    return float(2.0 / (lam + 1e-12))        # + 1e-12: neural-tangents' guard, kept so results regenerate

@@ -20,7 +20,8 @@ computation (:meth:`TileStore.train_blocks` ``(n)``).
 
 ``dtype`` sets the precision the kernel is computed and its tiles saved in (default the
 inputs'); the assembled blocks are always in the inputs' dtype, so that a float32 kernel
-(about 2x faster for the pooled CNN kernels on a CPU, relative error ~1e-7 per entry) can
+(faster for the pooled CNN kernels on a CPU, ``benchmarks/tile_dtype.py``; relative error ~1e-7
+per entry) can
 be solved in float64.
 """
 from __future__ import annotations

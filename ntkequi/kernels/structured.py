@@ -35,7 +35,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import Group, GroupError, irreps
-from ..nt import nt
 from ._common import (
     ArchLike,
     Prediction,
@@ -83,6 +82,7 @@ def kernel_blocks(kernel_fn: Callable, group: Group, x1, x2=None, get=("ntk",),
     n1, n2, order = x1.shape[0], x2.shape[0], group.order
     fn = kernel_fn
     if batch_size and not tiles_itself(kernel_fn):
+        from ..nt import nt                # a neural-tangents kernel: batched by neural-tangents
         bs = divisor_batch([n1, n2], batch_size)
         fn = nt.batch(kernel_fn, batch_size=bs,
                       device_count=-1 if jax.local_device_count() > 1 else 0)

@@ -35,7 +35,7 @@ from ..groups import Group, GroupError
 from ._common import (
     ArchLike,
     check_finite,
-    check_group,
+    check_group_type,
     check_times,
     intermediate_estimate,
     jit_kernel,
@@ -103,7 +103,7 @@ def symmetrize(kernel_fn: Callable, group: Group, two_sided: bool = False,
     >>> bool(jnp.allclose(kg(x, c4.act(1, x)), kg(x, x), atol=1e-12))
     True
     """
-    check_group(group)
+    check_group_type(group)
     order = group.order
     # off-identity terms jitted (one compilation per block shape); the x2=None identity
     # term stays un-jitted, where the compat fixes keep neural-tangents' diagonal exact

@@ -22,10 +22,10 @@ import jax.numpy as jnp
 
 from ..kernels.closed_forms import CLOSED_FORMS
 from ..kernels.recursions import recursion_kernel_fn
-from ..nt import stax
 from .conv import conv2d
 
-ACTIVATIONS = {"relu": stax.Relu, "erf": stax.Erf, "gelu": stax.Gelu}
+#: the activations an ArchSpec takes, by the name of their neural-tangents layer (``stax.<name>``)
+ACTIVATIONS = {"relu": "Relu", "erf": "Erf", "gelu": "Gelu"}
 _ACTIVATION_FNS = {
     "relu": jax.nn.relu,
     "erf": jax.scipy.special.erf,
@@ -52,8 +52,9 @@ class ArchSpec:
         readout: CNN readout, 'flatten' (Flatten + Dense) or 'gap' (global average pool + Dense).
         pool: CNN only: a 2x2 average pool with stride 2 after each hidden conv block
             (28 -> 14 -> 7; exact under 90-degree rotations when every pooled size is
-            even before pooling). The analytic kernel then tracks the full spatial
-            covariance (pixels squared per pair), so keep it off for NTK comparisons.
+            even before pooling). ntkequi's kernel (:attr:`kernel_fn`) then tracks, with a
+            flatten readout, only the band of pixel offsets the readout needs; neural-tangents'
+            (:attr:`kernel_fn_nt`) the full spatial covariance, pixels squared per pair.
 
     >>> spec = ArchSpec(kind="cnn", depth=1, width=8, out_dim=10)
     >>> spec.flax().__class__.__name__, callable(spec.kernel_fn)
@@ -108,13 +109,15 @@ class ArchSpec:
         return tuple(out)
 
     def stax(self):
-        """``(init_fn, apply_fn, kernel_fn)`` of neural-tangents stax."""
+        """``(init_fn, apply_fn, kernel_fn)`` of neural-tangents stax (imports :mod:`ntkequi.nt`,
+        which patches neural-tangents for current JAX)."""
+        from ..nt import stax
         k = (self.kernel_size, self.kernel_size)
         build = {
             "flatten": lambda: stax.Flatten(),
             "gap": lambda: stax.GlobalAvgPool(),
             "pool": lambda: stax.AvgPool((2, 2), strides=(2, 2), padding="VALID"),
-            "act": lambda: ACTIVATIONS[self.activation](),
+            "act": lambda: getattr(stax, ACTIVATIONS[self.activation])(),
             "dense": lambda n: stax.Dense(n, self.W_std, self.b_std),
             "conv": lambda n: stax.Conv(n, k, padding=self.padding, W_std=self.W_std,
                                         b_std=self.b_std),
@@ -154,12 +157,21 @@ class ArchSpec:
 
 
 def _empirical_ntk_fn(spec: "ArchSpec"):
-    """``(jitted fn(x, key) -> (N, N) empirical NTK at the parameters drawn with key)``."""
-    from ..nt import nt
+    """``(jitted fn(x, key) -> (N, N) empirical NTK at the parameters drawn with key)``:
+    ``Theta = J J^T`` (``J = d f(x) / d params``) by NTK-vector products, one ``vjp`` then one
+    ``jvp`` per output entry, mapped over the entries; averaged over the k outputs (the trace
+    over the output axis divided by k, as neural-tangents' ``empirical_ntk_fn(trace_axes=(-1,))``)."""
     net = spec.flax()
-    fn = nt.empirical_ntk_fn(net.apply, trace_axes=(-1,), vmap_axes=0,
-                             implementation=nt.NtkImplementation.NTK_VECTOR_PRODUCTS)
-    return jax.jit(lambda x, key: fn(x, None, net.init(key, x)))
+
+    def ntk(x, key):
+        params = net.init(key, x)
+        f = lambda p: net.apply(p, x)                                  # noqa: E731  (N, k)
+        out, vjp = jax.vjp(f, params)
+        n, k = out.shape
+        column = lambda ct: jax.jvp(f, (params,), vjp(ct))[1]          # noqa: E731  J J^T ct
+        cols = jax.lax.map(column, jnp.eye(n * k, dtype=out.dtype).reshape(n * k, n, k))
+        return jnp.einsum("aibi->ab", cols.reshape(n, k, n, k)) / k
+    return jax.jit(ntk)
 
 
 def empirical_ntk(spec: "ArchSpec", x, key) -> jnp.ndarray:

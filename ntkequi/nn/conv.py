@@ -6,18 +6,14 @@ taps of a shifted slice of the padded input times that tap's ``(C_in, C_out)`` m
 pads and matmuls only, also in its gradient).
 
 Both networks of :mod:`ntkequi.nn` call :func:`conv2d`, so the formulation never changes a
-network's parameters or its function (only rounding). XLA's convolution is the default:
-in ntkequi's training step of the orbit table's 5-member CNN ensemble on this 2-core CPU
-it is ~10x faster (members unrolled, micro-batches of 32: 2,865 member-images/s against
-262 for im2col; vmapped: 409 against 115; ``python benchmarks/ensemble_formulations.py``,
-benchmarks/RESULTS.md, 2026-12-03): the transpose of ``conv_general_dilated_patches``,
-which the gradient of every layer after the first needs, is itself a convolution with
-``C_in k k`` output channels. (An earlier hand-written im2col, shifted copies
-concatenated, ran at 0.84x XLA's speed in the step as it was on 2026-12-02.)
-In float64, XLA:CPU runs no convolution well: it calls Eigen's convolution only for float16
-and float32 and emits others as plain loop nests, at ~4% of the float64 matmul rate; 'shifts'
-then has no convolution at all and trains float64 members ~3x faster than XLA's convolution,
-still ~5x slower than float32 (``python benchmarks/member_precision.py``, benchmarks/RESULTS.md).
+network's parameters or its function (only rounding). XLA's convolution is the default and
+the fastest in float32 training steps (``python benchmarks/ensemble_formulations.py``,
+benchmarks/RESULTS.md): the transpose of ``conv_general_dilated_patches``, which the
+gradient of every layer after the first needs, is itself a convolution with ``C_in k k``
+output channels, so im2col loses. In float64, XLA:CPU runs no convolution well: it calls
+Eigen's convolution only for float16 and float32 and emits others as plain loop nests; 'shifts'
+then has no convolution at all and is faster than XLA's convolution, still slower than float32
+(``python benchmarks/member_precision.py``, benchmarks/RESULTS.md).
 :func:`using_conv_impl` switches it, for such comparisons.
 """
 from __future__ import annotations

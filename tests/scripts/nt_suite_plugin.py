@@ -1,6 +1,6 @@
 """pytest plugin for tests/scripts/nt_suite.py: neural-tangents' tests under ntkequi.
 
-Loaded with ``-p nt_suite_plugin`` before any test module is imported: imports ntkequi (its
+Loaded with ``-p nt_suite_plugin`` before any test module is imported: imports ntkequi.nt (its
 compatibility layer patches neural-tangents before the tests import it) and gives the test
 files ``jax.tree_map``, which JAX removed in 0.6 and which only the tests (not
 neural-tangents) import; and makes subtest reports sendable between pytest-xdist workers
@@ -9,7 +9,7 @@ neural-tangents."""
 import jax
 import pytest
 
-import ntkequi  # noqa: F401  (applies ntkequi._compat)
+import ntkequi.nt  # noqa: F401  (neural-tangents with ntkequi._compat applied)
 
 if not hasattr(jax, "tree_map"):
     jax.tree_map = jax.tree_util.tree_map

@@ -23,25 +23,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import serialization
 
 from ._validate import MEMBER_DTYPES as DTYPES, check_finite, check_member_dtype
 from .groups import Group, subgroup_elements
 from .nn.arch import ArchSpec
-from .runs import RunDir
+from .runs import TrainingStore
 
 __all__ = ["TrainConfig", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
            "member_sharding", "shard_members", "map_members", "member_map_for", "micro_batch_for", "batch_grad",
            "minibatch_indices", "xla_options_for", "CPU_XLA_OPTIONS", "member_dtype", "DTYPES", "MODELS",
-           "member_apply", "antithetic_members", "readout_name"]
+           "member_apply", "antithetic_members", "readout_name", "Runtime"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SCHEDULES = ("constant", "onecycle")
@@ -500,31 +498,124 @@ def _make_step(spec, cfg, group, x, y, how: str = "vmap", micro_batch: Optional[
     return opt, run_steps
 
 
-def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Optional[Group] = None,
-          run_dir: Optional[str | Path] = None, progress: bool = True,
-          overwrite: bool = False, eval_batch_size: int = 512,
-          devices: Optional[int] = None, member_map: Optional[str] = None,
-          micro_batch: int | str | None = "auto", xla_options="auto") -> EnsembleResult:
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """How :func:`train` computes an ensemble, never what it computes (the results are the same
+    to rounding): the speed and device options, which benchmarks and tests set.
+
+    Attributes:
+        eval_batch_size: evaluation chunk, inputs at a time (all members at once).
+        devices: members are data-parallel: with several local devices the member axis of
+            parameters and optimiser state is sharded over them (:func:`member_sharding`);
+            this limits the count (None: all).
+        member_map: 'vmap' or 'unroll' the members in the jitted step (None:
+            :func:`member_map_for`: unrolled on a single CPU device, faster there).
+        micro_batch: each member's gradient over micro-batches of this many inputs ('auto':
+            :func:`micro_batch_for`; None: the whole batch at once; faster where a whole batch's
+            activations overflow the CPU's cache).
+        xla_options: compiler options of the step and the evaluation (:func:`xla_options_for`;
+            'auto': on a CPU, convolutions by XLA rather than YNNPACK).
+
+    >>> Runtime(member_map="vmap").micro_batch
+    'auto'
+    """
+    eval_batch_size: int = 512
+    devices: Optional[int] = None
+    member_map: Optional[str] = None
+    micro_batch: Union[int, str, None] = "auto"
+    xla_options: Any = "auto"
+
+
+def _checked_data(spec, cfg: TrainConfig, x_train, y_train, x_eval, group):
+    """The training set (augmented as ``cfg`` says) cast to the members' dtype, the evaluation
+    inputs, and the dtype; ValueError naming a bad shape, target count or missing group."""
+    x_train, y_train = check_finite("x_train", x_train), check_finite("y_train", y_train)
+    x_eval = check_finite("x_eval", x_eval)
+    if y_train.ndim != 2 or y_train.shape[0] != x_train.shape[0]:
+        raise ValueError(f"y_train must be (N={x_train.shape[0]}, k); got {y_train.shape}")
+    if y_train.shape[1] != spec.out_dim:
+        raise ValueError(f"targets have k={y_train.shape[1]} components but spec.out_dim={spec.out_dim}")
+    if cfg.augmentation != "none" and group is None:
+        raise ValueError(f"augmentation={cfg.augmentation!r} needs a group")
+    if group is not None:
+        group.check_input(x_train)
+    dtype = member_dtype(cfg)
+    x, y = training_set(group, cfg, x_train, y_train)
+    return jnp.asarray(x, dtype), jnp.asarray(y, dtype), x_eval, dtype        # cast once
+
+
+class _Engine:
+    """The compiled pieces of one training run: the initial state and its placement on the
+    devices, ``run(state, n, callback)`` (n steps), and the members' predictions."""
+
+    def __init__(self, spec, cfg: TrainConfig, group, x, y, dtype, runtime: Runtime):
+        self.spec, self.cfg, self.x, self.dtype, self.runtime = spec, cfg, x, dtype, runtime
+        self.shardings = member_sharding(cfg.ensemble_size, runtime.devices)
+        how = runtime.member_map or member_map_for(self.shardings is not None, cfg.ensemble_size)
+        if how == "unroll" and self.shardings is not None:
+            raise ValueError("member_map='unroll' cannot be sharded over devices; pass devices=1 or 'vmap'")
+        micro_batch = runtime.micro_batch
+        if micro_batch == "auto":
+            micro_batch = micro_batch_for(how, cfg, x.shape[0])
+        elif micro_batch is not None and (isinstance(micro_batch, str) or int(micro_batch) < 1):
+            raise ValueError(f"micro_batch must be 'auto', None or a positive int; got {micro_batch!r}")
+        options = xla_options_for(runtime.xla_options)
+        self.opt, self.run = _make_step(spec, cfg, group, x, y, how, micro_batch, options, dtype)
+        self._apply = jax.jit(map_members(member_apply(spec, cfg.model), cfg.ensemble_size, how, in_axes=(0, None)),
+                              compiler_options=options)
+
+    def initial_state(self):
+        """``(params, optimiser state, key)`` of the members drawn from ``cfg.seed``, placed."""
+        cfg = self.cfg
+        key_init, key_train = jax.random.split(jax.random.PRNGKey(cfg.seed))
+        drawn = cfg.ensemble_size // 2 if cfg.antithetic else cfg.ensemble_size
+        params = init_ensemble(self.spec, key_init, drawn, self.x, None if cfg.dtype is None else self.dtype)
+        if cfg.antithetic:
+            params = antithetic_members(params, self.spec)
+        if cfg.model == "linearised":
+            params = (params, params)                       # (w, w0): the expansion point travels along
+        return self.place((params, jax.vmap(self.opt.init)(params), key_train))
+
+    def place(self, state):
+        """``state`` with its member axis sharded over the devices (unchanged on one device)."""
+        if self.shardings is None:
+            return state
+        p, o, k = state
+        return shard_members(p, self.shardings), shard_members(o, self.shardings), jax.device_put(k, self.shardings[1])
+
+    def predict(self, params, xs, step: int) -> np.ndarray:
+        """``(M, N, k)`` predictions on ``xs`` in the members' dtype, in chunks of
+        ``runtime.eval_batch_size``; FloatingPointError if any is not finite."""
+        b = self.runtime.eval_batch_size
+        out = np.concatenate([np.asarray(self._apply(params, jnp.asarray(xs[i:i + b], self.dtype)))
+                              for i in range(0, xs.shape[0], b)], axis=1)
+        if not np.all(np.isfinite(out)):
+            raise FloatingPointError(f"ensemble predictions became non-finite at step {step} "
+                                     f"(learning_rate={self.cfg.learning_rate} too large?)")
+        return out
+
+
+def _stops(cfg: TrainConfig) -> list:
+    """The steps at which training pauses: record steps, checkpoints, the last step."""
+    stops = set(cfg.record_steps) | ({cfg.steps} if cfg.steps else set())
+    if cfg.checkpoint_every:
+        stops |= set(range(cfg.checkpoint_every, cfg.steps, cfg.checkpoint_every))
+    return sorted(stops)
+
+
+def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Optional[Group] = None, *,
+          run_dir: Optional[str | Path] = None, progress: bool = True, overwrite: bool = False,
+          runtime: Runtime = Runtime()) -> EnsembleResult:
     """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` and record
     member predictions on ``x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
 
     x_train ``(N, ...)``, y_train ``(N, k)``; ``group`` is needed for every
     augmentation but 'none'. With ``run_dir`` the run is saved as it goes and
-    resumes from its checkpoint. ``spec`` is anything with ``.flax()`` and ``out_dim``
-    (an :class:`ArchSpec` or a baseline spec). Evaluation runs in chunks of
-    ``eval_batch_size`` inputs (all members at once). Members are data-parallel:
-    with several local devices the member axis of parameters and optimiser state is
-    sharded over them (:func:`member_sharding`; ``devices`` limits the count) and
-    the vmapped step runs on every device; results equal the one-device run. On a
-    single CPU device members are unrolled in one jitted step instead
-    of vmapped (:func:`member_map_for`: faster there; same results to rounding);
-    ``member_map`` ('vmap' or 'unroll') overrides that choice. Each member's gradient
-    is computed over micro-batches of ``micro_batch`` inputs ('auto':
-    :func:`micro_batch_for`; None: the whole batch at once): the same gradient to
-    rounding, faster where the activations of a whole batch overflow the CPU's cache.
-    The training step and evaluation are compiled with :func:`xla_options_for`
-    ``(xla_options)`` (on a CPU: convolutions by XLA rather than YNNPACK, faster there).
-    Members train in ``cfg.dtype`` (:func:`member_dtype`; float32 by default, whatever the
+    resumes from its checkpoint (:class:`~ntkequi.runs.TrainingStore`). ``spec`` is anything
+    with ``.flax()`` and ``out_dim`` (an :class:`ArchSpec` or a baseline spec). How the
+    ensemble is computed (devices, vmap or unrolled members, micro-batches, XLA options,
+    evaluation chunks) is ``runtime`` (:class:`Runtime`), never what: results equal to
+    rounding. Members train in ``cfg.dtype`` (:func:`member_dtype`; float32 by default, whatever the
     process-wide float64 switch): parameters are drawn as in float64 and cast, inputs and
     targets are cast once, and the recorded predictions come back as float64 arrays
     (saved in the run directory in the members' dtype).
@@ -537,7 +628,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
         run_dir: save and resume here (None: in memory only).
         progress: a progress bar over steps.
         overwrite: discard a ``run_dir`` written with another config.
-        eval_batch_size, devices, member_map, micro_batch, xla_options: see above.
+        runtime: the speed and device options (:class:`Runtime`).
 
     Returns:
         An :class:`EnsembleResult`: ``steps (R,)`` and ``members (R, M, N_eval, k)``.
@@ -557,7 +648,8 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     >>> spec = ArchSpec(kind="mlp", width=32)
     >>> lr = 0.5 * kernels.max_learning_rate(spec, x, c4)        # half the largest stable step
     >>> cfg = TrainConfig(ensemble_size=8, steps=20, learning_rate=lr, augmentation="orbit", record_steps=(20,))
-    >>> res = train(spec, cfg, x, data.radial_target(x), x_eval, group=c4, progress=False, member_map="vmap")
+    >>> res = train(spec, cfg, x, data.radial_target(x), x_eval, group=c4, progress=False,
+    ...             runtime=Runtime(member_map="vmap"))
     >>> res.members.shape
     (1, 8, 16, 1)
     >>> err = lambda f: metrics.equivariance_error(metrics.orbit_predictions(f, c4), c4).relative
@@ -566,105 +658,26 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     """
     from tqdm.auto import tqdm
 
-    x_train, y_train = check_finite("x_train", x_train), check_finite("y_train", y_train)
-    x_eval = check_finite("x_eval", x_eval)
-    if y_train.ndim != 2 or y_train.shape[0] != x_train.shape[0]:
-        raise ValueError(f"y_train must be (N={x_train.shape[0]}, k); got {y_train.shape}")
-    if y_train.shape[1] != spec.out_dim:
-        raise ValueError(f"targets have k={y_train.shape[1]} components but spec.out_dim={spec.out_dim}")
-    if cfg.augmentation != "none" and group is None:
-        raise ValueError(f"augmentation={cfg.augmentation!r} needs a group")
-    if group is not None:
-        group.check_input(x_train)
-    dtype = member_dtype(cfg)
-    x, y = training_set(group, cfg, x_train, y_train)
-    x, y = jnp.asarray(x, dtype), jnp.asarray(y, dtype)        # cast once
-    shardings = member_sharding(cfg.ensemble_size, devices)
-    how = member_map or member_map_for(shardings is not None, cfg.ensemble_size)
-    if how == "unroll" and shardings is not None:
-        raise ValueError("member_map='unroll' cannot be sharded over devices; pass devices=1 or 'vmap'")
-    if micro_batch == "auto":
-        micro_batch = micro_batch_for(how, cfg, x.shape[0])
-    elif micro_batch is not None and (isinstance(micro_batch, str) or int(micro_batch) < 1):
-        raise ValueError(f"micro_batch must be 'auto', None or a positive int; got {micro_batch!r}")
-    options = xla_options_for(xla_options)
-    opt, run_steps = _make_step(spec, cfg, group, x, y, how, micro_batch, options, dtype)
-    apply_chunk = jax.jit(map_members(member_apply(spec, cfg.model), cfg.ensemble_size, how, in_axes=(0, None)),
-                          compiler_options=options)
-
-    def apply(params, xs):
-        return np.concatenate([np.asarray(apply_chunk(params, jnp.asarray(xs[i:i + eval_batch_size], dtype)))
-                               for i in range(0, xs.shape[0], eval_batch_size)], axis=1)
-
-    key_init, key_train = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    drawn = cfg.ensemble_size // 2 if cfg.antithetic else cfg.ensemble_size
-    params = init_ensemble(spec, key_init, drawn, x, None if cfg.dtype is None else dtype)
-    if cfg.antithetic:
-        params = antithetic_members(params, spec)
-    if cfg.model == "linearised":
-        params = (params, params)                       # (w, w0): the expansion point travels along
-    def place(state):
-        if shardings is None:
-            return state
-        p, o, k = state
-        return shard_members(p, shardings), shard_members(o, shardings), jax.device_put(k, shardings[1])
-
-    state = place((params, jax.vmap(opt.init)(params), key_train))
-    step = 0
-    records = {}
-    rd = None
+    x, y, x_eval, dtype = _checked_data(spec, cfg, x_train, y_train, x_eval, group)
+    engine = _Engine(spec, cfg, group, x, y, dtype, runtime)
+    state, step, records, store = engine.initial_state(), 0, {}, None
     if run_dir is not None:
-        rd = RunDir(run_dir, {"arch": spec, "train": cfg, "n_train": int(x_train.shape[0]),
-                              "n_eval": int(x_eval.shape[0]),
-                              "group": None if group is None else group.name},
-                    overwrite=overwrite)
-        ckpt = rd.path / "checkpoint.msgpack"
-        if ckpt.exists():
-            saved = serialization.msgpack_restore(ckpt.read_bytes())
-            state = place(serialization.from_state_dict(state, saved["state"]))
-            step = int(saved["step"])
-        for rec in rd.records():
-            if rec.get("kind") == "predictions" and rec["step"] <= step:
-                if "file" in rec:           # predictions saved beside the record (.npy)
-                    records[rec["step"]] = np.load(rd.path / rec["file"]).astype(np.float64)
-                else:                       # older runs kept them inline as JSON
-                    records[rec["step"]] = np.asarray(rec["members"], dtype=np.float64)
-
-    def save(step):
-        if rd is None:
-            return
-        data = serialization.msgpack_serialize(
-            {"state": serialization.to_state_dict(jax.device_get(state)), "step": step})
-        tmp = rd.path / "checkpoint.msgpack.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, rd.path / "checkpoint.msgpack")
-
-    stops = sorted(set(cfg.record_steps) | ({cfg.steps} if cfg.steps else set()))
-    if cfg.checkpoint_every:
-        stops = sorted(set(stops) | set(range(cfg.checkpoint_every, cfg.steps, cfg.checkpoint_every)))
+        store = TrainingStore(run_dir, {"arch": spec, "train": cfg, "n_train": int(np.shape(x_train)[0]),
+                                        "n_eval": int(x_eval.shape[0]),
+                                        "group": None if group is None else group.name}, overwrite=overwrite)
+        state, step, records = store.restore(state)
+        state = engine.place(state)
     bar = tqdm(total=cfg.steps, initial=step, desc="ensemble", unit="step", disable=not progress)
-    for stop in stops:
-        if stop < step:
-            continue
+    for stop in (s for s in _stops(cfg) if s >= step):
         if stop > step:
-            state = run_steps(state, stop - step, bar.update)
-            step = stop
+            state, step = engine.run(state, stop - step, bar.update), stop
         if stop in cfg.record_steps and stop not in records:
-            members = np.asarray(apply(state[0], x_eval))          # (M, N_eval, k), in dtype
-            if not np.all(np.isfinite(members)):
-                raise FloatingPointError(f"ensemble predictions became non-finite at step {stop} "
-                                         f"(learning_rate={cfg.learning_rate} too large?)")
+            members = engine.predict(state[0], x_eval, stop)          # (M, N_eval, k), in dtype
             records[stop] = members.astype(np.float64)
-            if rd is not None:
-                # the array goes to its own .npy file first (atomically), then the record
-                # that points at it: a record always has its file
-                fname = f"predictions_step{stop}.npy"
-                with open(rd.path / (fname + ".tmp"), "wb") as f:
-                    np.save(f, members)
-                os.replace(rd.path / (fname + ".tmp"), rd.path / fname)
-                rd.record(f"step/{stop}", kind="predictions", step=stop, file=fname,
-                          shape=list(members.shape))
-        save(step)
+            if store is not None:
+                store.save_array(stop, members)
+        if store is not None:
+            store.save_state(state, step)
     bar.close()
     steps = np.asarray(sorted(records))
     return EnsembleResult(steps, np.stack([records[s] for s in steps]), state[0])

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-__all__ = ["RunDir", "ConfigMismatchError", "RunDirInUseError", "SavedRun", "load_run", "from_jsonable",
+__all__ = ["RunDir", "TrainingStore", "ConfigMismatchError", "RunDirInUseError", "SavedRun", "load_run", "from_jsonable",
            "saved_before", "versions", "to_jsonable", "read_records", "write_command", "learning_curve"]
 
 
@@ -346,6 +346,67 @@ class RunDir:
             f.flush()
             os.fsync(f.fileno())
         return rec
+
+
+class TrainingStore:
+    """A training run's resumable state in a run directory (:class:`RunDir`): the latest
+    checkpoint of its state (a pytree, msgpack, replaced atomically) and the arrays recorded at
+    given steps (``{name}_step{S}.npy``, written atomically before the record that points at
+    it, so a record always has its file), read back on resume.
+
+    Args:
+        path: the run directory.
+        config: what the run is (saved; a resumed run must match it, see :class:`RunDir`).
+        overwrite: discard a directory written with another config.
+        name: the recorded arrays' file prefix.
+
+    >>> import tempfile, numpy as np
+    >>> store = TrainingStore(tempfile.mkdtemp(), {"steps": 3})
+    >>> store.save_array(2, np.ones((2, 3), np.float32))
+    >>> store.save_state({"w": np.zeros(2)}, 3)
+    >>> state, step, arrays = store.restore({"w": np.ones(2)})
+    >>> step, sorted(arrays), state["w"].tolist()
+    (3, [2], [0.0, 0.0])
+    """
+
+    def __init__(self, path, config, overwrite: bool = False, name: str = "predictions"):
+        self.run_dir = RunDir(path, config, overwrite=overwrite)
+        self.path, self.name = self.run_dir.path, name
+        self._ckpt = self.path / "checkpoint.msgpack"
+
+    def restore(self, template):
+        """``(state, step, {step: float64 array})``: the checkpointed state (shaped like
+        ``template``; ``template`` itself at step 0 when there is none) and the arrays recorded
+        up to that step."""
+        import numpy as np
+        from flax import serialization
+        state, step = template, 0
+        if self._ckpt.exists():
+            saved = serialization.msgpack_restore(self._ckpt.read_bytes())
+            state, step = serialization.from_state_dict(template, saved["state"]), int(saved["step"])
+        arrays = {rec["step"]: np.load(self.path / rec["file"]).astype(np.float64)
+                  for rec in self.run_dir.records() if rec.get("kind") == self.name and rec["step"] <= step}
+        return state, step, arrays
+
+    def save_state(self, state, step: int) -> None:
+        """Replace the checkpoint by ``state`` (device arrays fetched) at ``step``."""
+        import jax
+        from flax import serialization
+        data = serialization.msgpack_serialize({"state": serialization.to_state_dict(jax.device_get(state)),
+                                                "step": int(step)})
+        tmp = self._ckpt.with_suffix(".msgpack.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, self._ckpt)
+
+    def save_array(self, step: int, array) -> None:
+        """Save ``array`` recorded at ``step`` (its own dtype) and append the record that points at it."""
+        import numpy as np
+        fname = f"{self.name}_step{int(step)}.npy"
+        with open(self.path / (fname + ".tmp"), "wb") as f:
+            np.save(f, np.asarray(array))
+        os.replace(self.path / (fname + ".tmp"), self.path / fname)
+        self.run_dir.record(f"step/{int(step)}", kind=self.name, step=int(step), file=fname,
+                            shape=list(np.shape(array)))
 
 
 @dataclasses.dataclass

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntkequi import data, ensembles, groups, metrics
+from ntkequi import data, ensembles, groups, metrics, runs
 from ntkequi.kernels import ntk
 from ntkequi.nn import ArchSpec
 
@@ -40,7 +40,7 @@ def test_gd_ensemble_mean_matches_ntk_prediction_and_is_invariant():
                                 record_steps=(0, 40, 400))
     # vmapped members (the accelerator path; same numbers to rounding as the CPU default of
     # unrolling them, which other tests run): unrolling 64 members compiles ~20 s longer
-    res = ensembles.train(SPEC, cfg, x, y, x_eval, group=G4, progress=False, member_map="vmap")
+    res = ensembles.train(SPEC, cfg, x, y, x_eval, group=G4, progress=False, runtime=ensembles.Runtime(member_map="vmap"))
     pred = ntk.predict(SPEC, x, y, x_eval, res.times(lr), group=G4, compute_cov=True)
     for i, step in enumerate(res.steps):
         z = (res.mean[i, :, 0] - pred.mean[i, :, 0]) / np.sqrt(np.diag(pred.cov[i]) / M)
@@ -94,15 +94,15 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, monkeypatch):
                                 record_steps=(0, 20, 40, 60), checkpoint_every=10)
     ref = ensembles.train(spec, cfg, x, y, x_eval, group=G4, progress=False)
 
-    real = ensembles.RunDir.record
+    real = runs.RunDir.record
     def crash_after_step_20(self, key, **payload):
         if payload.get("step") == 40:
             raise KeyboardInterrupt("simulated interruption")
         return real(self, key, **payload)
-    monkeypatch.setattr(ensembles.RunDir, "record", crash_after_step_20)
+    monkeypatch.setattr(runs.RunDir, "record", crash_after_step_20)
     with pytest.raises(KeyboardInterrupt):
         ensembles.train(spec, cfg, x, y, x_eval, group=G4, run_dir=tmp_path, progress=False)
-    monkeypatch.setattr(ensembles.RunDir, "record", real)
+    monkeypatch.setattr(runs.RunDir, "record", real)
     resumed = ensembles.train(spec, cfg, x, y, x_eval, group=G4, run_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(resumed.steps, ref.steps)
     np.testing.assert_allclose(resumed.members, ref.members, rtol=1e-6, atol=1e-6)
@@ -199,8 +199,8 @@ def test_training_over_micro_batches_equals_whole_batch_training():
     y = jax.nn.one_hot(jnp.arange(80) % 2, 2)
     cfg = ensembles.TrainConfig(ensemble_size=2, steps=5, learning_rate=1e-2, optimizer="adam", loss="xent",
                                 batch_size=64, record_steps=(5,), dtype="float64")
-    run = lambda micro: ensembles.train(spec, cfg, x, y, x[:6], progress=False, member_map="unroll",  # noqa: E731
-                                        micro_batch=micro).members
+    run = lambda micro: ensembles.train(spec, cfg, x, y, x[:6], progress=False,  # noqa: E731
+                                        runtime=ensembles.Runtime(member_map="unroll", micro_batch=micro)).members
     np.testing.assert_allclose(run(16), run(None), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="micro_batch.*'half'"):
         run("half")
@@ -255,7 +255,7 @@ def test_cpu_compiler_options_keep_convolutions_in_xla_and_train_the_same_ensemb
         cfg = ensembles.TrainConfig(ensemble_size=2, steps=5, learning_rate=1e-2, optimizer="adam", loss="xent",
                                     batch_size=32, augmentation="random", record_steps=(5,))
         run = lambda opts: ensembles.train(spec, cfg, x, y, x[:6], group=groups.rotations(4, (8, 8)),  # noqa: E731
-                                           progress=False, xla_options=opts).members
+                                           progress=False, runtime=ensembles.Runtime(xla_options=opts)).members
         fast, plain = run("auto"), run(None)
     assert fast.dtype == np.float64                  # float32 members, predictions returned as float64
     np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-5)

@@ -26,7 +26,7 @@ mlp = ArchSpec(kind="mlp", depth=2, width=16)
 cfg = ensembles.TrainConfig(ensemble_size=8, steps=4, learning_rate=0.01, record_steps=(0, 2, 4),
                             dtype="float64")    # compared to float64 rounding
 a = ensembles.train(mlp, cfg, xf, y, xf, progress=False)
-b = ensembles.train(mlp, cfg, xf, y, xf, progress=False, devices=1, member_map="vmap")
+b = ensembles.train(mlp, cfg, xf, y, xf, progress=False, runtime=ensembles.Runtime(devices=1, member_map="vmap"))
 leaf = jax.tree_util.tree_leaves(a.params)[0]
 out["mlp_sharding_devices"] = len(leaf.sharding.device_set)
 out["mlp_shard_shape"] = list(leaf.addressable_shards[0].data.shape)
@@ -37,8 +37,8 @@ cnn = ArchSpec(kind="cnn", depth=1, width=8)
 cfg = ensembles.TrainConfig(ensemble_size=8, steps=4, learning_rate=0.01, augmentation="orbit",
                             record_steps=(0, 4), dtype="float64")
 c4 = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False)
-c1 = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, devices=1, member_map="vmap")
-c1u = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, devices=1)   # CPU default: unrolled
+c1 = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, runtime=ensembles.Runtime(devices=1, member_map="vmap"))
+c1u = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, runtime=ensembles.Runtime(devices=1))   # CPU default: unrolled
 out["cnn_unrolled_max_rel_diff"] = float(np.abs(c4.members - c1u.members).max() / np.abs(c1u.members).max())
 out["cnn_max_rel_diff"] = float(np.abs(c4.members - c1.members).max() / np.abs(c1.members).max())
 with tempfile.TemporaryDirectory() as d:

@@ -36,8 +36,8 @@ def test_demo_resumes_without_recomputing(tmp_path, monkeypatch):
     # interrupted run: drop the last two records and leave a torn line
     (out / "results.jsonl").write_text("\n".join(lines[:-2]) + "\n{\"key\": \"plain/ci")
     calls = []
-    real = demo.predict
-    monkeypatch.setattr(demo, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = demo.Predictor.__call__                       # every prediction is a Predictor's answer
+    monkeypatch.setattr(demo.Predictor, "__call__", lambda *a, **k: calls.append(1) or real(*a, **k))
     done = demo.run(SMALL, out, progress=False)
     assert len(calls) == 2 and len(done) == len(lines)
     calls.clear()

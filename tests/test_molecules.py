@@ -37,7 +37,7 @@ def test_symmetrized_kernel_equals_orbit_augmentation_and_is_invariant():
     xs = mo.distances(mo.configurations(jax.random.PRNGKey(3), 16, 4))
     x, y, xe = xs[:10], mo.energy(xs[:10]), xs[10:]
     xo = g.orbit(xe).reshape((-1,) + xe.shape[1:])
-    preds = {m: mo.predict(m, g, 1.0, 1e-6, x, y, xo).reshape(24, 6) for m in mo.MODELS}
+    preds = {m: mo.fit(m, g, 1.0, x, y)(xo, 1e-6).reshape(24, 6) for m in mo.MODELS}
     np.testing.assert_allclose(preds["symmetrized"], preds["augmented"], rtol=1e-8, atol=1e-10)
     inv = {m: float(jnp.abs(p - p[0]).max() / jnp.abs(p[0]).max()) for m, p in preds.items()}
     assert inv["symmetrized"] < 1e-8 and inv["augmented"] < 1e-8 and inv["sorted"] < 1e-12

@@ -25,9 +25,10 @@ def _problem():
     return x, y, tests
 
 
-def _closed_form(x_tr, y_tr, x_te, t, reg=0.0):
-    """mu_t and Sigma_t by numpy from the full (augmented) kernels: gradient flow on the summed MSE."""
-    th = np.asarray(SPEC.kernel_fn(np.concatenate([x_tr, x_te]), None, "ntk"))
+def _closed_form(x_tr, y_tr, x_te, t, reg=0.0, get="ntk"):
+    """mu_t and Sigma_t by numpy from the full (augmented) kernels: gradient flow on the summed MSE
+    (the mean with the ``get`` kernel; the covariance formula is the NTK's)."""
+    th = np.asarray(SPEC.kernel_fn(np.concatenate([x_tr, x_te]), None, get))
     kk = np.asarray(SPEC.kernel_fn(np.concatenate([x_tr, x_te]), None, "nngp"))
     n = len(x_tr)
     a = th[:n, :n] + reg * np.trace(th[:n, :n]) / n * np.eye(n)
@@ -74,6 +75,8 @@ def test_plain_predictor_and_nngp_answers():
     mean, _ = _closed_form(x, y, tests[0], 2.0)
     np.testing.assert_allclose(p(tests[0], 2.0).mean[0], mean, rtol=0, atol=1e-10 * np.abs(mean).max())
     nngp = p(tests[1], [1.0, math.inf], get="nngp", compute_cov=True)
+    mean, _ = _closed_form(x, y, tests[1], 1.0, get="nngp")                 # independent of the solve
+    np.testing.assert_allclose(nngp.mean[0], mean, rtol=0, atol=1e-10 * np.abs(mean).max())
     ref = kernels.predict(SPEC, x, y, tests[1], [1.0, math.inf], get="nngp", compute_cov=True)
     np.testing.assert_allclose(nngp.mean, ref.mean, rtol=0, atol=1e-12 * np.abs(ref.mean).max())
     np.testing.assert_allclose(nngp.cov, ref.cov, rtol=0, atol=1e-12 * np.abs(ref.cov).max())

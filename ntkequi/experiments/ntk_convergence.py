@@ -298,14 +298,33 @@ def rows(done: dict, **match) -> list:
     return [r for r in done.values() if "eval_set" in r and all(r.get(k) == v for k, v in match.items())]
 
 
-def seed_mean(done: dict, field: str, **match):
-    """``(widths, mean, low, high)`` of ``field`` over seeds per width: mean and the range of the
-    per-seed values (numpy arrays, widths ascending)."""
+def pooled_mean(done: dict, field: str, level: float = 0.9, **match):
+    """``(widths, mean, low, high)``: ``field`` averaged over the seeds per width with the
+    interval ``mean +- t_{S-1} se`` over the ``S`` seeds (each seed is an independent ensemble,
+    so the spread of its estimates carries the sampling of members and of seeds alike; with one
+    seed, that seed's own ``{field}_ci``). Numpy arrays, widths ascending.
+
+    >>> done = {s: {"eval_set": "a", "width": 8, "r": v} for s, v in enumerate((0.9, 1.0, 1.1))}
+    >>> w, m, lo, hi = pooled_mean(done, "r")
+    >>> int(w[0]), round(float(m[0]), 6), round(float(hi[0] - m[0]), 3)
+    (8, 1.0, 0.169)
+    """
+    from scipy import stats
     recs = rows(done, **match)
     widths = sorted({r["width"] for r in recs})
-    vals = [[float(r[field]) for r in recs if r["width"] == w] for w in widths]
-    return (np.asarray(widths), np.asarray([np.mean(v) for v in vals]), np.asarray([np.min(v) for v in vals]),
-            np.asarray([np.max(v) for v in vals]))
+    m, lo, hi = [], [], []
+    for w in widths:
+        rs = [r for r in recs if r["width"] == w]
+        v = np.asarray([float(r[field]) for r in rs])
+        m.append(float(v.mean()))
+        if len(rs) == 1:
+            lo.append(rs[0][f"{field}_ci"][0])
+            hi.append(rs[0][f"{field}_ci"][1])
+        else:
+            half = stats.t.ppf(0.5 + level / 2, len(rs) - 1) * v.std(ddof=1) / np.sqrt(len(rs))
+            lo.append(m[-1] - half)
+            hi.append(m[-1] + half)
+    return np.asarray(widths), np.asarray(m), np.asarray(lo), np.asarray(hi)
 
 
 def pooled_bias(done: dict, level: float = 0.9, **match):
@@ -359,8 +378,9 @@ def _datasets(done: dict) -> list:
 
 def summary(cfg: ConvergenceConfig, done: dict) -> str:
     """Per dataset, model and evaluation set at the last step: the relative bias pooled over
-    seeds with its interval (:func:`pooled_bias`) and the variance ratio (mean over seeds) per
-    width, and the fitted exponent of the bias against width."""
+    seeds with its interval (:func:`pooled_bias`) and the variance ratio with its interval over
+    seeds (:func:`pooled_mean`) per width, and the fitted exponents against width of the bias and
+    of the variance ratio's distance from 1."""
     lines = []
     for d in _datasets(done):
         step = _last_step(done, d)
@@ -370,11 +390,12 @@ def summary(cfg: ConvergenceConfig, done: dict) -> str:
                 if not rows(done, **match):
                     continue
                 w, b, lo, hi = pooled_bias(done, **match)
-                _, v, _, _ = seed_mean(done, "variance_ratio", **match)
+                _, v, vlo, vhi = pooled_mean(done, "variance_ratio", **match)
                 lines.append(f"{d} {model} {s} step {step}: relative bias "
                              + ", ".join(f"w{int(x)} {y:.3g} [{a:.3g}, {c:.3g}]" for x, y, a, c in zip(w, b, lo, hi))
                              + f"; exponent {fit_exponent(w, b):.2f}; variance ratio "
-                             + ", ".join(f"{y:.2f}" for y in v))
+                             + ", ".join(f"{y:.2f} [{a:.2f}, {c:.2f}]" for y, a, c in zip(v, vlo, vhi))
+                             + f"; exponent of |ratio - 1| {fit_exponent(w, np.abs(v - 1)):.2f}")
     return "\n".join(lines)
 
 
@@ -454,13 +475,9 @@ def figure_bias(cfg: ConvergenceConfig, done: dict):
 
 def figure_variance(cfg: ConvergenceConfig, done: dict):
     """Variance ratio ``tr(S) / (k tr Sigma_s)`` against width at the last step, mean over seeds
-    (bars: the range of the seeds' bootstrap intervals); 1 is the NTK's spread."""
+    with its 90% interval over seeds (:func:`pooled_mean`); 1 is the NTK's spread."""
     def series(match):
-        recs = rows(done, **match)
-        w, v, _, _ = seed_mean(done, "variance_ratio", **match)
-        lo = np.asarray([min(r["variance_ratio_ci"][0] for r in recs if r["width"] == x) for x in w])
-        hi = np.asarray([max(r["variance_ratio_ci"][1] for r in recs if r["width"] == x) for x in w])
-        return w, v, lo, hi, ""
+        return (*pooled_mean(done, "variance_ratio", **match), "")
     fig, axes = _against_width(done, series, r"variance ratio $\mathrm{tr}\,S / (k\,\mathrm{tr}\,\Sigma_s)$",
                                False, 3.4)
     for ax in axes[0]:
@@ -477,8 +494,7 @@ FIGURES = (
            "its 90% interval over seeds (estimates of 0 drawn at 1e-4); the network (solid) and its linearisation "
            "(dashed), with the fitted slopes."),
     Figure(f"{NAME}_variance", figure_variance, "Variance ratio tr(S) / (k tr Sigma_s) of the members against width "
-           "at the last recorded step (1: the NTK's spread), mean over seeds, bars spanning the seeds' bootstrap "
-           "intervals."),
+           "at the last recorded step (1: the NTK's spread), mean over seeds, bars its 90% interval over seeds."),
 )
 
 
@@ -486,9 +502,9 @@ def table(cfg: ConvergenceConfig, done: dict) -> Table:
     """Per dataset, model and evaluation set at the last step: relative bias at the smallest
     and the largest width (pooled over seeds), the upper end of the largest width's interval,
     their ratio ('--' where the largest width's estimate is 0), the fitted exponent, and the
-    variance ratio at the largest width."""
+    variance ratio at the largest width with its interval over seeds (:func:`pooled_mean`)."""
     header = ["dataset", "model", "eval set", "step", "$b$ smallest", "$b$ largest", "its upper bound", "ratio",
-              "exponent", "variance ratio"]
+              "exponent", "variance ratio", "its interval"]
     out = []
     for d in _datasets(done):
         step = _last_step(done, d)
@@ -498,14 +514,14 @@ def table(cfg: ConvergenceConfig, done: dict) -> Table:
                 if not rows(done, **match):
                     continue
                 w, b, _, hi = pooled_bias(done, **match)
-                _, v, _, _ = seed_mean(done, "variance_ratio", **match)
+                _, v, vlo, vhi = pooled_mean(done, "variance_ratio", **match)
                 out.append([d.replace("_", " "), model, s.replace("_", " "), str(step), Num(b[0]), Num(b[-1]),
                             Num(hi[-1]), Num(b[0] / b[-1]) if b[-1] > 0 else "--", Num(fit_exponent(w, b)),
-                            Num(v[-1])])
+                            Num(v[-1]), f"[{vlo[-1]:.2f}, {vhi[-1]:.2f}]"])
     cap = ("Finite ensembles against the discrete-time NTK prediction at the last recorded step: the ensemble "
            "mean's bias relative to the initial spread, pooled over seeds, at the smallest and the largest width "
            "(with the upper end of the latter's 90\\% interval over seeds), their ratio, the fitted exponent of "
-           "the bias against width, and the variance ratio at the largest width.")
+           "the bias against width, and the variance ratio at the largest width with its 90\\% interval over seeds.")
     return Table(header, out, cap, NAME)
 
 

@@ -45,12 +45,12 @@ FLOPS_CONV, FLOPS_ACT, FLOPS_POOL = 2 * (2 * 3 + 2), 40, 2 * 8
 def needed_flops(plan) -> float:
     """Arithmetic ntkequi's recursion needs per kernel entry (see the constants above)."""
     total = 0.0
-    for (name,), size, (rh, rw) in zip(plan.layers, plan.sizes, plan.radii):
+    for layer, size, (rh, rw) in zip(plan.layers, plan.sizes, plan.radii):
         if not size:
             continue
         h, w = size
         entries = (h * w) ** 2 if plan.rep == "full" else h * w * (2 * rh + 1) * (2 * rw + 1)
-        total += {"conv": FLOPS_CONV, "act": FLOPS_ACT, "pool": FLOPS_POOL / 4}.get(name, 0) * entries
+        total += {"conv": FLOPS_CONV, "act": FLOPS_ACT, "pool": FLOPS_POOL / 4}.get(layer.kind, 0) * entries
     return total
 
 

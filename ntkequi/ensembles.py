@@ -34,6 +34,7 @@ import optax
 from ._validate import MEMBER_DTYPES as DTYPES, check_finite, check_member_dtype
 from .groups import Group, subgroup_elements
 from .nn.arch import ArchSpec
+from .nn.layers import Dense
 from .runs import TrainingStore
 
 __all__ = ["TrainConfig", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
@@ -178,7 +179,7 @@ def readout_name(spec) -> str:
     """
     if not isinstance(spec, ArchSpec):
         raise ValueError(f"antithetic members need an ArchSpec (a known readout layer); got {type(spec).__name__}")
-    return f"_NTKDense_{sum(1 for layer in spec.layers() if layer[0] == 'dense') - 1}"
+    return f"_NTKDense_{sum(1 for layer in spec.layers() if isinstance(layer, Dense)) - 1}"
 
 
 def antithetic_members(params, spec):

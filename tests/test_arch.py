@@ -1,4 +1,6 @@
-"""One ArchSpec, two realisations: the Flax network and the stax kernel agree."""
+"""One ArchSpec, two realisations: the Flax network's empirical NTK approaches the analytic kernel.
+
+(The Flax network computing neural-tangents' network, layer type by layer type: tests/test_layers.py.)"""
 
 import jax
 import jax.numpy as jnp
@@ -6,37 +8,6 @@ import numpy as np
 import pytest
 
 from ntkequi.nn import ArchSpec, empirical_ntk, empirical_ntk_errors
-
-
-def _flax_params_as_stax(spec, flax_params):
-    """Flax parameters in stax's layout (one entry per layer, () for parameter-free ones)."""
-    p = flax_params["params"]
-    names = iter(p)            # creation order = layer order
-    out = []
-    for name, *_ in spec.layers():
-        if name in ("dense", "conv"):
-            q = p[next(names)]
-            b = q["bias"].reshape((1,) * (q["kernel"].ndim - 1) + (-1,))
-            out.append((q["kernel"], b))
-        else:
-            out.append(())
-    return out
-
-
-@pytest.mark.parametrize("spec,shape", [
-    (ArchSpec(kind="mlp", depth=2, width=16, b_std=0.3, activation="gelu"), (3, 4)),
-    (ArchSpec(kind="cnn", depth=2, width=4, padding="CIRCULAR", activation="erf"), (2, 5, 5, 2)),
-    (ArchSpec(kind="cnn", depth=1, width=4, readout="gap", out_dim=3), (2, 6, 6, 1)),
-    (ArchSpec(kind="cnn", depth=2, width=3, pool=True, out_dim=2), (2, 8, 8, 1)),
-])
-def test_flax_network_computes_the_stax_network(spec, shape):
-    x = jax.random.normal(jax.random.PRNGKey(0), shape)
-    net = spec.flax()
-    params = net.init(jax.random.PRNGKey(1), x)
-    _, apply_fn, _ = spec.stax()
-    out = net.apply(params, x)
-    assert out.shape == (shape[0], spec.out_dim)
-    np.testing.assert_allclose(out, apply_fn(_flax_params_as_stax(spec, params), x), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("spec,shape,widths,seeds", [

@@ -164,8 +164,8 @@ def test_tiles_give_the_same_kernel_and_symmetric_pairs_are_mirrored():
     x1, x2 = rng.normal(size=(11, 6, 6, 1)), rng.normal(size=(5, 6, 6, 1))
     with _float64():
         one = spec.kernel_fn
-        tiny = recursion_kernel_fn(spec.layers(), "relu", spec.W_std, spec.b_std, block_bytes=1)  # 1 pair a tile
-        small = recursion_kernel_fn(spec.layers(), "relu", spec.W_std, spec.b_std, block_bytes=300_000)
+        tiny = recursion_kernel_fn(spec.layers(), block_bytes=1)  # 1 pair a tile
+        small = recursion_kernel_fn(spec.layers(), block_bytes=300_000)
         per_pair = small.plan((6, 6, 1)).floats_per_pair * 8 * 6
         assert per_pair < 300_000 < 11 * 11 * per_pair          # several pairs a tile, many tiles
         for a, b in ((x1, None), (x1, x2)):
@@ -191,7 +191,7 @@ def test_gelu_falls_back_to_neural_tangents():
     x = jax.random.normal(jax.random.PRNGKey(0), (3, 4))
     np.testing.assert_array_equal(spec.kernel_fn(x, None, "ntk"), spec.kernel_fn_nt(x, None, "ntk"))
     with pytest.raises(ValueError, match="gelu"):
-        recursion_kernel_fn(spec.layers(), "gelu", 1.0, 0.0)
+        recursion_kernel_fn(spec.layers())
 
 
 @pytest.mark.parametrize("call,match", [
@@ -248,7 +248,7 @@ def test_plan_uses_a_band_for_flatten_and_the_full_covariance_for_gap():
     plan = kfn.plan((28, 28, 1))
     assert plan.rep == "band"
     # offsets |d| <= 3 at the input, 1 after the first pool, 0 after the second
-    assert [r for r, (name,) in zip(plan.radii, plan.layers) if name == "conv"] == [(3, 3), (1, 1)]
+    assert [r for r, layer in zip(plan.radii, plan.layers) if layer.kind == "conv"] == [(3, 3), (1, 1)]
     assert plan.floats_per_pair == 28 * 28 * 7 * 7
     gap = dataclasses.replace(ArchSpec(kind="cnn", depth=2, pool=True), readout="gap").kernel_fn.plan((28, 28, 1))
     assert gap.rep == "full" and gap.floats_per_pair == 28 ** 4

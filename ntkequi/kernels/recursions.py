@@ -1,29 +1,24 @@
 """ntkequi's own NNGP/NTK recursions for the networks an ArchSpec describes.
 
-:func:`recursion_kernel_fn` turns a layer list (``ArchSpec.layers()``: dense, conv, act,
-2x2 average pool, flatten, global average pool) into ``kernel_fn(x1, x2=None, get=None)``
-with neural-tangents' signature, so :func:`~ntkequi.kernels.predict`, the structured
-solver, :func:`~ntkequi.kernels.symmetrize` and :func:`~ntkequi.kernels.max_learning_rate`
-use it unchanged. ``ArchSpec.kernel_fn`` is this kernel for ReLU and erf networks;
-neural-tangents' kernel of the same spec (``ArchSpec.kernel_fn_nt``) stays the reference the
-tests compare against, and is what ``ArchSpec.kernel_fn`` returns for activations without a
-closed form (gelu).
+:func:`recursion_kernel_fn` turns a tuple of layers (``ArchSpec.layers()``, the objects of
+:mod:`ntkequi.nn.layers`: dense, conv, activation, 2x2 average pool, flatten, global average
+pool) into ``kernel_fn(x1, x2=None, get=None)`` with neural-tangents' signature, so
+:func:`~ntkequi.kernels.predict`, the structured solver, :func:`~ntkequi.kernels.symmetrize`
+and :func:`~ntkequi.kernels.max_learning_rate` use it unchanged. ``ArchSpec.kernel_fn`` is this
+kernel for ReLU and erf networks; neural-tangents' kernel of the same spec
+(``ArchSpec.kernel_fn_nt``) stays the reference the tests compare against, and is what
+``ArchSpec.kernel_fn`` returns for activations without a closed form (gelu).
 
-The recursions (Novak et al. 2019; Arora et al. 2019), NTK parameterisation, per pair of
-inputs ``(x, x')`` and per pair of positions ``(p, p')``:
-
-    input:    S(p, p') = x(p) . x'(p') / C,                       T = 0
-    conv:     S'(p, p') = W^2 / k^2 sum_d S(p + d, p' + d) + b^2,  T' = W^2 / k^2 sum_d T(p + d, p' + d) + S'
-    act:      S' = E[phi(u) phi(v)],                              T' = T E[phi'(u) phi'(v)]
-    pool:     S'(P, P') = 1/16 sum_{a, b in {0,1}^2} S(2P + a, 2P' + b)   (and T)
-    flatten:  S' = mean_p S(p, p);   gap: S' = mean_{p, p'} S(p, p')   (and T)
-    dense:    S' = W^2 S + b^2,      T' = W^2 T + S'
-
-(zero outside the image for SAME padding, indices modulo the size for CIRCULAR; the
-expectations are over the centred Gaussian with variances ``S_x(p, p)``, ``S_x'(p', p')`` and
-covariance ``S(p, p')``, :mod:`~ntkequi.kernels.closed_forms`). The conv step moves along the
-diagonal ``(p + d, p' + d)``; it is separable, one pass of ``k`` shifted adds per spatial
-axis.
+Each layer owns its step of the recursion (``layer.kernel``; the formulas are in
+:mod:`ntkequi.nn.layers`), its shape rule and its band rule; this module owns the pass that
+walks them: the inputs' covariance ``S(p, p') = x(p) . x'(p') / C`` (``T = 0``), the state's
+layout and masks, the per-input variance pass, the tiling and the fused first block. The layers
+are duck-typed here (this module imports no layer), so ntkequi.kernels does not depend on
+ntkequi.nn. (Zero outside the image for SAME padding, indices modulo the size for CIRCULAR;
+the expectations are over the centred Gaussian with variances ``S_x(p, p)``, ``S_x'(p', p')``
+and covariance ``S(p, p')``, :mod:`~ntkequi.kernels.closed_forms`. The conv step moves along
+the diagonal ``(p + d, p' + d)``; it is separable, one pass of ``k`` shifted adds per spatial
+axis.)
 
 Two representations of the spatial covariance of a pair:
 
@@ -56,7 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .closed_forms import CLOSED_FORMS, expectations
+from .closed_forms import expectations
+from .spatial import band_gather, band_mask, band_mask_np
 
 __all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES"]
 
@@ -71,9 +67,7 @@ class Plan:
     """The recursion of one network on inputs of one shape (hashable: it keys the compile cache).
 
     Attributes:
-        layers: the layer list, as ``ArchSpec.layers()`` (features are irrelevant).
-        activation: 'relu' or 'erf'.
-        W_std, b_std, kernel_size, padding: as in ArchSpec.
+        layers: the layers (``layer.analytic()``: without the width, irrelevant to the kernel).
         event_shape: per-input shape, ``(H, W, C)`` for a CNN.
         rep: 'band', 'full' (spatial pair covariance) or 'vector' (an MLP).
         sizes: ``(H, W)`` at the input of each layer (``()`` once flat).
@@ -81,15 +75,15 @@ class Plan:
             needs (the per-input variance pass uses them too: its activations need offset 0 only).
     """
     layers: tuple
-    activation: str
-    W_std: float
-    b_std: float
-    kernel_size: int
-    padding: str
     event_shape: tuple
     rep: str
     sizes: tuple
     radii: tuple
+
+    @property
+    def padding(self) -> str:
+        """The convolutions' padding, 'SAME' or 'CIRCULAR' (one for all; 'SAME' without any)."""
+        return _padding(self.layers)
 
     def _floats(self, rep: str) -> int:
         out = 1
@@ -117,45 +111,47 @@ class Plan:
         return 1 if self.rep == "vector" else self._floats(self.self_rep)
 
 
+def _padding(layers) -> str:
+    pads = {layer.padding for layer in layers if hasattr(layer, "padding")}
+    if len(pads) > 1:
+        raise ValueError(f"the recursion takes one padding for all convolutions; got {sorted(pads)}")
+    return pads.pop() if pads else "SAME"
+
+
 def _radii(layers, sizes, final: int):
-    """Band half-widths at the input of each layer, walking back from ``final`` at the readout."""
+    """Band half-widths at the input of each layer, walking back from ``final`` at the readout
+    (each layer's ``in_radius`` rule)."""
     r = [None] * len(layers)
     cur = (final, final)
     for i in range(len(layers) - 1, -1, -1):
-        name = layers[i][0]
-        if name in ("flatten", "gap", "dense"):
-            cur = (0, 0)
-        elif name == "pool":
-            cur = (2 * cur[0] + 1, 2 * cur[1] + 1)
+        cur = layers[i].in_radius(cur)
         r[i] = cur if sizes[i] else (0, 0)
     return tuple(r)
 
 
-def make_plan(layers: tuple, activation: str, W_std: float, b_std: float, kernel_size: int,
-              padding: str, event_shape: tuple) -> Plan:
+def make_plan(layers: tuple, event_shape: tuple) -> Plan:
     """The :class:`Plan` of ``layers`` on inputs of ``event_shape``; ValueError for an input
     rank the network does not take."""
-    layers = tuple((name,) for name, *_ in layers)
-    conv = any(name == "conv" for (name,) in layers)
-    if conv and len(event_shape) != 3:
+    layers = tuple(layer.analytic() for layer in layers)
+    padding = _padding(layers)
+    image = any(layer.needs_image for layer in layers)
+    if image and len(event_shape) != 3:
         raise ValueError(f"a CNN kernel takes images (N, H, W, C); got inputs of per-sample shape "
                          f"{tuple(event_shape)}")
-    sizes, cur = [], tuple(event_shape[:2]) if conv else ()
-    pool_odd = False
-    for (name,) in layers:
+    sizes, cur = [], tuple(event_shape[:2]) if image else ()
+    drops_odd = False
+    for layer in layers:
         sizes.append(cur)
-        if name == "pool":
-            pool_odd = pool_odd or cur[0] % 2 or cur[1] % 2
-            cur = (cur[0] // 2, cur[1] // 2)
-            if min(cur) < 1:
-                raise ValueError(f"2x2 pooling of a {sizes[-1]} feature map leaves nothing; "
-                                 f"inputs {tuple(event_shape)} are too small for this network")
-        elif name in ("flatten", "gap"):
-            cur = ()
+        if cur:
+            drops_odd = drops_odd or layer.drops_odd_edge(cur)
+            try:
+                cur = layer.out_size(cur)
+            except ValueError as e:
+                raise ValueError(f"{e} (inputs of per-sample shape {tuple(event_shape)})") from None
     radii = _radii(layers, sizes, 0)
-    if not conv:
+    if not image:
         rep = "vector"
-    elif ("gap",) in layers or (padding == "CIRCULAR" and pool_odd):
+    elif any(layer.needs_full for layer in layers) or (padding == "CIRCULAR" and drops_odd):
         rep = "full"                     # CIRCULAR bands need even sizes at every pool
     else:
         # the band, unless it is wider than the full covariance (many pools: the offsets a
@@ -163,81 +159,12 @@ def make_plan(layers: tuple, activation: str, W_std: float, b_std: float, kernel
         band = max((s[0] * s[1] * (2 * r[0] + 1) * (2 * r[1] + 1) for s, r in zip(sizes, radii) if s), default=1)
         full = max((s[0] * s[1]) ** 2 for s in sizes if s)
         rep = "band" if band <= full else "full"
-    return Plan(layers=layers, activation=activation, W_std=float(W_std), b_std=float(b_std),
-                kernel_size=int(kernel_size), padding=padding, event_shape=tuple(event_shape), rep=rep,
-                sizes=tuple(sizes), radii=radii)
+    return Plan(layers=layers, event_shape=tuple(event_shape), rep=rep, sizes=tuple(sizes), radii=radii)
 
 
 # ----------------------------------------------------------------------------
 # the recursion on a batch of pairs, leading axis B
 # ----------------------------------------------------------------------------
-
-def _shift_pad(a, axis: int, lo: int, hi: int, circular: bool):
-    pads = [(0, 0)] * a.ndim
-    pads[axis] = (lo, hi)
-    return jnp.pad(a, pads, mode="wrap" if circular else "constant")
-
-
-def _band_gather(v, rh: int, rw: int, circular: bool, fill: float = 0.0):
-    """``v (B, H, W, ...)`` -> ``(B, H, W, 2rh+1, 2rw+1, ...)`` with ``[p, d] = v(p + d - r)``
-    (``fill`` outside the image, or indices modulo the size). Static slices, no gather
-    (XLA:CPU's gather is several times slower)."""
-    h, w = v.shape[1:3]
-    if rh == rw == 0:
-        return v[:, :, :, None, None]
-    pads = [(0, 0), (rh, rh), (rw, rw)] + [(0, 0)] * (v.ndim - 3)
-    vp = jnp.pad(v, pads, mode="wrap") if circular else jnp.pad(v, pads, constant_values=fill)
-    rows = [jnp.stack([vp[:, i:i + h, j:j + w] for j in range(2 * rw + 1)], axis=3)
-            for i in range(2 * rh + 1)]
-    return jnp.stack(rows, axis=3)
-
-
-def _band_mask_np(h: int, w: int, rh: int, rw: int, limit=None):
-    """``(H, W, 2rh+1, 2rw+1)`` booleans, true where the partner ``p + d - r`` lies in
-    ``[0, limit)`` (``limit`` defaults to the image)."""
-    lh, lw = limit or (h, w)
-    ph = np.arange(h)[:, None] + np.arange(2 * rh + 1)[None, :] - rh
-    pw = np.arange(w)[:, None] + np.arange(2 * rw + 1)[None, :] - rw
-    mh = (ph >= 0) & (ph < lh)
-    mw = (pw >= 0) & (pw < lw)
-    return mh[:, None, :, None] & mw[None, :, None, :]
-
-
-def _band_mask(h: int, w: int, rh: int, rw: int, dtype, limit=None):
-    """:func:`_band_mask_np` as an array of ``dtype``."""
-    return jnp.asarray(_band_mask_np(h, w, rh, rw, limit), dtype=dtype)
-
-
-def _conv_axis(a, axes, k: int, circular: bool):
-    """Sum of the ``k`` joint shifts ``a[.., p + d, .., p' + d, ..]`` along ``axes`` (one axis
-    for a band: the offset is kept; two for the full covariance)."""
-    c = k // 2
-    for ax in axes:
-        a = _shift_pad(a, ax, c, c, circular)
-    n = a.shape[axes[0]] - 2 * c
-    out = 0.0
-    for d in range(k):
-        sl = [slice(None)] * a.ndim
-        for ax in axes:
-            sl[ax] = slice(d, d + n)
-        out = out + a[tuple(sl)]
-    return out
-
-
-def _pool_band_axis(a, axis: int, r_out: int):
-    """2x2 pooling of a band along one spatial ``axis`` (1 or 2; its offset axis is ``axis + 2``):
-    ``[P, Delta] = 1/4 sum_{x, y in {0, 1}} a[2P + x, 2 Delta + y - x]`` (offsets ``|Delta| <= r_out``
-    from ``|delta| <= 2 r_out + 1``)."""
-    acc = 0.0
-    for x in (0, 1):
-        for y in (0, 1):
-            st = 1 + y - x
-            sl = [slice(None)] * a.ndim
-            sl[axis] = slice(x, None, 2)
-            sl[axis + 2] = slice(st, st + 4 * r_out + 1, 2)
-            acc = acc + a[tuple(sl)]
-    return acc / 4
-
 
 def _materialise(gate, s, t):
     """``(s, t)`` unchanged, through a conditional on the runtime predicate ``gate`` (always
@@ -250,7 +177,7 @@ def _materialise(gate, s, t):
 def _fuses_first_block(plan: Plan) -> bool:
     """Whether the pair pass starts with the fused conv -> act -> 2x2 pool block
     (:func:`_first_block`): a CNN whose first three layers are those, band or full."""
-    return plan.rep in ("band", "full") and tuple(n for (n,) in plan.layers[:3]) == ("conv", "act", "pool")
+    return plan.rep in ("band", "full") and tuple(layer.kind for layer in plan.layers[:3]) == ("conv", "act", "pool")
 
 
 def _patches(x, k: int, circular: bool):
@@ -294,13 +221,14 @@ def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
         need_ntk: also return T (else None).
         gate: the runtime-true predicate of :func:`_materialise`.
     """
-    circular = plan.padding == "CIRCULAR"
-    k, c = plan.kernel_size, xa.shape[-1]
+    conv, act = plan.layers[:2]
+    circular = conv.padding == "CIRCULAR"
+    k, c = conv.kernel_size, xa.shape[-1]
     t1, t2 = xa.shape[0], xb.shape[0]
     (h, w) = plan.sizes[0]
     hc, wc = 2 * (h // 2), 2 * (w // 2)
     h2, w2 = hc // 2, wc // 2
-    scale = plan.W_std ** 2 / (k * k * c)
+    scale = conv.W_std ** 2 / (k * k * c)
 
     def cells(a):
         """``(t, H, W, ...)`` -> ``(2, 2, t, ..., H2, W2)``: ``[x, y, i, .., P, Q]`` = pixel ``(2P + x, 2Q + y)``."""
@@ -325,7 +253,7 @@ def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
 
         def band(v, fill):
             v = jnp.moveaxis(v, (-2, -1), (1, 2))            # (2, H2, W2, 2, t, ...)
-            v = _band_gather(v, rh, rw, circular, fill)       # (2, H2, W2, Dh, Dw, 2, t, ...)
+            v = band_gather(v, rh, rw, circular, fill)        # (2, H2, W2, Dh, Dw, 2, t, ...)
             return jnp.moveaxis(v, (1, 2, 3, 4), (-2, -1, -4, -3))   # (2, 2, t, ..., Dh, Dw, H2, W2)
 
         va = [v.reshape(4 * t1, 1, h2 * w2) for v in va]
@@ -350,11 +278,11 @@ def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
             s1 = s1 + va[m] * vb[m]
     else:
         s1 = jnp.concatenate(va[:d], axis=1) @ jnp.concatenate(vb[:d], axis=0)
-    s1 = scale * s1 + plan.b_std ** 2
+    s1 = scale * s1 + conv.b_std ** 2
     (qa, ra, ia), (qb, rb, ib) = va[d:], vb[d:]
     if exact is not None:
         s1 = jnp.where(exact, qa, s1)
-    kk, kdot = expectations(plan.activation, s1, qa, qb, need_dot=need_ntk,
+    kk, kdot = expectations(act.name, s1, qa, qb, need_dot=need_ntk,
                             roots=(ra, rb, ia, ib), exact=exact)
     # S and T (after the first conv T is its S) as one complex array: XLA:CPU evaluates an
     # elementwise expression once per output it feeds (and slowly inside a reduction), so
@@ -375,7 +303,7 @@ def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
         if plan.rep == "band":                      # (i, j, Dh, Dw, P, Q) -> (i, j, P, Q, Dh, Dw)
             a = a.reshape(t1, t2, 2 * rh + 1, 2 * rw + 1, h2, w2)
             if not circular:
-                a = a * np.moveaxis(_band_mask_np(h2, w2, rh, rw), (0, 1), (2, 3))
+                a = a * np.moveaxis(band_mask_np(h2, w2, rh, rw), (0, 1), (2, 3))
             a = jnp.transpose(a, (0, 1, 4, 5, 2, 3))
         else:                                       # (i, P, Q, j, R, S) -> (i, j, P, Q, R, S)
             a = jnp.transpose(a.reshape(t1, h2, w2, t2, h2, w2), (0, 3, 1, 2, 4, 5))
@@ -385,7 +313,9 @@ def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
 
 class _Pass:
     """One forward pass of a :class:`Plan` over a batch of pairs (or of inputs with
-    themselves: ``self_mode``)."""
+    themselves: ``self_mode``). The layers' kernel steps (``layer.kernel(ps, s, t, i)``) read
+    the state's layout from it: ``rep``, ``radii``, ``circular``, ``need_ntk``, :meth:`mask`,
+    :meth:`variances`, :meth:`diagonal` and :meth:`activation_inputs`."""
 
     def __init__(self, plan: Plan, need_ntk: bool, self_mode: bool, gate=None):
         self.p, self.need_ntk, self.self_mode, self.gate = plan, need_ntk, self_mode, gate
@@ -406,7 +336,7 @@ class _Pass:
         if self.rep == "full":
             return jnp.sum(xa[:, :, :, None, None, :] * xb[:, None, None, :, :, :], axis=-1) / c, None
         rh, rw = self.radii[0]
-        band = _band_gather(xb, rh, rw, self.circular)                     # (B, H, W, Dh, Dw, C)
+        band = band_gather(xb, rh, rw, self.circular)                      # (B, H, W, Dh, Dw, C)
         return jnp.sum(xa[:, :, :, None, None, :] * band, axis=-1) / c, None
 
     def variances(self, s):
@@ -419,32 +349,15 @@ class _Pass:
         return s[:, :, :, rh, rw]
 
     def mask(self, s, i):
+        """The state ``s`` at layer ``i`` with the band's partners outside the image zeroed."""
         if self.rep != "band" or self.circular or s.ndim == 1:
             return s
         (h, w), (rh, rw) = self.p.sizes[i], self.radii[i]
         if rh == rw == 0:                 # the offset 0 only: every partner is inside the image
             return s
-        return s * _band_mask(h, w, rh, rw, s.dtype)
+        return s * band_mask(h, w, rh, rw, s.dtype)
 
-    def conv(self, s, t, i):
-        p = self.p
-        k = p.kernel_size
-        scale = p.W_std ** 2 / (k * k)
-        axes = [(1, 3), (2, 4)] if self.rep == "full" else [(1,), (2,)]
-        lin = lambda a: _conv_axis(_conv_axis(a, axes[0], k, self.circular), axes[1], k, self.circular)
-        s_new = self.mask(scale * lin(s) + p.b_std ** 2, i)
-        t_new = None
-        if self.need_ntk:
-            t_new = s_new if t is None else self.mask(scale * lin(t), i) + s_new
-        return s_new, t_new
-
-    def dense(self, s, t):
-        p = self.p
-        s_new = p.W_std ** 2 * s + p.b_std ** 2
-        t_new = None if not self.need_ntk else (s_new if t is None else p.W_std ** 2 * t + s_new)
-        return s_new, t_new
-
-    def _diagonal(self, s, i):
+    def diagonal(self, s, i):
         """Indicator of the entries ``p = p'`` of a state."""
         if s.ndim == 1:
             return np.ones((), bool)
@@ -456,80 +369,33 @@ class _Pass:
         d[:, :, rh, rw] = True
         return d
 
-    def act(self, s, t, qa, qb, i, same=None):
-        if same is not None:
-            # a pair of an input with itself: S(p, p) is its variance, exactly (then
-            # s / sqrt(q q) is exactly 1; one rounding error there would become a 1e-8
-            # relative error through the square root of the ReLU kernel)
-            exact = same.reshape((-1,) + (1,) * (s.ndim - 1)) & self._diagonal(s, i)
-            qd = qa if s.ndim == 1 else qa.reshape(qa.shape + (1,) * (s.ndim - 3))
-            s = jnp.where(exact, qd, s)
-        need_dot = self.need_ntk and t is not None
-        if s.ndim == 1:
-            q1, q2 = qa, qb
-        elif self.rep == "full":
-            q1, q2 = qa[:, :, :, None, None], qb[:, None, None, :, :]
-        else:
-            rh, rw = self.radii[i]
-            q1 = qa[:, :, :, None, None]
-            q2 = _band_gather(qb, rh, rw, self.circular, fill=1.0)
-        k, kdot = expectations(self.p.activation, s, q1, q2, need_dot=need_dot)
-        k = self.mask(k, i)
-        if need_dot:
-            t = self.mask(t * kdot, i)
-        return k, t
-
-    def pool(self, a, i):
-        if a is None:
-            return None
-        (h, w), (rh, rw) = self.p.sizes[i], self.radii[i]
-        hc, wc = 2 * (h // 2), 2 * (w // 2)
-        if self.rep == "full":
-            a = a[:, :hc, :wc, :hc, :wc]
-            b = a.shape[0]
-            return a.reshape(b, hc // 2, 2, wc // 2, 2, hc // 2, 2, wc // 2, 2).mean(axis=(2, 4, 6, 8))
-        if (hc, wc) != (h, w):      # odd size (SAME only): drop partners in the cropped row/column
-            a = a * _band_mask(h, w, rh, rw, a.dtype, limit=(hc, wc))
-        a = a[:, :hc, :wc]
-        return _pool_band_axis(_pool_band_axis(a, 1, (rh - 1) // 2), 2, (rw - 1) // 2)
-
-    def readout(self, a, name):
-        if a is None or a.ndim == 1:
-            return a
-        if name == "gap":
-            return a.mean(axis=tuple(range(1, a.ndim)))
-        return self.variances(a).mean(axis=(1, 2))        # flatten: the diagonal p = p'
-
+    def activation_inputs(self, s):
+        """``(qa, qb, same)`` for the next activation: the pre-activation variances of the
+        pair's two inputs (in self mode those of ``s`` itself, recorded) and the marker of
+        pairs of an input with itself (None in self mode)."""
+        if self.self_mode:
+            q = self.variances(s)
+            self._qs.append(q)
+            return q, q, None
+        n = self._n_act
+        self._n_act += 1
+        return self._qa[n], self._qb[n], self._same
 
     def run(self, xa, xb, qa=None, qb=None, same=None, start=0, state=None):
         """``(S, T, variances)``: the output NNGP and NTK ``(B,)`` (T None without NTK) and,
         in self mode, the pre-activation variances at every activation. ``state``: ``(S, T)``
-        at the input of layer ``start`` instead of the inputs' covariance."""
+        at the input of layer ``start`` instead of the inputs' covariance; ``qa``, ``qb``: the
+        variances at the activations from layer ``start`` on."""
         s, t = self.initial(xa, xb) if state is None else state
-        qs = []
-        n_act = sum(name == "act" for (name,) in self.p.layers[:start])
-        for i, (name,) in enumerate(self.p.layers):
+        self._qs, self._qa, self._qb, self._same = [], qa, qb, same
+        self._n_act = 0
+        for i, layer in enumerate(self.p.layers):
             if i < start:
                 continue
             if self.gate is not None and i:
                 s, t = _materialise(self.gate, s, t)
-            if name == "conv":
-                s, t = self.conv(s, t, i)
-            elif name == "dense":
-                s, t = self.dense(s, t)
-            elif name == "act":
-                if self.self_mode:
-                    q = self.variances(s)
-                    qs.append(q)
-                    s, t = self.act(s, t, q, q, i)
-                else:
-                    s, t = self.act(s, t, qa[n_act], qb[n_act], i, same)
-                n_act += 1
-            elif name == "pool":
-                s, t = self.pool(s, i), self.pool(t, i)
-            elif name in ("flatten", "gap"):
-                s, t = self.readout(s, name), self.readout(t, name)
-        return s, t, qs
+            s, t = layer.kernel(self, s, t, i)
+        return s, t, self._qs
 
 
 # ----------------------------------------------------------------------------
@@ -599,7 +465,7 @@ def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symme
             same = ((i == j) & (r[:, None] == r[None, :])).reshape(-1)
         if fused:
             state = _first_block(plan, xa_t, xb_t, qa_t[0], qb_t[0], same, need_ntk, gate)
-            s, t, _ = ps.run(None, None, qa, qb, same, start=3, state=state)
+            s, t, _ = ps.run(None, None, qa[1:], qb[1:], same, start=3, state=state)
         else:
             xa, xb = pair(xa_t, xb_t)
             s, t, _ = ps.run(xa, xb, qa, qb, same)
@@ -640,29 +506,30 @@ def _canonical_get(get):
 
 
 class RecursionKernelFn:
-    """``kernel_fn(x1, x2=None, get=None)`` of a layer list (see the module doc); callable
+    """``kernel_fn(x1, x2=None, get=None)`` of a tuple of layers (see the module doc); callable
     like a neural-tangents kernel_fn (a namedtuple for a tuple ``get`` or None, an array
     ``(N1, N2)`` for a single name), jit-traceable, and hashable by its layers.
 
     Attributes:
+        layers: the layers without their widths (``layer.analytic()``).
         block_bytes: memory for one tile of pairs.
     """
 
-    def __init__(self, layers: tuple, activation: str, W_std: float, b_std: float,
-                 kernel_size: int = 3, padding: str = "SAME", block_bytes: int = DEFAULT_BLOCK_BYTES):
-        if activation not in CLOSED_FORMS:
-            raise ValueError(f"activation {activation!r} has no closed form here ({CLOSED_FORMS}); "
-                             f"use neural-tangents' kernel (ArchSpec.kernel_fn_nt)")
+    def __init__(self, layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES):
+        layers = tuple(layers)
+        bad = [layer for layer in layers if not layer.closed_form]
+        if bad:
+            raise ValueError(f"{bad[0]!r} has no closed-form kernel here; use neural-tangents' kernel "
+                             f"(ArchSpec.kernel_fn_nt, or ntkequi.nn.layers.stax_serial(layers)[2])")
         if not block_bytes > 0:
             raise ValueError(f"block_bytes must be positive; got {block_bytes}")
-        self.layers = tuple((name,) for name, *_ in layers)
-        self.activation, self.W_std, self.b_std = activation, float(W_std), float(b_std)
-        self.kernel_size, self.padding, self.block_bytes = int(kernel_size), padding, int(block_bytes)
+        _padding(layers)
+        self.layers = tuple(layer.analytic() for layer in layers)
+        self.block_bytes = int(block_bytes)
         self.__doc__ = RecursionKernelFn.__call__.__doc__
 
     def _key(self):
-        return (self.layers, self.activation, self.W_std, self.b_std, self.kernel_size, self.padding,
-                self.block_bytes)
+        return (self.layers, self.block_bytes)
 
     def __hash__(self):
         return hash(self._key())
@@ -671,13 +538,11 @@ class RecursionKernelFn:
         return isinstance(other, RecursionKernelFn) and self._key() == other._key()
 
     def __repr__(self):
-        return (f"RecursionKernelFn({self.activation}, {len(self.layers)} layers, W_std={self.W_std:g}, "
-                f"b_std={self.b_std:g}, k={self.kernel_size}, {self.padding})")
+        return f"RecursionKernelFn({', '.join(layer.kind for layer in self.layers)})"
 
     def plan(self, event_shape: tuple) -> Plan:
         """The :class:`Plan` on inputs of per-sample shape ``event_shape``."""
-        return make_plan(self.layers, self.activation, self.W_std, self.b_std, self.kernel_size,
-                         self.padding, tuple(event_shape))
+        return make_plan(self.layers, tuple(event_shape))
 
     def floats_per_pair(self, event_shape: tuple) -> int:
         """Floats held per input pair while a tile is computed (see :class:`Plan`)."""
@@ -693,8 +558,7 @@ class RecursionKernelFn:
 
     def with_block_bytes(self, block_bytes: int) -> "RecursionKernelFn":
         """The same kernel computed in tiles of at most ``block_bytes``."""
-        return RecursionKernelFn(self.layers, self.activation, self.W_std, self.b_std, self.kernel_size,
-                                 self.padding, int(block_bytes))
+        return RecursionKernelFn(self.layers, int(block_bytes))
 
     def __call__(self, x1, x2=None, get=None, **kwargs):
         """NNGP and/or NTK between ``x1 (N1, ...)`` and ``x2 (N2, ...)`` (``x2=None``: ``x1``).
@@ -743,29 +607,25 @@ def _kernel_tuple(gets: tuple):
     return collections.namedtuple("Kernel", gets)
 
 
-def recursion_kernel_fn(layers: tuple, activation: str, W_std: float, b_std: float, kernel_size: int = 3,
-                        padding: str = "SAME", block_bytes: int = DEFAULT_BLOCK_BYTES) -> RecursionKernelFn:
-    """ntkequi's analytic ``kernel_fn(x1, x2=None, get=None)`` of a layer list.
+def recursion_kernel_fn(layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES) -> RecursionKernelFn:
+    """ntkequi's analytic ``kernel_fn(x1, x2=None, get=None)`` of a tuple of layers.
 
     Args:
-        layers: ``ArchSpec.layers()``: tuples ('dense', n), ('conv', n), ('act',), ('pool',),
-            ('flatten',), ('gap',).
-        activation: 'relu' or 'erf' (closed forms; others: neural-tangents' kernel).
-        W_std: weight standard deviation (NTK parameterisation).
-        b_std: bias standard deviation.
-        kernel_size: odd filter size of the convolutions.
-        padding: 'SAME' (zeros) or 'CIRCULAR'.
+        layers: layer objects (:mod:`ntkequi.nn.layers`; ``ArchSpec.layers()``), every
+            activation with a closed form (relu, erf).
         block_bytes: memory for one tile of input pairs.
 
     Returns:
         A :class:`RecursionKernelFn`.
 
     >>> import numpy as np
-    >>> layers = (("conv", 8), ("act",), ("pool",), ("flatten",), ("dense", 1))
-    >>> kfn = recursion_kernel_fn(layers, "relu", W_std=2 ** 0.5, b_std=0.1)
+    >>> from ntkequi.nn.layers import Activation, AvgPool2, Conv, Dense, Flatten
+    >>> w, b = 2 ** 0.5, 0.1
+    >>> layers = (Conv(8, 3, "SAME", w, b), Activation("relu"), AvgPool2(), Flatten(), Dense(1, w, b))
+    >>> kfn = recursion_kernel_fn(layers)
     >>> x = np.random.default_rng(0).normal(size=(3, 6, 6, 1))
     >>> k = kfn(x, None, "ntk")
     >>> k.shape, bool(np.allclose(k, k.T))
     ((3, 3), True)
     """
-    return RecursionKernelFn(layers, activation, W_std, b_std, kernel_size, padding, block_bytes)
+    return RecursionKernelFn(layers, block_bytes)

@@ -1,5 +1,6 @@
 """Networks: :class:`ArchSpec` (one description -> the Flax network, its neural-tangents
-kernel, its empirical NTK) and the baselines of the orbit-consistency table, an
+kernel, its empirical NTK), the layer objects it is made of (:mod:`~ntkequi.nn.layers`: one per
+layer type, each owning its Flax computation, neural-tangents layer and kernel step) and the baselines of the orbit-consistency table, an
 E2CNN-style group CNN (:mod:`~ntkequi.nn.gcnn`) and learned canonicalization
 (:mod:`~ntkequi.nn.canonicalization`).
 
@@ -7,13 +8,20 @@ The baselines are specs (frozen dataclasses, saved beside results) with ``.flax(
 ``out_dim`` like :class:`ArchSpec`, so :func:`ntkequi.ensembles.train` trains them (and
 ensembles of them) the same way.
 """
-from .arch import (
+from .arch import ArchSpec, empirical_ntk, empirical_ntk_errors
+from .layers import (
            ACTIVATIONS,
-           ArchSpec,
+           LAYER_TYPES,
+           Activation,
+           AvgPool2,
+           Conv,
+           Dense,
            FlaxNet,
+           Flatten,
+           GlobalAvgPool,
+           Layer,
            avg_pool2,
-           empirical_ntk,
-           empirical_ntk_errors,
+           stax_serial,
 )
 from .canonicalization import CanonNet, CanonSpec
 from .conv import CONV_IMPLS, conv2d, conv_impl_for, im2col, using_conv_impl
@@ -26,7 +34,8 @@ from .gcnn import (
            lifting_filters,
 )
 
-__all__ = ["ArchSpec", "FlaxNet", "ACTIVATIONS", "avg_pool2", "empirical_ntk", "empirical_ntk_errors",
+__all__ = ["ArchSpec", "FlaxNet", "ACTIVATIONS", "avg_pool2", "Layer", "Dense", "Conv", "Activation", "AvgPool2",
+           "Flatten", "GlobalAvgPool", "LAYER_TYPES", "stax_serial", "empirical_ntk", "empirical_ntk_errors",
            "GCNNSpec", "GroupConvNet", "CanonSpec", "CanonNet", "filter_bank", "lifting_filters",
            "group_conv_filters", "channels_for", "conv2d", "im2col", "conv_impl_for",
            "using_conv_impl", "CONV_IMPLS"]

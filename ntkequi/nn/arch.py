@@ -1,14 +1,14 @@
 """One architecture description -> a Flax network and its analytic kernels.
 
-``ArchSpec`` is a frozen dataclass (saved beside every result). ``spec.flax()`` is the
-Flax module, ``spec.kernel_fn`` ntkequi's own NNGP/NTK recursion of the same network
-(:mod:`ntkequi.kernels.recursions`; ReLU and erf), and ``spec.stax()`` /
-``spec.kernel_fn_nt`` neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` / kernel, the
-reference, all in NTK parameterisation (``y = W_std / sqrt(fan_in) * W x + b_std * b``
-with ``W, b ~ N(0, 1)``). All are built by walking the same layer list
-(:meth:`ArchSpec.layers`), so they cannot drift apart; ``tests/test_arch.py`` checks that
-the Flax network's empirical NTK converges to the analytic one as the width grows, and
-``tests/test_fast_kernels.py`` that the two analytic kernels agree to 1e-10.
+``ArchSpec`` is a frozen dataclass (saved beside every result). Its :meth:`ArchSpec.layers`
+is a tuple of layer objects (:mod:`ntkequi.nn.layers`), each owning its Flax computation, its
+neural-tangents layer and its step of the kernel recursion; ``spec.flax()`` is the Flax
+network of those layers, ``spec.kernel_fn`` ntkequi's own NNGP/NTK recursion over them
+(:mod:`ntkequi.kernels.recursions`; ReLU and erf), and ``spec.stax()`` / ``spec.kernel_fn_nt``
+neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` / kernel, the reference, all in NTK
+parameterisation (``y = W_std / sqrt(fan_in) * W x + b_std * b`` with ``W, b ~ N(0, 1)``).
+All are built from the same layer tuple, so they cannot drift apart; ``tests/test_layers.py``
+checks every layer type in the three views.
 """
 from __future__ import annotations
 
@@ -16,21 +16,11 @@ import dataclasses
 import math
 from typing import Optional
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ..kernels.closed_forms import CLOSED_FORMS
 from ..kernels.recursions import recursion_kernel_fn
-from .conv import conv2d
-
-#: the activations an ArchSpec takes, by the name of their neural-tangents layer (``stax.<name>``)
-ACTIVATIONS = {"relu": "Relu", "erf": "Erf", "gelu": "Gelu"}
-_ACTIVATION_FNS = {
-    "relu": jax.nn.relu,
-    "erf": jax.scipy.special.erf,
-    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
-}
+from .layers import ACTIVATIONS, Activation, AvgPool2, Conv, Dense, FlaxNet, Flatten, GlobalAvgPool, stax_serial
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,40 +83,34 @@ class ArchSpec:
             raise ValueError("ArchSpec.pool is for kind='cnn'")
 
     def layers(self) -> tuple:
-        """The network as a tuple of layer descriptions, the single source for
-        both realisations: ('flatten',), ('dense', features), ('conv', features),
-        ('act',), ('gap',), ('pool',)."""
+        """The network as a tuple of layer objects (:mod:`ntkequi.nn.layers`), the single source
+        of the Flax network, the neural-tangents layers and the kernel recursion.
+
+        >>> [layer.kind for layer in ArchSpec(kind="cnn", depth=1, pool=True).layers()]
+        ['conv', 'act', 'pool', 'flatten', 'dense']
+        """
+        act = Activation(self.activation)
         out = []
         if self.kind == "mlp":
-            out.append(("flatten",))
+            out.append(Flatten())
             for _ in range(self.depth):
-                out += [("dense", self.width), ("act",)]
+                out += [Dense(self.width, self.W_std, self.b_std), act]
         else:
+            conv = Conv(self.width, self.kernel_size, self.padding, self.W_std, self.b_std)
             for _ in range(self.depth):
-                out += [("conv", self.width), ("act",)] + ([("pool",)] if self.pool else [])
-            out.append(("flatten",) if self.readout == "flatten" else ("gap",))
-        out.append(("dense", self.out_dim))
+                out += [conv, act] + ([AvgPool2()] if self.pool else [])
+            out.append(Flatten() if self.readout == "flatten" else GlobalAvgPool())
+        out.append(Dense(self.out_dim, self.W_std, self.b_std))
         return tuple(out)
 
     def stax(self):
         """``(init_fn, apply_fn, kernel_fn)`` of neural-tangents stax (imports :mod:`ntkequi.nt`,
         which patches neural-tangents for current JAX)."""
-        from ..nt import stax
-        k = (self.kernel_size, self.kernel_size)
-        build = {
-            "flatten": lambda: stax.Flatten(),
-            "gap": lambda: stax.GlobalAvgPool(),
-            "pool": lambda: stax.AvgPool((2, 2), strides=(2, 2), padding="VALID"),
-            "act": lambda: getattr(stax, ACTIVATIONS[self.activation])(),
-            "dense": lambda n: stax.Dense(n, self.W_std, self.b_std),
-            "conv": lambda n: stax.Conv(n, k, padding=self.padding, W_std=self.W_std,
-                                        b_std=self.b_std),
-        }
-        return stax.serial(*(build[name](*args) for name, *args in self.layers()))
+        return stax_serial(self.layers())
 
-    def flax(self) -> "FlaxNet":
+    def flax(self) -> FlaxNet:
         """The Flax module of this network (NTK parameterisation)."""
-        return FlaxNet(self)
+        return FlaxNet(self.layers())
 
     @property
     def kernel_fn(self):
@@ -134,10 +118,10 @@ class ArchSpec:
         own recursion (:func:`~ntkequi.kernels.recursions.recursion_kernel_fn`, tiled to a
         memory budget, much faster than neural-tangents' for CNNs) for ReLU and erf; for an
         activation without a closed form (gelu) neural-tangents' kernel, :attr:`kernel_fn_nt`."""
-        if self.activation not in CLOSED_FORMS:
+        layers = self.layers()
+        if not all(layer.closed_form for layer in layers):
             return self.kernel_fn_nt
-        return recursion_kernel_fn(self.layers(), self.activation, self.W_std, self.b_std,
-                                   self.kernel_size, self.padding)
+        return recursion_kernel_fn(layers)
 
     @property
     def kernel_fn_nt(self):
@@ -156,12 +140,12 @@ class ArchSpec:
         return spatial if self.readout == "flatten" and not self.pool else spatial * spatial
 
 
-def _empirical_ntk_fn(spec: "ArchSpec"):
-    """``(jitted fn(x, key) -> (N, N) empirical NTK at the parameters drawn with key)``:
-    ``Theta = J J^T`` (``J = d f(x) / d params``) by NTK-vector products, one ``vjp`` then one
-    ``jvp`` per output entry, mapped over the entries; averaged over the k outputs (the trace
-    over the output axis divided by k, as neural-tangents' ``empirical_ntk_fn(trace_axes=(-1,))``)."""
-    net = spec.flax()
+def _empirical_ntk_fn(net):
+    """``(jitted fn(x, key) -> (N, N) empirical NTK at the parameters drawn with key)`` of the
+    Flax module ``net``: ``Theta = J J^T`` (``J = d f(x) / d params``) by NTK-vector products,
+    one ``vjp`` then one ``jvp`` per output entry, mapped over the entries; averaged over the k
+    outputs (the trace over the output axis divided by k, as neural-tangents'
+    ``empirical_ntk_fn(trace_axes=(-1,))``)."""
 
     def ntk(x, key):
         params = net.init(key, x)
@@ -174,11 +158,20 @@ def _empirical_ntk_fn(spec: "ArchSpec"):
     return jax.jit(ntk)
 
 
-def empirical_ntk(spec: "ArchSpec", x, key) -> jnp.ndarray:
-    """The empirical NTK ``(N, N)`` of ``spec.flax()`` at the parameters drawn with
-    ``key``, on inputs ``x`` ``(N, ...)`` (trace over the outputs, as the analytic
-    ``spec.kernel_fn(x, None, 'ntk')``)."""
-    return _empirical_ntk_fn(spec)(x, key)
+def empirical_ntk(model, x, key) -> jnp.ndarray:
+    """The empirical NTK of a network at the parameters drawn with ``key``.
+
+    Args:
+        model: an :class:`ArchSpec` (its ``flax()`` network) or a Flax module whose outputs
+            are ``(N, k)``, e.g. a :class:`~ntkequi.nn.layers.FlaxNet` of layers.
+        x: inputs ``(N, ...)``.
+        key: the PRNG key of the parameters (``model.init(key, x)``).
+
+    Returns:
+        ``(N, N)``: the trace over the outputs divided by ``k``, as the analytic
+        ``spec.kernel_fn(x, None, 'ntk')``.
+    """
+    return _empirical_ntk_fn(model.flax() if isinstance(model, ArchSpec) else model)(x, key)
 
 
 def empirical_ntk_errors(spec: "ArchSpec", x, widths, seeds: int, seed0: int = 0):
@@ -192,72 +185,7 @@ def empirical_ntk_errors(spec: "ArchSpec", x, widths, seeds: int, seed0: int = 0
     norm = jnp.linalg.norm(theta)
     out = np.zeros((len(widths), seeds))
     for i, w in enumerate(widths):
-        fn = _empirical_ntk_fn(dataclasses.replace(spec, width=int(w)))     # traced once per width
+        fn = _empirical_ntk_fn(dataclasses.replace(spec, width=int(w)).flax())     # traced once per width
         for s in range(seeds):
             out[i, s] = float(jnp.linalg.norm(fn(x, jax.random.PRNGKey(seed0 + s)) - theta) / norm)
     return out
-
-
-def avg_pool2(x):
-    """2x2 average pool, stride 2, VALID (odd trailing rows/columns dropped): ``(N, H, W, C)``
-    -> ``(N, H // 2, W // 2, C)``."""
-    n, h, w, c = x.shape
-    x = x[:, :h - h % 2, :w - w % 2]
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
-
-
-class _NTKDense(nn.Module):
-    features: int
-    W_std: float
-    b_std: float
-
-    @nn.compact
-    def __call__(self, x):
-        w = self.param("kernel", nn.initializers.normal(1.0), (x.shape[-1], self.features))
-        b = self.param("bias", nn.initializers.normal(1.0), (self.features,))
-        return self.W_std / math.sqrt(x.shape[-1]) * (x @ w) + self.b_std * b
-
-
-class _NTKConv(nn.Module):
-    features: int
-    kernel_size: int
-    padding: str
-    W_std: float
-    b_std: float
-
-    @nn.compact
-    def __call__(self, x):
-        k, c = self.kernel_size, x.shape[-1]
-        w = self.param("kernel", nn.initializers.normal(1.0), (k, k, c, self.features))
-        b = self.param("bias", nn.initializers.normal(1.0), (self.features,))
-        if self.padding == "CIRCULAR":
-            p = k // 2
-            x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="wrap")
-            pad = "VALID"
-        else:
-            pad = "SAME"
-        y = conv2d(x, w, pad)
-        return self.W_std / math.sqrt(k * k * c) * y + self.b_std * b
-
-
-class FlaxNet(nn.Module):
-    """Flax realisation of an :class:`ArchSpec`: inputs ``(N, ...)`` -> ``(N, out_dim)``."""
-    spec: ArchSpec
-
-    @nn.compact
-    def __call__(self, x):
-        s = self.spec
-        for name, *args in s.layers():
-            if name == "flatten":
-                x = x.reshape(x.shape[0], -1)
-            elif name == "gap":
-                x = x.mean(axis=tuple(range(1, x.ndim - 1)))
-            elif name == "pool":
-                x = avg_pool2(x)
-            elif name == "act":
-                x = _ACTIVATION_FNS[s.activation](x)
-            elif name == "dense":
-                x = _NTKDense(args[0], s.W_std, s.b_std)(x)
-            elif name == "conv":
-                x = _NTKConv(args[0], s.kernel_size, s.padding, s.W_std, s.b_std)(x)
-        return x

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..groups import rotations
-from .arch import avg_pool2
+from .layers import avg_pool2
 from .conv import conv2d
 
 

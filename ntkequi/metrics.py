@@ -403,6 +403,9 @@ def ensemble_deviation(members, mean, cov, *, pairs: bool = False, scale=None, d
     # sample covariance is the plug-in one, (M-1)/M S, and its mean's spread around u_bar is
     # tr(S)(M-1)/M^2): shift the resamples back to centre on the estimate
     boots_b = boots_b - (boots_b.mean() - (dist - noise))
+    # likewise a resample's sample variance (ddof=1) is centred on the plug-in variance,
+    # (M1 - 1)/M1 of the estimate (M1 members): scale the resamples back
+    boots_v = boots_v * flat1.shape[0] / (flat1.shape[0] - 1)
     b2_lo, b2_hi = np.percentile(boots_b, [lo_q, hi_q])
     v_lo, v_hi = np.percentile(boots_v, [lo_q, hi_q])
     w, vecs = np.linalg.eigh(sigma)

@@ -41,9 +41,12 @@ def calibrate(cfg: osp.TableConfig, model: str, n: int, lr: float, epochs: float
     x, y = sets["train"]
     xt, yt = sets["test"]
     steps = max(1, int(epochs * x.shape[0] / cfg.batch_size))
-    model_cfg = {"deep_ensemble": "learning_rate", "gcnn": "gcnn_learning_rate",
-                 "canonicalization": "canon_learning_rate"}[model]
-    cfg = dataclasses.replace(cfg, **{model_cfg: lr})
+    if model == "gcnn":
+        cfg = dataclasses.replace(cfg, gcnn=dataclasses.replace(cfg.gcnn, learning_rate=lr))
+    elif model == "canonicalization":
+        cfg = dataclasses.replace(cfg, canon=dataclasses.replace(cfg.canon, learning_rate=lr))
+    else:
+        cfg = dataclasses.replace(cfg, learning_rate=lr)
     tcfg = dataclasses.replace(osp.train_config(cfg, model, seed=0, steps=steps), ensemble_size=1,
                                checkpoint_every=0)
     t = time.perf_counter()
@@ -70,8 +73,8 @@ def main(argv=None) -> int:
         ap.error(f"--epochs must be > 0; got {args.epochs}")
     cfg = osp.PRESETS[args.preset]
     if args.rings is not None:
-        cfg = dataclasses.replace(cfg, gcnn_rings=args.rings)
-    print(f"{args.model} C{args.n}, preset {args.preset}, gcnn_rings {cfg.gcnn_rings}, {args.epochs:g} epoch(s), "
+        cfg = dataclasses.replace(cfg, gcnn=dataclasses.replace(cfg.gcnn, rings=args.rings))
+    print(f"{args.model} C{args.n}, preset {args.preset}, GCNN rings {cfg.gcnn.rings}, {args.epochs:g} epoch(s), "
           f"one-cycle Adam, seed 0, accuracy on {args.n_test} unrotated test images")
     print("| model | group | peak step size | steps | test accuracy | seconds |")
     print("|---|---|---|---|---|---|")

@@ -32,8 +32,8 @@ CONFIGS = {
     "cpu": osp.PRESETS["cpu"],
     "candidate": osp.TableConfig(split=data.SplitConfig(n_train=2000, n_val=0, n_test=200),
                                  cnn=ArchSpec(kind="cnn", depth=2, width=64, out_dim=10, pool=True),
-                                 gcnn_depth=2, gcnn_channels=(8, 16, 32), gcnn_head=64,
-                                 canon_channels=(8, 8), canon_depth=1),
+                                 gcnn=osp.GCNNConfig(depth=2, channels=(8, 16, 32), head=64),
+                                 canon=osp.CanonConfig(depth=1, channels=(8, 8))),
 }
 
 

@@ -67,6 +67,7 @@ def from_jsonable(cls: type, obj: dict):
     typ = obj.get("__type__", cls.__name__)
     if typ != cls.__name__:
         raise ValueError(f"the saved config is a {typ}, not a {cls.__name__}")
+    obj = upgrade_saved(cls, obj)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(obj) - set(fields) - {"__type__"})
@@ -89,6 +90,15 @@ def from_jsonable(cls: type, obj: dict):
         else:
             kwargs[name] = _plain(value)
     return cls(**kwargs)
+
+
+def upgrade_saved(cls: type, obj: dict) -> dict:
+    """``obj`` (a saved config of ``cls``, JSON) in ``cls``'s current layout: what
+    ``cls.upgrade_saved(obj)`` (a staticmethod, for a config whose fields were regrouped) makes
+    of it, or ``obj`` itself for a class without one. :func:`from_jsonable` and the comparison
+    of a resumed :class:`RunDir` read older configs through it."""
+    hook = getattr(cls, "upgrade_saved", None)
+    return obj if hook is None else hook(obj)
 
 
 def saved_before(cls: type, obj: dict) -> dict:
@@ -117,6 +127,7 @@ def _complete_saved(saved, config):
     if dataclasses.is_dataclass(config) and not isinstance(config, type) and isinstance(saved, dict):
         if saved.get("__type__", type(config).__name__) != type(config).__name__:
             return saved
+        saved = upgrade_saved(type(config), saved)
         out = {**saved_before(type(config), saved), **saved}
         return {k: (_complete_saved(v, getattr(config, k)) if hasattr(config, k) else v) for k, v in out.items()}
     if isinstance(config, dict) and isinstance(saved, dict):

@@ -9,11 +9,12 @@ from ntkequi.nn import ArchSpec
 
 
 def tiny_config(**kw):
-    kw = {"split": data.SplitConfig(n_train=48, n_val=0, n_test=12), **kw}
+    kw = {"split": data.SplitConfig(n_train=48, n_val=0, n_test=12), "gcnn": orbit_table.GCNNConfig(channels=3),
+          "canon": orbit_table.CanonConfig(channels=2), **kw}
     return orbit_table.TableConfig(
         groups=(4,), seeds=(0,), n_ood=6,
         cnn=ArchSpec(kind="cnn", depth=1, width=4, out_dim=10, pool=True), ensemble_size=3,
-        gcnn_channels=3, canon_channels=2, kernel_size=3, steps=4, batch_size=16, **kw)
+        kernel_size=3, steps=4, batch_size=16, **kw)
 
 
 def test_table_runs_resumes_and_reports(data_dir, tmp_path):
@@ -66,7 +67,8 @@ def test_orbit_subset_and_validation_accuracy(data_dir, tmp_path):
     """n_orbit < n_test: orbits of the first n_orbit test images, accuracy over all n_test
     (test_all) and over the validation split (val), each member's too."""
     cfg = tiny_config(split=data.SplitConfig(n_train=48, n_val=10, n_test=12), n_orbit=5,
-                      models=("deep_ensemble", "gcnn"), schedule="onecycle", gcnn_learning_rate=1e-3)
+                      models=("deep_ensemble", "gcnn"), schedule="onecycle",
+                      gcnn=orbit_table.GCNNConfig(channels=3, learning_rate=1e-3))
     done = orbit_table.run(cfg, tmp_path / "t", data_dir=data_dir, progress=False)
     ens = done["deep_ensemble/C4/seed0"]
     acc = lambda v, n: np.isclose(v * n, round(v * n))          # a fraction of n images
@@ -78,12 +80,15 @@ def test_orbit_subset_and_validation_accuracy(data_dir, tmp_path):
     import pytest
     with pytest.raises(ValueError, match="n_orbit must be in"):
         tiny_config(n_orbit=13)
-    with pytest.raises(ValueError, match="gcnn_learning_rate"):
-        tiny_config(gcnn_learning_rate=0.0)
-    with pytest.raises(ValueError, match="canon_learning_rate must be > 0 or None; got -1"):
-        tiny_config(canon_learning_rate=-1.0)
-    assert orbit_table.learning_rate(tiny_config(gcnn_learning_rate=1e-3), "gcnn") == 1e-3
-    assert orbit_table.learning_rate(tiny_config(gcnn_learning_rate=1e-3), "canonicalization") == tiny_config().learning_rate
+    with pytest.raises(ValueError, match=r"gcnn\.learning_rate"):
+        orbit_table.GCNNConfig(learning_rate=0.0)
+    with pytest.raises(ValueError, match=r"canon\.learning_rate must be > 0 or None; got -1"):
+        orbit_table.CanonConfig(learning_rate=-1.0)
+    with pytest.raises(ValueError, match="learning_rate must be > 0; got 0"):
+        tiny_config(learning_rate=0.0)
+    own = tiny_config(gcnn=orbit_table.GCNNConfig(learning_rate=1e-3))
+    assert orbit_table.learning_rate(own, "gcnn") == 1e-3
+    assert orbit_table.learning_rate(own, "canonicalization") == tiny_config().learning_rate
 
 
 def test_unknown_model_is_an_error():
@@ -98,7 +103,8 @@ def test_parameter_counts_and_forward_flops_match_the_layer_arithmetic():
     convolutions have n c_in c_out k^2 weights, and a parameter-matched GCNN costs more
     compute than the CNN, the more the larger n."""
     cfg = orbit_table.TableConfig(groups=(4, 16), cnn=ArchSpec(kind="cnn", depth=2, width=8, out_dim=10, pool=True),
-                          gcnn_depth=2, gcnn_channels=(4, 6, 8), gcnn_head=16, canon_channels=4)
+                          gcnn=orbit_table.GCNNConfig(depth=2, channels=(4, 6, 8), head=16),
+                          canon=orbit_table.CanonConfig(channels=4))
     w = 8
     counts = orbit_table.parameter_counts(cfg)
     assert counts[("deep_ensemble", 4)] == (9 * w + w) + (9 * w * w + w) + (7 * 7 * w * 10 + 10)
@@ -129,3 +135,28 @@ def test_cpu_preset_models_are_parameter_matched_without_a_readout_bottleneck():
     assert [orbit_table.model_spec(cfg, "gcnn", n).invariant_features for n in cfg.groups] == [128, 92, 64]
     assert cfg.split.n_train == 55000 and cfg.split.n_val == 5000 and cfg.split.n_test is None
     assert cfg.n_orbit >= 1000 and cfg.n_ood >= 1000 and len(cfg.seeds) >= 3 and cfg.ensemble_size >= 5
+
+
+def test_a_config_saved_with_the_flat_baseline_fields_reads_back_nested_and_resumes(tmp_path):
+    """The committed cpu table's config.json (written with gcnn_channels, canon_depth, ...)
+    is today's cpu preset, its run directory accepts the preset on resumption, and the baselines'
+    networks are those the flat fields described."""
+    import shutil
+    from pathlib import Path
+    from ntkequi.nn import GCNNSpec, channels_for
+    from ntkequi.runs import RunDir, from_jsonable
+    saved = Path(__file__).resolve().parents[1] / "results" / "fmnist_osp_table" / "config.json"
+    flat = json.loads(saved.read_text())
+    assert "gcnn_channels" in flat and "gcnn" not in flat          # the old layout, as committed
+    cfg = from_jsonable(orbit_table.TableConfig, flat)
+    assert cfg == orbit_table.PRESETS["cpu"]
+    shutil.copy(saved, tmp_path / "config.json")
+    RunDir(tmp_path, orbit_table.PRESETS["cpu"]).close()           # no ConfigMismatchError
+    assert orbit_table.model_spec(cfg, "gcnn", 16) == GCNNSpec(
+        n=16, depth=flat["gcnn_depth"], channels=channels_for(16, tuple(flat["gcnn_channels"])),
+        kernel_size=flat["kernel_size"], out_dim=10, pool=True, head=flat["gcnn_head"], rings=flat["gcnn_rings"])
+    canon = orbit_table.model_spec(cfg, "canonicalization", 8)
+    assert canon.canonicalizer.depth == flat["canon_depth"] and canon.classifier == cfg.cnn
+    assert orbit_table.learning_rate(cfg, "gcnn") == flat["gcnn_learning_rate"]
+    with __import__("pytest").raises(ValueError, match="does not define"):
+        from_jsonable(orbit_table.TableConfig, {**flat, "gcnn_width": 3})

@@ -63,25 +63,81 @@ PAPER_ACCURACY = {"deep_ensemble": 0.91, "canonicalization": 0.87}
 VS_M_METRICS = ("osp", "relative_std", "invariance_error")
 
 
+def _check_learning_rate(owner: str, lr) -> None:
+    if lr is not None and not lr > 0:
+        raise ValueError(f"{owner}.learning_rate must be > 0 or None; got {lr}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GCNNConfig:
+    """The E2CNN-style GCNN baseline (:class:`ntkequi.nn.GCNNSpec`) of the table.
+
+    depth: group convolutions after the lifting layer; channels: channels per rotation at C4
+    (one int for every layer, or one per layer: lifting, then each group convolution), scaled
+    by :func:`~ntkequi.nn.channels_for` for other n (a fixed parameter budget); head: hidden
+    units of the invariant readout (0: Dense only); rings: the invariant pooling (0: over all
+    of space; k: over k rings about the centre); learning_rate: its (peak) step size (None: the
+    table's ``learning_rate``; the He-initialised GCNN wants a smaller one under Adam than the
+    NTK-parameterised CNN).
+    """
+    depth: int = 1
+    channels: Union[int, tuple] = 8
+    head: int = 0
+    rings: int = 0
+    learning_rate: Optional[float] = None
+
+    def __post_init__(self):
+        _check_learning_rate("gcnn", self.learning_rate)
+
+    def spec(self, n: int, kernel_size: int, out_dim: int) -> GCNNSpec:
+        """Its network for C_n."""
+        return GCNNSpec(n=n, depth=self.depth, channels=channels_for(n, self.channels), kernel_size=kernel_size,
+                        out_dim=out_dim, pool=True, head=self.head, rings=self.rings)
+
+
+@dataclasses.dataclass(frozen=True)
+class CanonConfig:
+    """The learned-canonicalization baseline (:class:`ntkequi.nn.CanonSpec`): a C_n GCNN
+    canonicalizer in front of the table's CNN.
+
+    depth: group convolutions of the canonicalizer after its lifting layer; channels: as
+    :attr:`GCNNConfig.channels`; learning_rate: its (peak) step size (None: the table's).
+    """
+    depth: int = 0
+    channels: Union[int, tuple] = 8
+    learning_rate: Optional[float] = None
+
+    def __post_init__(self):
+        _check_learning_rate("canon", self.learning_rate)
+
+    def spec(self, n: int, kernel_size: int, classifier: ArchSpec) -> CanonSpec:
+        """Its model for C_n, canonicalizing 28x28 images for ``classifier``."""
+        return CanonSpec(canonicalizer=GCNNSpec(n=n, depth=self.depth, channels=channels_for(n, self.channels),
+                                                kernel_size=kernel_size, out_dim=1),
+                         classifier=classifier, image_size=28)
+
+
+#: the flat fields of the table's config before the baselines became nested configs -> (field, sub-field)
+_FLAT_FIELDS = {"gcnn_depth": ("gcnn", "depth"), "gcnn_channels": ("gcnn", "channels"), "gcnn_head": ("gcnn", "head"),
+                "gcnn_rings": ("gcnn", "rings"), "gcnn_learning_rate": ("gcnn", "learning_rate"),
+                "canon_depth": ("canon", "depth"), "canon_channels": ("canon", "channels"),
+                "canon_learning_rate": ("canon", "learning_rate")}
+
+
 @dataclasses.dataclass(frozen=True)
 class TableConfig:
     """Everything that determines the table (saved as the run's config.json).
 
-    cnn: the ensemble members' architecture; gcnn_channels / canon_channels: channels
-    per rotation at C4 (one int for every layer, or one per layer: lifting, then each group
-    convolution), scaled by ``channels_for`` for other n (fixed parameter budget);
-    gcnn_head: hidden units of the GCNN's invariant readout (0: Dense only); gcnn_rings: the
-    GCNN's invariant pooling (0: over all of space; k: over k rings about the centre, see
-    :class:`ntkequi.nn.GCNNSpec`); canon_depth:
-    group convolutions of the canonicalizer after its lifting layer. schedule: the step-size
-    schedule of every model ('constant' or 'onecycle', peak ``learning_rate``; see
-    :class:`ntkequi.ensembles.TrainConfig`); gcnn_learning_rate /
-    canon_learning_rate: the GCNN's and the canonicalization model's (peak) step size (None:
-    ``learning_rate``; the CNN's NTK parameterization wants a larger step size under Adam
-    than the He-initialised GCNN). n_orbit: how many of the
-    test images (the first of the seed's permutation) are evaluated on their orbits (None:
-    all ``split.n_test``); accuracy is always over all ``split.n_test`` unrotated test
-    images (``test_all``), and over the validation images (``val``) when ``split.n_val > 0``.
+    cnn: the ensemble members' architecture (and the canonicalization model's classifier);
+    gcnn, canon: the two baselines (:class:`GCNNConfig`, :class:`CanonConfig`); kernel_size:
+    their filters' size. schedule: the step-size schedule of every model ('constant' or
+    'onecycle', peak ``learning_rate`` unless a baseline sets its own; see
+    :class:`ntkequi.ensembles.TrainConfig`). n_orbit: how many of the test images (the first
+    of the seed's permutation) are evaluated on their orbits (None: all ``split.n_test``);
+    accuracy is always over all ``split.n_test`` unrotated test images (``test_all``), and
+    over the validation images (``val``) when ``split.n_val > 0``. A config saved with the
+    older flat fields (``gcnn_channels``, ``canon_depth``, ...) is read back nested
+    (:meth:`upgrade_saved`).
     """
     groups: tuple = (4, 8, 16)
     seeds: tuple = (0, 1)
@@ -89,12 +145,8 @@ class TableConfig:
     n_ood: int = 200
     cnn: ArchSpec = ArchSpec(kind="cnn", depth=2, width=16, out_dim=10, pool=True)
     ensemble_size: int = 4
-    gcnn_depth: int = 1
-    gcnn_channels: Union[int, tuple] = 8
-    gcnn_head: int = 0
-    gcnn_rings: int = 0
-    canon_channels: Union[int, tuple] = 8
-    canon_depth: int = 0
+    gcnn: GCNNConfig = GCNNConfig()
+    canon: CanonConfig = CanonConfig()
     kernel_size: int = 5
     steps: int = 250
     batch_size: int = 128
@@ -102,8 +154,6 @@ class TableConfig:
     optimizer: str = "adam"
     models: tuple = MODELS
     schedule: str = "constant"
-    gcnn_learning_rate: Optional[float] = None
-    canon_learning_rate: Optional[float] = None
     n_orbit: Optional[int] = None
 
     def __post_init__(self):
@@ -115,10 +165,27 @@ class TableConfig:
         n_test = 10000 if self.split.n_test is None else self.split.n_test
         if self.n_orbit is not None and not 1 <= self.n_orbit <= n_test:
             raise ValueError(f"n_orbit must be in [1, split.n_test={n_test}] or None; got {self.n_orbit}")
-        for name in ("learning_rate", "gcnn_learning_rate", "canon_learning_rate"):
-            lr = getattr(self, name)
-            if lr is not None and not lr > 0:
-                raise ValueError(f"{name} must be > 0{'' if name == 'learning_rate' else ' or None'}; got {lr}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate}")
+
+    @staticmethod
+    def upgrade_saved(obj: dict) -> dict:
+        """A saved config (JSON) in today's layout: the flat ``gcnn_*`` / ``canon_*`` fields
+        of configs written before the baselines were nested become ``gcnn`` / ``canon``.
+
+        >>> TableConfig.upgrade_saved({"gcnn_head": 64, "steps": 3})["gcnn"]["head"]
+        64
+        """
+        if not any(k in obj for k in _FLAT_FIELDS):
+            return obj
+        from ..runs import to_jsonable
+        out = {k: v for k, v in obj.items() if k not in _FLAT_FIELDS}
+        for name, cls in (("gcnn", GCNNConfig), ("canon", CanonConfig)):
+            out.setdefault(name, to_jsonable(cls()))
+        for flat, (name, field) in _FLAT_FIELDS.items():
+            if flat in obj:
+                out[name] = {**out[name], field: obj[flat]}
+        return out
 
 
 Config = TableConfig
@@ -133,14 +200,14 @@ PRESETS = {
     # learnt best with in one-epoch calibration runs on seed 0 (README)
     "cpu": TableConfig(groups=(4, 8, 16), seeds=(0, 1, 2), split=data.SplitConfig(n_train=55000, n_val=5000, n_test=None),
                        n_orbit=1000, n_ood=1000, cnn=ArchSpec(kind="cnn", depth=2, width=64, out_dim=10, pool=True),
-                       ensemble_size=5, gcnn_depth=2, gcnn_channels=(8, 16, 32), gcnn_head=64,
-                       canon_channels=(8, 8), canon_depth=1, steps=1290, batch_size=128, schedule="onecycle",
-                       learning_rate=2e-1, gcnn_learning_rate=1e-2, canon_learning_rate=1e-1, gcnn_rings=4),
+                       ensemble_size=5, steps=1290, batch_size=128, schedule="onecycle", learning_rate=2e-1,
+                       gcnn=GCNNConfig(depth=2, channels=(8, 16, 32), head=64, rings=4, learning_rate=1e-2),
+                       canon=CanonConfig(depth=1, channels=(8, 8), learning_rate=1e-1)),
     # the paper's scale (a GPU): all training data, CNNs of ~118k parameters (the paper's
     # non-invariant CNNs had about 120k), 10 members, 5 seeds
     "paper": TableConfig(seeds=(0, 1, 2, 3, 4), split=data.SplitConfig(n_train=55000, n_val=5000, n_test=2000),
                          n_ood=1000, cnn=ArchSpec(kind="cnn", depth=2, width=90, out_dim=10, pool=True),
-                         ensemble_size=10, gcnn_depth=2, gcnn_channels=24, canon_channels=16,
+                         ensemble_size=10, gcnn=GCNNConfig(depth=2, channels=24), canon=CanonConfig(channels=16),
                          steps=20000, batch_size=128, learning_rate=1e-3),
 }
 
@@ -150,17 +217,13 @@ def model_spec(cfg: TableConfig, model: str, n: int):
     if model == "deep_ensemble":
         return cfg.cnn
     if model == "gcnn":
-        return GCNNSpec(n=n, depth=cfg.gcnn_depth, channels=channels_for(n, cfg.gcnn_channels),
-                        kernel_size=cfg.kernel_size, out_dim=cfg.cnn.out_dim, pool=True, head=cfg.gcnn_head,
-                        rings=cfg.gcnn_rings)
-    return CanonSpec(canonicalizer=GCNNSpec(n=n, depth=cfg.canon_depth, channels=channels_for(n, cfg.canon_channels),
-                                            kernel_size=cfg.kernel_size, out_dim=1),
-                     classifier=cfg.cnn, image_size=28)
+        return cfg.gcnn.spec(n, cfg.kernel_size, cfg.cnn.out_dim)
+    return cfg.canon.spec(n, cfg.kernel_size, cfg.cnn)
 
 
 def learning_rate(cfg: TableConfig, model: str) -> float:
     """The (peak) step size ``model`` is trained with under ``cfg``."""
-    own = {"gcnn": cfg.gcnn_learning_rate, "canonicalization": cfg.canon_learning_rate}.get(model)
+    own = {"gcnn": cfg.gcnn.learning_rate, "canonicalization": cfg.canon.learning_rate}.get(model)
     return cfg.learning_rate if own is None else own
 
 

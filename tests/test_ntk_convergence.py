@@ -64,6 +64,11 @@ def test_resume_figures_and_table(tiny, tmp_path):
     tab = nc.table(saved.config, saved.done)
     assert len(tab.rows) == 2 * 2                  # models x eval sets
     assert "toy_mlp network" in nc.summary(saved.config, saved.done)
+    nums = nc.numbers(saved.config, saved.done)     # the README's quoted numbers: the table's row
+    row = next(r for r in tab.rows if r[:3] == ["toy mlp", "network", "in distribution"])
+    assert nums["convToyBiasMin"] == row[4].value and nums["convToyBiasMax"] == row[5].value
+    assert nums["convToyVar"] == row[9].value and nums["convToyLinStep"] == row[3]
+    assert nums["convToyVarLo"] <= nums["convToyVar"] <= nums["convToyVarHi"]
     assert json.loads((out / "config.json").read_text())["problems"][0]["dataset"] == "toy"
 
 

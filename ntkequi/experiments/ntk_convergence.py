@@ -526,3 +526,33 @@ def table(cfg: ConvergenceConfig, done: dict) -> Table:
 
 
 TABLES = {NAME: table}
+
+#: the macro-name part of each dataset, and the evaluation set its numbers are on (in distribution)
+_NUMBER_SETS = {"toy_mlp": ("Toy", "in_distribution"), "ising_mlp": ("Ising", "in_distribution"),
+                "fmnist_mlp": ("Fmnist", "fashion_mnist_test"), "fmnist_cnn": ("Cnn", "fashion_mnist_test")}
+
+
+def numbers(cfg: ConvergenceConfig, done: dict) -> dict:
+    """The quoted numbers, per dataset (``conv<Dataset>``: Toy, Ising, Fmnist, Cnn) and model
+    (network; ``Lin``: linearised) on the in-distribution evaluation set at the last step: the
+    smallest and largest width, the relative bias there (pooled over seeds) with the upper end
+    of the largest width's interval, their ratio (``BiasFall``, '--' where the largest width's
+    estimate is 0), the fitted exponent, and the variance ratio at the largest width with its
+    interval over seeds; and the distance-from-1 exponent of the variance ratio."""
+    out = {}
+    for d in _datasets(done):
+        name, s = _NUMBER_SETS[d]
+        step = _last_step(done, d)
+        for model, tag in (("network", ""), ("linearised", "Lin")):
+            match = dict(dataset=d, model=model, eval_set=s, step=step)
+            if not rows(done, **match):
+                continue
+            w, b, _, hi = pooled_bias(done, **match)
+            _, v, vlo, vhi = pooled_mean(done, "variance_ratio", **match)
+            key = f"conv{name}{tag}"
+            out.update({f"{key}WidthMin": str(int(w[0])), f"{key}WidthMax": str(int(w[-1])), f"{key}Step": str(step),
+                        f"{key}BiasMin": float(b[0]), f"{key}BiasMax": float(b[-1]), f"{key}BiasMaxHi": float(hi[-1]),
+                        f"{key}BiasFall": float(b[0] / b[-1]) if b[-1] > 0 else "--",
+                        f"{key}Exp": fit_exponent(w, b), f"{key}Var": float(v[-1]), f"{key}VarLo": float(vlo[-1]),
+                        f"{key}VarHi": float(vhi[-1]), f"{key}VarExp": fit_exponent(w, np.abs(v - 1))})
+    return out

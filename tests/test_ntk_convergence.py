@@ -75,10 +75,14 @@ def test_resume_figures_and_table(tiny, tmp_path):
 def test_pooled_bias_and_exponent():
     """Pooling per-seed unbiased b^2: the mean over seeds, an interval from their spread, and
     the log-log slope of b against width."""
-    done = {f"u{w}{s}": {"eval_set": "a", "dataset": "d", "width": w, "seed": s, "scale": 2.0,
-                         "bias_sq": 4.0 * (1.0 / w) ** 2 * (1 + 0.1 * s), "relative_bias_ci": [0, 1]}
+    done = {f"u{w}{s}": {"eval_set": "a", "dataset": "d", "model": "network", "width": w, "seed": s, "scale": 2.0,
+                         "bias_sq": 4.0 * (1.0 / w) ** 2 * (1 + 0.1 * s), "relative_bias_ci": [0, 1],
+                         "distance_sq": 0.5}
             for w in (10, 100) for s in (0, 1, 2)}
-    w, b, lo, hi = nc.pooled_bias(done, dataset="d")
+    # a diverged unit (its mean 1e10 initial spreads away) is left out of every statistic
+    diverged = {"x": {**done["u1000"], "seed": 3, "bias_sq": 4e20, "distance_sq": 4e20}}
+    assert nc.diverged_units({**done, **diverged}) == [("d", "network", 100, 3)]
+    w, b, lo, hi = nc.pooled_bias({**done, **diverged}, dataset="d")
     np.testing.assert_allclose(b, np.sqrt(np.array([1.1e-2, 1.1e-4])), rtol=1e-12)
     assert np.all(lo < b) and np.all(b < hi)
     assert nc.fit_exponent(w, b) == pytest.approx(-1.0)

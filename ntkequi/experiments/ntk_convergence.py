@@ -42,7 +42,7 @@ from .protocol import Figure, Num, Table, pyplot
 
 NAME = "ntk_convergence"
 USES_DATA = True
-CPU_TIME = {"small": "not measured", "cpu": "not measured", "paper": "not measured (meant for a GPU)"}
+CPU_TIME = {"small": "not measured", "cpu": "not timed in one piece: resumed over 4 sessions; the last 1.8 h (beside other work) ran Ising width 2048 and every FashionMNIST unit", "paper": "not measured (meant for a GPU)"}
 DATASETS = ("toy", "ising", "fmnist")
 MODELS = ("network", "linearised")
 
@@ -293,9 +293,30 @@ def kept_files(run_dir) -> list:
 
 
 # ---------------------------------------------------------------- reading the records
+#: a unit whose ensemble mean lies more than this many initial spreads ``sqrt(k tr Sigma_0)``
+#: from mu_s at some step diverged: gradient descent that converges keeps the mean within a few
+DIVERGED_DISTANCE = 10.0
+
+
+def diverged_units(done: dict) -> list:
+    """``[(dataset, model, width, seed)]`` of the units that diverged (any record's ensemble
+    mean more than :data:`DIVERGED_DISTANCE` initial spreads from mu_s, or not finite).
+
+    >>> rec = dict(eval_set="a", dataset="d", model="linearised", width=8, seed=0, scale=1.0)
+    >>> diverged_units({"x": {**rec, "distance_sq": 1e40}, "y": {**rec, "seed": 1, "distance_sq": 0.01}})
+    [('d', 'linearised', 8, 0)]
+    """
+    bad = {(r["dataset"], r["model"], r["width"], r["seed"]) for r in done.values() if "eval_set" in r
+           and not np.sqrt(r["distance_sq"]) / r["scale"] <= DIVERGED_DISTANCE}
+    return sorted(bad)
+
+
 def rows(done: dict, **match) -> list:
-    """The step records (not the unit markers) whose fields equal ``match``."""
-    return [r for r in done.values() if "eval_set" in r and all(r.get(k) == v for k, v in match.items())]
+    """The step records (not the unit markers) whose fields equal ``match``, without the units
+    that diverged (:func:`diverged_units`, which the summary and the table list)."""
+    bad = set(diverged_units(done))
+    return [r for r in done.values() if "eval_set" in r and all(r.get(k) == v for k, v in match.items())
+            and (r["dataset"], r["model"], r["width"], r["seed"]) not in bad]
 
 
 def pooled_mean(done: dict, field: str, level: float = 0.9, **match):
@@ -396,6 +417,10 @@ def summary(cfg: ConvergenceConfig, done: dict) -> str:
                              + f"; exponent {fit_exponent(w, b):.2f}; variance ratio "
                              + ", ".join(f"{y:.2f} [{a:.2f}, {c:.2f}]" for y, a, c in zip(v, vlo, vhi))
                              + f"; exponent of |ratio - 1| {fit_exponent(w, np.abs(v - 1)):.2f}")
+    bad = diverged_units(done)
+    if bad:
+        lines.append(f"left out, diverged (mean more than {DIVERGED_DISTANCE:g} initial spreads from mu_s): "
+                     + ", ".join(f"{d} {m} w{w} s{sd}" for d, m, w, sd in bad))
     return "\n".join(lines)
 
 
@@ -522,6 +547,10 @@ def table(cfg: ConvergenceConfig, done: dict) -> Table:
            "mean's bias relative to the initial spread, pooled over seeds, at the smallest and the largest width "
            "(with the upper end of the latter's 90\\% interval over seeds), their ratio, the fitted exponent of "
            "the bias against width, and the variance ratio at the largest width with its 90\\% interval over seeds.")
+    bad = diverged_units(done)
+    if bad:
+        cap += (f" Left out, diverged (the ensemble mean more than {DIVERGED_DISTANCE:g} initial spreads from "
+                "$\\mu_s$): " + ", ".join(f"{d.replace('_', ' ')} {m} width {w} seed {sd}" for d, m, w, sd in bad) + ".")
     return Table(header, out, cap, NAME)
 
 

@@ -319,54 +319,57 @@ class AvgPool2(Layer):
         return self._pool(ps, s, i), self._pool(ps, t, i)
 
 
+class _Readout(Layer):
+    """A layer to flat features (shape ``()``, no band needed after it): neural-tangents'
+    layer ``stax.<_stax_name>``; its kernel step reduces each input pair's spatial state
+    with ``_reduce`` (already flat states pass through)."""
+    _stax_name: ClassVar[str] = ""
+
+    def stax(self):
+        from ..nt import stax
+        return getattr(stax, self._stax_name)()
+
+    def out_size(self, size):
+        return ()
+
+    def in_radius(self, r):
+        return (0, 0)
+
+    def _reduce(self, ps, a):
+        raise NotImplementedError
+
+    def kernel(self, ps, s, t, i):
+        def one(a):
+            return a if a is None or a.ndim == 1 else self._reduce(ps, a)
+        return one(s), one(t)
+
+
 @dataclasses.dataclass(frozen=True)
-class Flatten(Layer):
+class Flatten(_Readout):
     """Flatten to a vector (an MLP's input; a CNN's readout: the kernel keeps the diagonal
     ``p = p'`` only, the mean over pixels)."""
     kind: ClassVar[str] = "flatten"
+    _stax_name: ClassVar[str] = "Flatten"
 
     def flax(self, x):
         return x.reshape(x.shape[0], -1)
 
-    def stax(self):
-        from ..nt import stax
-        return stax.Flatten()
-
-    def out_size(self, size):
-        return ()
-
-    def in_radius(self, r):
-        return (0, 0)
-
-    def kernel(self, ps, s, t, i):
-        def one(a):
-            return a if a is None or a.ndim == 1 else ps.variances(a).mean(axis=(1, 2))
-        return one(s), one(t)
+    def _reduce(self, ps, a):
+        return ps.variances(a).mean(axis=(1, 2))
 
 
 @dataclasses.dataclass(frozen=True)
-class GlobalAvgPool(Layer):
+class GlobalAvgPool(_Readout):
     """Mean over the spatial axes (the kernel: the mean over every pair of positions)."""
     kind: ClassVar[str] = "gap"
     needs_full: ClassVar[bool] = True
+    _stax_name: ClassVar[str] = "GlobalAvgPool"
 
     def flax(self, x):
         return x.mean(axis=tuple(range(1, x.ndim - 1)))
 
-    def stax(self):
-        from ..nt import stax
-        return stax.GlobalAvgPool()
-
-    def out_size(self, size):
-        return ()
-
-    def in_radius(self, r):
-        return (0, 0)
-
-    def kernel(self, ps, s, t, i):
-        def one(a):
-            return a if a is None or a.ndim == 1 else a.mean(axis=tuple(range(1, a.ndim)))
-        return one(s), one(t)
+    def _reduce(self, ps, a):
+        return a.mean(axis=tuple(range(1, a.ndim)))
 
 
 #: every layer type, which tests/test_layers.py checks in all three views

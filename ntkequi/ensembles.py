@@ -33,14 +33,14 @@ import optax
 
 from ._validate import MEMBER_DTYPES as DTYPES, check_finite, check_member_dtype
 from .groups import Group, subgroup_elements
-from .nn.arch import ArchSpec
+from .nn.arch import ArchSpec, mlp_empirical_ntk
 from .nn.layers import Dense
 from .runs import TrainingStore
 
 __all__ = ["TrainConfig", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
            "member_sharding", "shard_members", "map_members", "member_map_for", "micro_batch_for", "batch_grad",
            "minibatch_indices", "xla_options_for", "CPU_XLA_OPTIONS", "member_dtype", "DTYPES", "MODELS",
-           "member_apply", "antithetic_members", "readout_name", "Runtime"]
+           "member_apply", "antithetic_members", "linearised_gd", "linearised_ensemble", "readout_name", "Runtime"]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 SCHEDULES = ("constant", "onecycle")
@@ -204,6 +204,82 @@ def antithetic_members(params, spec):
         sign = -1.0 if name in keys else 1.0
         return jnp.stack([leaf, sign * leaf], axis=1).reshape((-1,) + leaf.shape[1:])
     return jax.tree_util.tree_map_with_path(pair, params)
+
+
+def linearised_gd(theta, f0, y_train, steps, learning_rate: float) -> jnp.ndarray:
+    """Predictions of one linearised member after ``s`` steps of full-batch gradient descent on
+    the summed MSE, in closed form from its empirical NTK (what :func:`train` with
+    ``model='linearised'`` computes step by step):
+
+        f_s(x) = f_0(x) - Theta(x, X) Theta(X, X)^-1 (I - (I - eta Theta(X, X))^s) (f_0(X) - Y),
+
+    through the eigendecomposition of ``Theta(X, X)`` (``(1 - (1 - eta lam)^s) / lam`` tends to
+    ``eta s`` as ``lam -> 0``, so a singular kernel is fine).
+
+    Args:
+        theta: ``(P k, P k)`` empirical NTK over the ``N`` training inputs then the ``P - N``
+            evaluation inputs, rows ordered ``(x, c)``
+            (:func:`ntkequi.nn.mlp_empirical_ntk`).
+        f0: ``(P, k)`` initial outputs on the same inputs.
+        y_train: ``(N, k)`` targets.
+        steps: the step counts.
+        learning_rate: the step size eta.
+
+    Returns:
+        ``(len(steps), P - N, k)``.
+
+    >>> theta = jnp.array([[2.0, 0.5], [0.5, 1.0]])                # one output, N = 1, one evaluation input
+    >>> f = linearised_gd(theta, jnp.array([[0.0], [0.0]]), jnp.array([[1.0]]), (0, 1, 1000), 0.25)
+    >>> [round(float(v), 4) for v in f[:, 0, 0]]                     # 0.5 * 0.25 after one step; 0.5 / 2 at the end
+    [0.0, 0.125, 0.25]
+    """
+    p, k = f0.shape
+    n = y_train.shape[0]
+    f = f0.reshape(-1)
+    lam, u = jnp.linalg.eigh(theta[:n * k, :n * k])
+    r = u.T @ (f[:n * k] - y_train.reshape(-1))
+    out = []
+    for s in steps:
+        grown = -jnp.expm1(s * jnp.log1p(-learning_rate * lam))                     # 1 - (1 - eta lam)^s
+        gain = jnp.where(jnp.abs(lam) > 1e-12 * jnp.abs(lam).max(), grown / jnp.where(lam == 0, 1, lam),
+                         learning_rate * s)
+        out.append((f[n * k:] - theta[n * k:, :n * k] @ (u @ (gain * r))).reshape(p - n, k))
+    return jnp.stack(out)
+
+
+def linearised_ensemble(spec: ArchSpec, params, x_train, y_train, x_eval, steps, learning_rate: float,
+                        gram_dtype=None, progress: bool = False) -> np.ndarray:
+    """The predictions of linearised MLP members trained by full-batch gradient descent, in closed
+    form (:func:`linearised_gd` on each member's :func:`~ntkequi.nn.mlp_empirical_ntk`): equal to
+    :func:`train` with ``model='linearised'`` on the same training set, without the training, and
+    so reachable at widths where training is not (cost per member ``O((P k)^2 width)`` for the
+    Gram products plus ``O((N k)^3)`` for the eigendecomposition, ``P = N + N_eval``).
+
+    Args:
+        spec: an MLP :class:`ArchSpec`.
+        params: the members' parameters, leading axis M (:func:`init_ensemble`).
+        x_train: ``(N, ...)``, the training set as trained on (the orbit included:
+            :func:`training_set`); y_train: ``(N, k)``; x_eval: ``(N_eval, ...)``.
+        steps: the step counts; learning_rate: the step size.
+        gram_dtype: dtype of the empirical NTK's Gram products (None: the parameters').
+        progress: a progress bar over members.
+
+    Returns:
+        ``(len(steps), M, N_eval, k)`` float64 numpy array.
+    """
+    pts = jnp.concatenate([x_train, x_eval])
+
+    @jax.jit
+    def one(p):
+        f0, theta = mlp_empirical_ntk(spec, p, pts, gram_dtype=gram_dtype)
+        return linearised_gd(theta, f0, y_train, steps, learning_rate)
+    m = jax.tree_util.tree_leaves(params)[0].shape[0]
+    members = range(m)
+    if progress:
+        from tqdm.auto import tqdm
+        members = tqdm(members, desc="linearised members", leave=False)
+    out = [np.asarray(one(jax.tree_util.tree_map(lambda v: v[i], params)), dtype=np.float64) for i in members]
+    return np.stack(out, axis=1)
 
 
 def member_apply(spec, model: str = "network"):

@@ -270,15 +270,16 @@ def linearised_ensemble(spec: ArchSpec, params, x_train, y_train, x_eval, steps,
     pts = jnp.concatenate([x_train, x_eval])
 
     @jax.jit
-    def one(p):
+    def one(p, pts, y):                  # the data as arguments, not constants XLA would fold
         f0, theta = mlp_empirical_ntk(spec, p, pts, gram_dtype=gram_dtype)
-        return linearised_gd(theta, f0, y_train, steps, learning_rate)
+        return linearised_gd(theta, f0, y, steps, learning_rate)
     m = jax.tree_util.tree_leaves(params)[0].shape[0]
     members = range(m)
     if progress:
         from tqdm.auto import tqdm
         members = tqdm(members, desc="linearised members", leave=False)
-    out = [np.asarray(one(jax.tree_util.tree_map(lambda v: v[i], params)), dtype=np.float64) for i in members]
+    out = [np.asarray(one(jax.tree_util.tree_map(lambda v: v[i], params), pts, y_train), dtype=np.float64)
+           for i in members]
     return np.stack(out, axis=1)
 
 

@@ -253,8 +253,8 @@ def train_config(cfg: TableConfig, model: str, seed: int, steps: Optional[int] =
 def parameter_counts(cfg: TableConfig) -> dict:
     """``{(model, n): number of parameters}`` of one network of each model and group."""
     x = jnp.zeros((1, 28, 28, 1))
-    count = lambda spec: sum(int(np.size(p)) for p in
-                             jax.tree_util.tree_leaves(spec.flax().init(jax.random.PRNGKey(0), x)))
+    count = lambda spec: sum(int(np.prod(p.shape)) for p in                    # shapes only: nothing runs
+                             jax.tree_util.tree_leaves(jax.eval_shape(spec.flax().init, jax.random.PRNGKey(0), x)))
     return {(m, n): count(model_spec(cfg, m, n)) for m in cfg.models for n in cfg.groups}
 
 
@@ -267,8 +267,8 @@ def forward_flops(cfg: TableConfig, batch: int = 8) -> dict:
     for m in cfg.models:
         for n in cfg.groups:
             net = model_spec(cfg, m, n).flax()
-            params = net.init(jax.random.PRNGKey(0), x[:1])
-            cost = jax.jit(net.apply).lower(params, x).compile().cost_analysis()
+            params = jax.eval_shape(net.init, jax.random.PRNGKey(0), x[:1])
+            cost = jax.jit(net.apply).lower(params, x).cost_analysis()                # the HLO's count, uncompiled
             out[(m, n)] = float(cost["flops"]) / batch
     return out
 

@@ -22,7 +22,7 @@ Records per (width, seed, kernel, step, evaluation set) carry ntk_convergence's 
 (:func:`ntkequi.metrics.ensemble_deviation`: bias, variance ratio, their intervals).
 
     ntkequi run linearised_width                                   # small: toy, a minute
-    ntkequi run linearised_width --data-dir DIR --preset cpu       # FashionMNIST MLP, widths 2048 ... 32768
+    ntkequi run linearised_width --data-dir DIR --preset cpu       # FashionMNIST MLP, widths 1024 ... 32768
 
 Writes runs/linearised_width[-<preset>]/ (resumable by (width, seed)); the per-member predictions
 of the empirical kernel stay in ``ensembles/<unit>/predictions_step*.npy`` (float32).
@@ -76,10 +76,11 @@ Config = LinearisedWidthConfig
 PRESETS = {
     "small": LinearisedWidthConfig(),
     # ntk_convergence's cpu FashionMNIST MLP problem (C4 orbit of 64 images at 14x14, 1200 steps at
-    # eta lambda_max = 0.5, test/MNIST/noise orbits), twice the members, widths up to 32768
+    # eta lambda_max = 0.5, test/MNIST/noise orbits, 16 members), so that at widths 1024 and 2048 the
+    # members of seeds 0-2 are ntk_convergence's own (the same keys); widths up to 32768, 5 seeds
     "cpu": LinearisedWidthConfig(problem=ProblemConfig(
-        "fmnist", widths=(2048, 8192, 32768), ensemble_size=32, n_train=64, n_eval=16, steps=1200,
-        record_steps=(0, 10, 100, 400, 1200), downsample=2), seeds=(0, 1, 2), gram_dtype="float32"),
+        "fmnist", widths=(1024, 2048, 8192, 32768), ensemble_size=16, n_train=64, n_eval=16, steps=1200,
+        record_steps=(0, 10, 100, 400, 1200), downsample=2), seeds=(0, 1, 2, 3, 4), gram_dtype="float32"),
 }
 
 

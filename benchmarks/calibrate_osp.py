@@ -50,8 +50,8 @@ def calibrate(cfg: osp.TableConfig, model: str, n: int, lr: float, epochs: float
     tcfg = dataclasses.replace(osp.train_config(cfg, model, seed=0, steps=steps), ensemble_size=1,
                                checkpoint_every=0)
     t = time.perf_counter()
-    res = ensembles.train(osp.model_spec(cfg, model, n), tcfg, x, np.eye(cfg.cnn.out_dim, dtype=np.float32)[y], xt,
-                          group=groups.rotations(n, (28, 28)), progress=False)
+    res = ensembles.train(osp.model_spec(cfg, model, n), tcfg, ensembles.TrainingData(x, np.eye(cfg.cnn.out_dim, dtype=np.float32)[y], xt, groups.rotations(n, (28, 28))),
+                          progress=False)
     return {"accuracy": metrics.accuracy(res.members[-1][0], yt), "steps": steps,
             "seconds": time.perf_counter() - t}
 

@@ -71,8 +71,8 @@ def time_train(spec, members: int, steps: int, member_map: str, x, y, group, mic
         cfg = ensembles.TrainConfig(ensemble_size=members, steps=s, learning_rate=1e-3, optimizer="adam",
                                     loss="xent", batch_size=128, augmentation="random", record_steps=(s,))
         t = time.perf_counter()
-        ensembles.train(spec, cfg, x, y, x[:8], group=group, progress=False,
-                        runtime=ensembles.Runtime(member_map=member_map, micro_batch=micro_batch,
+        ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x[:8], group),
+                        progress=False, runtime=ensembles.Runtime(member_map=member_map, micro_batch=micro_batch,
                                                   xla_options=xla_options))
         return time.perf_counter() - t
     short = min(run(2), run(2))     # the first call also pays one-time costs (the group's tables)

@@ -28,7 +28,7 @@ tests). The names below are the stable API; everything else is reached through i
 True
 """
 from . import data, ensembles, groups, kernels, metrics, nn, runs
-from .ensembles import EnsembleResult, TrainConfig, train
+from .ensembles import EnsembleResult, TrainConfig, TrainingData, train
 from .groups import Group, Rep, check_group
 from .kernels import Prediction, Predictor, max_learning_rate, predict, symmetrize
 from .metrics import equivariance_error, orbit_same_predictions
@@ -38,5 +38,5 @@ from .runs import RunDir, load_run
 __version__ = "0.1.0"
 __all__ = ["groups", "kernels", "nn", "ensembles", "metrics", "data", "runs",
            "Group", "Rep", "check_group", "ArchSpec", "predict", "Predictor", "max_learning_rate", "Prediction", "symmetrize",
-           "train", "TrainConfig", "EnsembleResult", "equivariance_error", "orbit_same_predictions",
+           "train", "TrainConfig", "TrainingData", "EnsembleResult", "equivariance_error", "orbit_same_predictions",
            "RunDir", "load_run", "__version__"]

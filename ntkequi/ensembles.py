@@ -37,7 +37,7 @@ from .nn.arch import ArchSpec, mlp_empirical_ntk
 from .nn.layers import Dense
 from .runs import TrainingStore
 
-__all__ = ["TrainConfig", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
+__all__ = ["TrainConfig", "TrainingData", "EnsembleResult", "learning_rate_schedule", "init_ensemble", "train", "training_set",
            "member_sharding", "shard_members", "map_members", "member_map_for", "micro_batch_for", "batch_grad",
            "minibatch_indices", "xla_options_for", "CPU_XLA_OPTIONS", "member_dtype", "DTYPES", "MODELS",
            "member_apply", "antithetic_members", "linearised_gd", "linearised_ensemble", "readout_name", "Runtime"]
@@ -681,15 +681,30 @@ def _stops(cfg: TrainConfig) -> list:
     return sorted(stops)
 
 
-def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Optional[Group] = None, *,
-          run_dir: Optional[str | Path] = None, progress: bool = True, overwrite: bool = False,
-          runtime: Runtime = Runtime()) -> EnsembleResult:
-    """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` and record
-    member predictions on ``x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """What an ensemble trains on and is evaluated at (:func:`train`).
 
-    x_train ``(N, ...)``, y_train ``(N, k)``; ``group`` is needed for every
-    augmentation but 'none'. With ``run_dir`` the run is saved as it goes and
-    resumes from its checkpoint (:class:`~ntkequi.runs.TrainingStore`). ``spec`` is anything
+    Attributes:
+        x: training inputs ``(N, ...)``, before any augmentation.
+        y: targets ``(N, k)``.
+        x_eval: evaluation inputs ``(N_eval, ...)``, where member predictions are recorded.
+        group: the group of the augmentation (needed for every augmentation but 'none').
+    """
+    x: Any
+    y: Any
+    x_eval: Any
+    group: Optional[Group] = None
+
+
+def train(spec: ArchSpec, cfg: TrainConfig, data: TrainingData, *, run_dir: Optional[str | Path] = None,
+          progress: bool = True, runtime: Runtime = Runtime()) -> EnsembleResult:
+    """Train an ensemble of ``cfg.ensemble_size`` members of ``spec`` on ``data`` and record
+    member predictions on ``data.x_eval`` ``(N_eval, ...)`` at ``cfg.record_steps``.
+
+    With ``run_dir`` the run is saved as it goes and resumes from its checkpoint
+    (:class:`~ntkequi.runs.TrainingStore`; a directory written with another config is refused:
+    use another one). ``spec`` is anything
     with ``.flax()`` and ``out_dim`` (an :class:`ArchSpec` or a baseline spec). How the
     ensemble is computed (devices, vmap or unrolled members, micro-batches, XLA options,
     evaluation chunks) is ``runtime`` (:class:`Runtime`), never what: results equal to
@@ -701,11 +716,10 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     Args:
         spec: the member architecture (``.flax()``, ``out_dim``).
         cfg: optimiser, loss, steps, augmentation, record steps, seed.
-        x_train: ``(N, ...)``; y_train: ``(N, k)``; x_eval: ``(N_eval, ...)``.
-        group: the group of the augmentation.
+        data: the training inputs and targets, the evaluation inputs and the group
+            (:class:`TrainingData`).
         run_dir: save and resume here (None: in memory only).
         progress: a progress bar over steps.
-        overwrite: discard a ``run_dir`` written with another config.
         runtime: the speed and device options (:class:`Runtime`).
 
     Returns:
@@ -726,7 +740,7 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     >>> spec = ArchSpec(kind="mlp", width=32)
     >>> lr = 0.5 * kernels.max_learning_rate(spec, x, c4)        # half the largest stable step
     >>> cfg = TrainConfig(ensemble_size=8, steps=20, learning_rate=lr, augmentation="orbit", record_steps=(20,))
-    >>> res = train(spec, cfg, x, data.radial_target(x), x_eval, group=c4, progress=False,
+    >>> res = train(spec, cfg, TrainingData(x, data.radial_target(x), x_eval, c4), progress=False,
     ...             runtime=Runtime(member_map="vmap"))
     >>> res.members.shape
     (1, 8, 16, 1)
@@ -736,13 +750,14 @@ def train(spec: ArchSpec, cfg: TrainConfig, x_train, y_train, x_eval, group: Opt
     """
     from tqdm.auto import tqdm
 
-    x, y, x_eval, dtype = _checked_data(spec, cfg, x_train, y_train, x_eval, group)
+    group = data.group
+    x, y, x_eval, dtype = _checked_data(spec, cfg, data.x, data.y, data.x_eval, group)
     engine = _Engine(spec, cfg, group, x, y, dtype, runtime)
     state, step, records, store = engine.initial_state(), 0, {}, None
     if run_dir is not None:
-        store = TrainingStore(run_dir, {"arch": spec, "train": cfg, "n_train": int(np.shape(x_train)[0]),
+        store = TrainingStore(run_dir, {"arch": spec, "train": cfg, "n_train": int(np.shape(data.x)[0]),
                                         "n_eval": int(x_eval.shape[0]),
-                                        "group": None if group is None else group.name}, overwrite=overwrite)
+                                        "group": None if group is None else group.name})
         state, step, records = store.restore(state)
         state = engine.place(state)
     bar = tqdm(total=cfg.steps, initial=step, desc="ensemble", unit="step", disable=not progress)

@@ -16,7 +16,8 @@ TRAIN = dict(ensemble_size=2, steps=2, learning_rate=0.1, record_steps=(2,))
 
 
 def _train(x, y, **cfg):
-    return ensembles.train(MLP, ensembles.TrainConfig(**{**TRAIN, **cfg}), x, y, X, progress=False)
+    return ensembles.train(MLP, ensembles.TrainConfig(**{**TRAIN, **cfg}), ensembles.TrainingData(x, y, X),
+                           progress=False)
 
 
 def _saved_config_with_unknown_field():

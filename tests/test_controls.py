@@ -61,7 +61,7 @@ def test_linearised_members_follow_the_discrete_formula_with_their_own_empirical
     steps = (0, 7, 30)
     cfg = ensembles.TrainConfig(ensemble_size=2, steps=30, learning_rate=lr, augmentation="orbit",
                                 record_steps=steps, dtype="float64", model="linearised", antithetic=True)
-    res = ensembles.train(SPEC, cfg, x, y, x_eval, group=C4, progress=False)
+    res = ensembles.train(SPEC, cfg, ensembles.TrainingData(x, y, x_eval, C4), progress=False)
     w0 = jax.tree_util.tree_map(lambda v: v[0], res.params[1])
     np.testing.assert_array_equal(jax.tree_util.tree_leaves(res.params[1])[0],     # w0 stayed where it was
                                   jax.tree_util.tree_leaves(ensembles.antithetic_members(ensembles.init_ensemble(
@@ -83,7 +83,8 @@ def test_linearised_members_follow_the_discrete_formula_with_their_own_empirical
                                        atol=1e-9 * np.abs(f).max() + 1e-12)
         f = f - lr * theta[:, :n] @ (f[:n] - np.asarray(ys))
         pair_mean = pair_mean - lr * theta[:, :n] @ (pair_mean[:n] - np.asarray(ys))
-    net = ensembles.train(SPEC, dataclasses.replace(cfg, model="network"), x, y, x_eval, group=C4, progress=False)
+    net = ensembles.train(SPEC, dataclasses.replace(cfg, model="network"), ensembles.TrainingData(x, y, x_eval, C4),
+                          progress=False)
     np.testing.assert_allclose(net.members[0], res.members[0], atol=1e-12)          # same initialisation
     assert np.abs(net.members[-1, 0] - res.members[-1, 0]).max() > 1e-6            # the network's kernel moves
 
@@ -102,7 +103,7 @@ def test_linearised_ensemble_in_closed_form_equals_training_the_linearised_membe
     steps = (0, 5, 25)
     cfg = ensembles.TrainConfig(ensemble_size=3, steps=25, learning_rate=lr, augmentation="orbit",
                                 record_steps=steps, dtype="float64", model="linearised", seed=4)
-    res = ensembles.train(spec, cfg, x, y2, x_eval, group=C4, progress=False)
+    res = ensembles.train(spec, cfg, ensembles.TrainingData(x, y2, x_eval, C4), progress=False)
     xs, ys = ensembles.training_set(C4, cfg, x, y2)
     w0 = res.params[1]
     closed = ensembles.linearised_ensemble(spec, w0, xs, ys, x_eval, steps, lr)

@@ -40,7 +40,8 @@ def test_gd_ensemble_mean_matches_ntk_prediction_and_is_invariant():
                                 record_steps=(0, 40, 400))
     # vmapped members (the accelerator path; same numbers to rounding as the CPU default of
     # unrolling them, which other tests run): unrolling 64 members compiles ~20 s longer
-    res = ensembles.train(SPEC, cfg, x, y, x_eval, group=G4, progress=False, runtime=ensembles.Runtime(member_map="vmap"))
+    res = ensembles.train(SPEC, cfg, ensembles.TrainingData(x, y, x_eval, G4),
+                          progress=False, runtime=ensembles.Runtime(member_map="vmap"))
     pred = ntk.predict(SPEC, x, y, x_eval, res.times(lr), group=G4, compute_cov=True)
     for i, step in enumerate(res.steps):
         z = (res.mean[i, :, 0] - pred.mean[i, :, 0]) / np.sqrt(np.diag(pred.cov[i]) / M)
@@ -78,7 +79,7 @@ def test_training_modes_reduce_the_loss(mode, opt, loss):
     cfg = ensembles.TrainConfig(ensemble_size=3, steps=150, learning_rate=0.01 if opt == "adam" else 0.002,
                                 optimizer=opt, loss=loss, augmentation=mode, batch_size=4,
                                 record_steps=(0, 150))
-    res = ensembles.train(spec, cfg, x, y, x, group=G4, progress=False)
+    res = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x, G4), progress=False)
     if loss == "xent":
         import optax
         err = [float(optax.softmax_cross_entropy(res.members[i], y[None]).mean()) for i in range(2)]
@@ -92,7 +93,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, monkeypatch):
     spec = dataclasses.replace(SPEC, width=32)
     cfg = ensembles.TrainConfig(ensemble_size=3, steps=60, learning_rate=0.005, augmentation="random",
                                 record_steps=(0, 20, 40, 60), checkpoint_every=10)
-    ref = ensembles.train(spec, cfg, x, y, x_eval, group=G4, progress=False)
+    ref = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, G4), progress=False)
 
     real = runs.RunDir.record
     def crash_after_step_20(self, key, **payload):
@@ -101,9 +102,10 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, monkeypatch):
         return real(self, key, **payload)
     monkeypatch.setattr(runs.RunDir, "record", crash_after_step_20)
     with pytest.raises(KeyboardInterrupt):
-        ensembles.train(spec, cfg, x, y, x_eval, group=G4, run_dir=tmp_path, progress=False)
+        ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, G4), run_dir=tmp_path, progress=False)
     monkeypatch.setattr(runs.RunDir, "record", real)
-    resumed = ensembles.train(spec, cfg, x, y, x_eval, group=G4, run_dir=tmp_path, progress=False)
+    resumed = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, G4),
+                              run_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(resumed.steps, ref.steps)
     np.testing.assert_allclose(resumed.members, ref.members, rtol=1e-6, atol=1e-6)
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
@@ -117,13 +119,13 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, monkeypatch):
 def test_bad_training_input():
     x, y, x_eval = _toy()
     with pytest.raises(ValueError, match="needs a group"):
-        ensembles.train(SPEC, ensembles.TrainConfig(augmentation="orbit", steps=1, record_steps=(1,)),
-                        x, y, x_eval, progress=False)
+        ensembles.train(SPEC, ensembles.TrainConfig(augmentation="orbit", steps=1, record_steps=(1,)), ensembles.TrainingData(x, y, x_eval),
+                        progress=False)
     with pytest.raises(ValueError, match="record_steps"):
         ensembles.TrainConfig(steps=10, record_steps=(0, 20))
     with pytest.raises(ValueError, match="x_train contains"):
-        ensembles.train(SPEC, ensembles.TrainConfig(steps=1, record_steps=(1,)), x.at[0, 0].set(jnp.inf),
-                        y, x_eval, progress=False)
+        ensembles.train(SPEC, ensembles.TrainConfig(steps=1, record_steps=(1,)), ensembles.TrainingData(x.at[0, 0].set(jnp.inf), y, x_eval),
+                        progress=False)
 
 
 def test_onecycle_schedule_steps():
@@ -131,12 +133,13 @@ def test_onecycle_schedule_steps():
     warm-up's start (peak / 25), and the last step's rate is the peak / 2.5e5; gd refuses it."""
     x, y, x_eval = _toy()
     base = dict(ensemble_size=2, optimizer="adam", steps=10, record_steps=(1,), batch_size=None)
-    one = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1, schedule="onecycle", **base),
-                          x, y, x_eval, progress=False)
-    const = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1 / 25, **base), x, y, x_eval,
+    one = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1, schedule="onecycle", **base), ensembles.TrainingData(x, y, x_eval),
+                          progress=False)
+    const = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1 / 25, **base), ensembles.TrainingData(x, y, x_eval),
                             progress=False)
     np.testing.assert_allclose(one.members, const.members, rtol=1e-5, atol=1e-7)
-    peak = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1, **base), x, y, x_eval, progress=False)
+    peak = ensembles.train(SPEC, ensembles.TrainConfig(learning_rate=0.1, **base), ensembles.TrainingData(x, y, x_eval),
+                           progress=False)
     assert not np.allclose(peak.members, const.members, rtol=1e-3)
     f = ensembles.learning_rate_schedule(ensembles.TrainConfig(learning_rate=0.1, schedule="onecycle",
                                                                **{**base, "steps": 50, "record_steps": (50,)}))
@@ -199,8 +202,8 @@ def test_training_over_micro_batches_equals_whole_batch_training():
     y = jax.nn.one_hot(jnp.arange(80) % 2, 2)
     cfg = ensembles.TrainConfig(ensemble_size=2, steps=5, learning_rate=1e-2, optimizer="adam", loss="xent",
                                 batch_size=64, record_steps=(5,), dtype="float64")
-    run = lambda micro: ensembles.train(spec, cfg, x, y, x[:6], progress=False,  # noqa: E731
-                                        runtime=ensembles.Runtime(member_map="unroll", micro_batch=micro)).members
+    run = lambda micro: ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x[:6]),
+                                        progress=False, runtime=ensembles.Runtime(member_map="unroll", micro_batch=micro)).members
     np.testing.assert_allclose(run(16), run(None), rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="micro_batch.*'half'"):
         run("half")
@@ -254,7 +257,7 @@ def test_cpu_compiler_options_keep_convolutions_in_xla_and_train_the_same_ensemb
         assert xla_convolutions("auto") == 5 > xla_convolutions(None)
         cfg = ensembles.TrainConfig(ensemble_size=2, steps=5, learning_rate=1e-2, optimizer="adam", loss="xent",
                                     batch_size=32, augmentation="random", record_steps=(5,))
-        run = lambda opts: ensembles.train(spec, cfg, x, y, x[:6], group=groups.rotations(4, (8, 8)),  # noqa: E731
+        run = lambda opts: ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x[:6], groups.rotations(4, (8, 8))),
                                            progress=False, runtime=ensembles.Runtime(xla_options=opts)).members
         fast, plain = run("auto"), run(None)
     assert fast.dtype == np.float64                  # float32 members, predictions returned as float64

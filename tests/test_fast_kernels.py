@@ -105,7 +105,7 @@ FAST = [
 @pytest.mark.parametrize("spec,event", FAST)
 def test_equal_to_neural_tangents_in_float64(spec, event):
     with _float64():
-        errs = _compare(spec, (4,) + event, (3,) + event)
+        errs = _compare(spec, (3,) + event, (2,) + event)
     assert max(errs.values()) < TOL64, errs
 
 
@@ -225,13 +225,16 @@ def test_declared_intermediate_reaches_the_memory_guard():
         predict(spec, x, np.zeros((4, 1)), x, 1.0, max_bytes=declared // 2)
 
 
+# slow (about 70 s, all compilation): it follows from test_structured's structured == direct on the
+# C4 CNN and the float64 tests above (ntkequi's kernel == neural-tangents'); kept for a direct check
+@pytest.mark.slow
 def test_structured_solver_unchanged_with_the_new_kernel():
     spec = ArchSpec(kind="cnn", depth=2, pool=True, out_dim=1, b_std=0.1)
     c4 = groups.rotations(4, shape=(8, 8))        # 8 -> 4 -> 2: every pooled size even, exact
     with _float64():
-        x = jax.random.normal(jax.random.PRNGKey(0), (5, 8, 8, 1), dtype=jnp.float64)
-        y = jnp.linspace(-1, 1, 5)[:, None]
-        xt = jax.random.normal(jax.random.PRNGKey(1), (3, 8, 8, 1), dtype=jnp.float64)
+        x = jax.random.normal(jax.random.PRNGKey(0), (3, 8, 8, 1), dtype=jnp.float64)
+        y = jnp.linspace(-1, 1, 3)[:, None]
+        xt = jax.random.normal(jax.random.PRNGKey(1), (2, 8, 8, 1), dtype=jnp.float64)
         ts = [1.0, float("inf")]
         new = predict(spec, x, y, xt, ts, group=c4, solver="structured", compute_cov=True)
         # neural-tangents' kernel on the direct path (its pooled-CNN kernel under jit, which the

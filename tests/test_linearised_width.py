@@ -36,6 +36,7 @@ def test_records_and_the_control(tiny):
     assert gap[2048] < gap[16], gap
     saved = np.load(out / "ensembles" / "w2048_s1" / "predictions_step30.npy")
     assert saved.dtype == np.float32 and saved.shape == (6, 2 * 3 * 8, 1)
+    assert all(r["seconds"] > 0 for r in done.values() if r.get("kind") == "unit")
     assert lw.kept_files(out) == sorted(f"ensembles/w{w}_s{s}/predictions_step30.npy" for w in (16, 2048) for s in (0, 1))
 
 
@@ -49,9 +50,29 @@ def test_resume_report_and_bad_config(tiny):
     nums = lw.numbers(cfg, done)
     assert nums["linWidthNarrowWidth"] == 16 and nums["linWidthWideWidth"] == 2048
     assert nums["linWidthEmpWideLow"] <= nums["linWidthEmpWide"] <= nums["linWidthEmpWideHigh"]
-    assert len(lw.table(cfg, done).rows) == 2 * 2
+    assert len(lw.table(cfg, done).rows) == 2 * 2 and len(lw.table(cfg, done).rows[0]) == 8
+    w, d, lo, hi = lw.paired_differences(done, "noise")
+    assert list(w) == [16, 2048] and np.all(lo <= d) and np.all(d <= hi)
     lw.figure(cfg, done)
     with pytest.raises(ValueError, match="mlp"):
         lw.Config(problem=nc.ProblemConfig("fmnist", "cnn"))
     with pytest.raises(ValueError, match="gram_dtype"):
         lw.Config(gram_dtype="float16")
+
+
+def test_the_committed_closed_form_reproduces_ntk_convergences_trained_linearised_members():
+    """The committed cpu run's members at widths 1024 and 2048, seeds 0-2, are ntk_convergence's
+    linearised members (same keys, data and steps), there trained step by step in float32: the
+    closed form's last-step predictions equal theirs to float32 training's rounding."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "results"
+    cfg = load_run(root / "linearised_width", lw.Config).config
+    assert cfg == lw.PRESETS["cpu"]
+    last = cfg.problem.steps
+    for w in (1024, 2048):
+        for s in (0, 1, 2):
+            closed = np.load(root / "linearised_width" / "ensembles" / f"w{w}_s{s}" / f"predictions_step{last}.npy")
+            trained = np.load(root / "ntk_convergence" / "ensembles" / f"fmnist_mlp_linearised_w{w}_s{s}"
+                              / f"predictions_step{last}.npy")
+            assert closed.shape == trained.shape == (16, 3 * 16 * 4, 10)
+            assert np.abs(closed - trained).max() < 1e-4 * np.abs(trained).max(), (w, s)

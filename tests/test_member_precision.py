@@ -45,8 +45,9 @@ def test_float32_members_are_the_float64_members_to_float32_rounding(kind):
     cfg = ensembles.TrainConfig(ensemble_size=3, steps=steps, learning_rate=lr, augmentation="orbit",
                                 record_steps=(0, 5, steps))
     assert cfg.dtype == "float32"                                # the default
-    f32 = ensembles.train(spec, cfg, x, y, x_eval, group=group, progress=False)
-    f64 = ensembles.train(spec, dataclasses.replace(cfg, dtype="float64"), x, y, x_eval, group=group, progress=False)
+    f32 = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, group), progress=False)
+    f64 = ensembles.train(spec, dataclasses.replace(cfg, dtype="float64"), ensembles.TrainingData(x, y, x_eval, group),
+                          progress=False)
     assert f32.members.dtype == f64.members.dtype == np.float64
     assert {p.dtype for p in jax.tree_util.tree_leaves(f32.params)} == {jnp.dtype(jnp.float32)}
     assert {p.dtype for p in jax.tree_util.tree_leaves(f64.params)} == {jnp.dtype(jnp.float64)}
@@ -64,19 +65,21 @@ def test_member_precision_is_independent_of_the_float64_switch(tmp_path):
     spec, group, x, y, x_eval = _problem("mlp")
     cfg = ensembles.TrainConfig(ensemble_size=2, steps=4, learning_rate=1e-3, augmentation="random",
                                 record_steps=(0, 4))
-    res = ensembles.train(spec, cfg, x, y, x_eval, group=group, run_dir=tmp_path / "f32", progress=False)
+    res = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, group),
+                          run_dir=tmp_path / "f32", progress=False)
     saved = np.load(tmp_path / "f32" / "predictions_step4.npy")
     assert saved.dtype == np.float32 and res.members.dtype == np.float64
     np.testing.assert_array_equal(saved, res.members[-1])
-    again = ensembles.train(spec, cfg, x, y, x_eval, group=group, run_dir=tmp_path / "f32", progress=False)
+    again = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, group),
+                            run_dir=tmp_path / "f32", progress=False)
     np.testing.assert_array_equal(again.members, res.members)            # resumed from the files
-    legacy = ensembles.train(spec, dataclasses.replace(cfg, dtype=None), x, y, x_eval, group=group,
+    legacy = ensembles.train(spec, dataclasses.replace(cfg, dtype=None), ensembles.TrainingData(x, y, x_eval, group),
                              progress=False)
     assert {p.dtype for p in jax.tree_util.tree_leaves(legacy.params)} == {jnp.dtype(jnp.float64)}
     with jax.enable_x64(False):
         with pytest.raises(ValueError, match="dtype='float64' needs jax_enable_x64"):
-            ensembles.train(spec, dataclasses.replace(cfg, dtype="float64"), np.asarray(x), np.asarray(y),
-                            np.asarray(x_eval), group=group, progress=False)
+            ensembles.train(spec, dataclasses.replace(cfg, dtype="float64"), ensembles.TrainingData(np.asarray(x), np.asarray(y), np.asarray(x_eval), group),
+                            progress=False)
     with pytest.raises(ValueError, match="dtype.*'float16'"):
         ensembles.TrainConfig(dtype="float16")
     with pytest.raises(ValueError, match="member_dtype.*'bfloat16'"):
@@ -90,17 +93,18 @@ def test_runs_saved_before_the_dtype_field_resume_as_they_were(tmp_path):
     spec, group, x, y, x_eval = _problem("mlp")
     cfg = ensembles.TrainConfig(ensemble_size=2, steps=4, learning_rate=1e-3, augmentation="orbit",
                                 record_steps=(0, 4), dtype=None)
-    ref = ensembles.train(spec, cfg, x, y, x_eval, group=group, run_dir=tmp_path, progress=False)
+    ref = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, group), run_dir=tmp_path, progress=False)
     path = tmp_path / "config.json"
     old = json.loads(path.read_text())
     del old["train"]["dtype"]
     path.write_text(json.dumps(old))
-    resumed = ensembles.train(spec, cfg, x, y, x_eval, group=group, run_dir=tmp_path, progress=False)
+    resumed = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, x_eval, group),
+                              run_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(resumed.members, ref.members)
     assert np.load(tmp_path / "predictions_step4.npy").dtype == np.float64
     path.write_text(json.dumps(old))
     with pytest.raises(ConfigMismatchError, match="train"):
-        ensembles.train(spec, dataclasses.replace(cfg, dtype="float32"), x, y, x_eval, group=group,
+        ensembles.train(spec, dataclasses.replace(cfg, dtype="float32"), ensembles.TrainingData(x, y, x_eval, group),
                         run_dir=tmp_path, progress=False)
     saved = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(sweep.SweepConfig()))).items()
              if k != "member_dtype"}

@@ -32,7 +32,7 @@ def test_records_carry_what_a_referee_needs(tiny):
         assert r["bias_ci"][0] <= r["bias"] <= r["bias_ci"][1] or r["bias"] == 0.0
         assert r["t"] == pytest.approx(r["step"] * done[f"toy_mlp/{r['model']}/w{r['width']}/s{r['seed']}"]["eta"])
     units = [k for k, r in done.items() if r.get("kind") == "unit"]
-    assert len(units) == 2 * 2 * 2
+    assert len(units) == 2 * 2 * 2 and all(done[u]["seconds"] > 0 for u in units)      # each unit's wall time
     # the per-member predictions stay beside the records (float32), so every number can be recomputed
     saved = np.load(out / "ensembles" / "toy_mlp_network_w256_s1" / "predictions_step6.npy")
     assert saved.dtype == np.float32 and saved.shape == (8, 2 * 3 * 8, 1)

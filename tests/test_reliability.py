@@ -56,7 +56,7 @@ TRAIN = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from test_reliability import _problem
     spec, cfg, x, y, xe, group = _problem()
-    ensembles.train(spec, cfg, x, y, xe, group=group, run_dir=sys.argv[1], progress=False)
+    ensembles.train(spec, cfg, ensembles.TrainingData(x, y, xe, group), run_dir=sys.argv[1], progress=False)
 """)
 
 
@@ -86,8 +86,9 @@ def test_a_run_killed_mid_training_resumes_bitwise_identical(tmp_path):
     from flax import serialization
     killed_at = int(serialization.msgpack_restore(ckpt.read_bytes())["step"])
     assert 0 < killed_at < cfg.steps, killed_at                # it really was stopped mid-run
-    resumed = ensembles.train(spec, cfg, x, y, xe, group=group, run_dir=d, progress=False)
-    whole = ensembles.train(spec, cfg, x, y, xe, group=group, run_dir=tmp_path / "whole", progress=False)
+    resumed = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, xe, group), run_dir=d, progress=False)
+    whole = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, xe, group),
+                            run_dir=tmp_path / "whole", progress=False)
     np.testing.assert_array_equal(resumed.steps, whole.steps)
     np.testing.assert_array_equal(resumed.members, whole.members)
 

@@ -202,7 +202,7 @@ def run(cfg: CrossProductConfig, out, *, data_dir=None, progress: bool = True, o
         x_eval, index = _eval_inputs(g_eval, evals, rots)
         print(f"[{out.name}] ensemble ({aug}): {tcfg.ensemble_size} members, width {cfg.ensemble_width}",
               flush=True)
-        res = ensembles.train(spec(cfg, cfg.ensemble_width), tcfg, xt, yt, x_eval, group=group,
+        res = ensembles.train(spec(cfg, cfg.ensemble_width), tcfg, ensembles.TrainingData(xt, yt, x_eval, group),
                               run_dir=out / key, progress=progress)
         ref = _predict(cfg, aug, x, y, x_eval, np.asarray(steps) * lr, so3_mats)
         recs = []

@@ -330,7 +330,7 @@ def run(cfg: TableConfig, out, *, data_dir=None, progress: bool = True, overwrit
                 spec = model_spec(cfg, model, n)
                 tcfg = train_config(cfg, model, seed)
                 print(f"[{out.name}] {key}", flush=True)
-                res = ensembles.train(spec, tcfg, x_tr, y_onehot, x_eval, group=group,
+                res = ensembles.train(spec, tcfg, ensembles.TrainingData(x_tr, y_onehot, x_eval, group),
                                       run_dir=out / "models" / key.replace("/", "_"), progress=progress)
                 members = res.members[-1]                       # (M, N_eval, k)
                 rec = {"model": model, "n": n, "seed": seed, "n_train": int(x_tr.shape[0])}

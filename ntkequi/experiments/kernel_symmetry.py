@@ -151,7 +151,7 @@ def run(cfg: KernelSymmetryConfig, out, *, data_dir=None, progress: bool = True,
                                      learning_rate=lr, augmentation="orbit", record_steps=tuple(sorted(set(steps))),
                                      seed=cfg.seed, dtype=cfg.member_dtype)
         print(f"[{out.name}] ensemble: {tcfg.ensemble_size} members, width {cfg.ensemble_width}", flush=True)
-        res = ensembles.train(cnn_spec(cfg, cfg.ensemble_width), tcfg, x, y, x_eval, group=g4,
+        res = ensembles.train(cnn_spec(cfg, cfg.ensemble_width), tcfg, ensembles.TrainingData(x, y, x_eval, g4),
                               run_dir=out / "ensemble", progress=progress)
         rec = {"steps": steps, "times": [float(s * lr) for s in steps], "distance_to_augmented": [],
                "invariance_noise": [], "member_invariance_noise": []}

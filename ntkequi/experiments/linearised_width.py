@@ -30,6 +30,7 @@ of the empirical kernel stay in ``ensembles/<unit>/predictions_step*.npy`` (floa
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import ClassVar
 
 import jax
@@ -127,6 +128,7 @@ def run(cfg: LinearisedWidthConfig, out, *, data_dir=None, progress: bool = True
         key_init, _ = jax.random.split(jax.random.PRNGKey(seed))       # as ensembles.train draws members
         params = ensembles.init_ensemble(net, key_init, p.ensemble_size, xs)
         print(f"[{rd.path.name}] {unit}: {p.ensemble_size} linearised members in closed form", flush=True)
+        start = time.perf_counter()
         emp = ensembles.linearised_ensemble(net, params, xs, ys, ev.x, steps, eta,
                                             gram_dtype=jnp.dtype(cfg.gram_dtype), progress=progress)
         f0 = jax.vmap(lambda q: net.flax().apply(q, pts))(params)     # (M, P, k)
@@ -139,7 +141,8 @@ def run(cfg: LinearisedWidthConfig, out, *, data_dir=None, progress: bool = True
                 **_records(p, ev, pred, scales, width, seed, "analytic", ana, steps, eta)}
         for key, rec in recs.items():
             done[key] = rd.record(key, **rec)
-        done[unit] = rd.record(unit, kind="unit", width=int(width), seed=int(seed), eta=float(eta))
+        done[unit] = rd.record(unit, kind="unit", width=int(width), seed=int(seed), eta=float(eta),
+                               seconds=round(time.perf_counter() - start, 1))       # wall time of the unit
         if progress:
             last = [r for r in recs.values() if r["step"] == steps[-1] and r["eval_set"] == ev.names[0]]
             print(f"[{rd.path.name}] {unit}: variance ratio at step {steps[-1]} ({ev.names[0]}): "
@@ -175,6 +178,28 @@ def ratios(done: dict, kernel: str, eval_set: str, step=None):
     return pooled_mean(done, "variance_ratio", kernel=kernel, eval_set=eval_set, step=step)
 
 
+def paired_differences(done: dict, eval_set: str, step=None, level: float = 0.9):
+    """``(widths, mean, low, high)``: the variance ratio with each member's empirical NTK minus the
+    ratio with the analytic NTK, per width, averaged over seeds with its ``level`` interval over
+    seeds (``mean +- t_{S-1} se``). Both evolve the same initial functions, so their sampling
+    noise cancels in the difference, which is the finite-width kernel's own effect on the spread."""
+    from scipy import stats
+    step = _last(done) if step is None else step
+    emp = {(r["width"], r["seed"]): r["variance_ratio"]
+           for r in rows(done, kernel="empirical", eval_set=eval_set, step=step)}
+    ana = {(r["width"], r["seed"]): r["variance_ratio"]
+           for r in rows(done, kernel="analytic", eval_set=eval_set, step=step)}
+    widths = sorted({w for w, _ in emp})
+    m, lo, hi = [], [], []
+    for w in widths:
+        d = np.asarray([emp[u] - ana[u] for u in emp if u[0] == w and u in ana])
+        half = (stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
+        m.append(float(d.mean()))
+        lo.append(m[-1] - half)
+        hi.append(m[-1] + half)
+    return np.asarray(widths), np.asarray(m), np.asarray(lo), np.asarray(hi)
+
+
 def summary(cfg: LinearisedWidthConfig, done: dict) -> str:
     """Per evaluation set and kernel at the last step: the variance ratio per width with its
     interval over seeds, the fitted exponent of its distance from 1, and the relative bias."""
@@ -189,16 +214,28 @@ def summary(cfg: LinearisedWidthConfig, done: dict) -> str:
                          + ", ".join(f"w{int(x)} {y:.3f} [{a:.3f}, {c:.3f}]" for x, y, a, c in zip(w, v, lo, hi))
                          + f"; exponent of |ratio - 1| {fit_exponent(w, np.abs(v - 1)):.2f}; relative bias "
                          + ", ".join(f"{y:.3g} [up to {c:.3g}]" for y, c in zip(b, bhi)))
+        w, d, lo, hi = paired_differences(done, s)
+        lines.append(f"{s} empirical minus analytic (paired): "
+                     + ", ".join(f"w{int(x)} {y:+.4f} [{a:+.4f}, {c:+.4f}]" for x, y, a, c in zip(w, d, lo, hi))
+                     + f"; exponent of |difference| {fit_exponent(w, np.abs(d)):.2f}")
     return "\n".join(lines)
 
 
 def figure(cfg: LinearisedWidthConfig, done: dict):
-    """Variance ratio against width, one panel per evaluation set: the empirical kernel at each
-    recorded step after 0, and the analytic-kernel control at the last step (intervals over seeds)."""
+    """Top: variance ratio against width, one panel per evaluation set, the empirical kernel at
+    each recorded step after 0 and the analytic-kernel control at the last step. Bottom: the paired
+    difference (analytic minus empirical, log-log) with a 1/width guide. Intervals over seeds."""
     plt = pyplot()
     sets = _eval_sets(done)
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(sets), figsize=(4.2 * len(sets), 6.6), squeeze=False)
     steps = sorted({r["step"] for r in rows(done)} - {0})
+    for ax, s in zip(axes[1], sets):
+        for i, step in enumerate(steps):
+            w, d, lo, hi = paired_differences(done, s, step)
+            ax.errorbar(w, -d, yerr=[hi - d, d - lo], fmt="o-", color=f"C{i}", capsize=3, label=f"step {step}")
+        ax.plot(w, -d[0] * w[0] / w, ":", color="k", lw=1, label="1/width")
+        ax.set(xscale="log", yscale="log", xlabel="width", ylabel="analytic minus empirical (paired)")
+    axes[1][0].legend(fontsize=7)
     for ax, s in zip(axes[0], sets):
         for i, step in enumerate(steps):
             w, v, lo, hi = ratios(done, "empirical", s, step)
@@ -213,26 +250,30 @@ def figure(cfg: LinearisedWidthConfig, done: dict):
 
 
 def table(cfg: LinearisedWidthConfig, done: dict) -> Table:
-    """The variance ratio at the last step per width and evaluation set, empirical kernel (with
-    its interval over seeds) and the analytic-kernel control."""
+    """The variance ratio at the last step per width and evaluation set: the empirical kernel, the
+    analytic-kernel control and their paired difference, each with its interval over seeds."""
     rows_ = []
     for s in _eval_sets(done):
         w, v, lo, hi = ratios(done, "empirical", s)
         _, va, alo, ahi = ratios(done, "analytic", s)
+        _, d, dlo, dhi = paired_differences(done, s)
         rows_ += [[s.replace("_", " "), str(int(x)), Num(y, 3), (Num(a, 3), "--", Num(c, 3)), Num(z, 3),
-                   (Num(e, 3), "--", Num(f, 3))] for x, y, a, c, z, e, f in zip(w, v, lo, hi, va, alo, ahi)]
+                   (Num(e, 3), "--", Num(f, 3)), Num(g, 2), (Num(h, 2), "--", Num(i, 2))]
+                  for x, y, a, c, z, e, f, g, h, i in zip(w, v, lo, hi, va, alo, ahi, d, dlo, dhi)]
     cap = (f"Linearised {cfg.problem.name.replace('_', ' ')} ensembles in closed form "
            f"({cfg.problem.ensemble_size} members, {len(cfg.seeds)} seeds per width): the variance ratio "
            r"tr $S$ / ($k$ tr $\Sigma_s$) at the last step, with each member's empirical NTK and, as a control, "
-           "with the analytic NTK from the same initial functions; 90 \\% intervals over seeds.")
-    return Table(["evaluation set", "width", "ratio", "interval", "analytic-NTK control", "interval"], rows_, cap,
+           "with the analytic NTK from the same initial functions, and their difference per seed (the "
+           "finite-width kernel's effect, free of the members' sampling noise); 90 \\% intervals over seeds.")
+    return Table(["evaluation set", "width", "ratio", "interval", "analytic-NTK control", "interval",
+                  "difference (paired)", "interval"], rows_, cap,
                  "linearised_width")
 
 
 def numbers(cfg: LinearisedWidthConfig, done: dict) -> dict:
-    """The variance ratio at the last step on the first evaluation set, at the smallest and the
-    largest width, with the ends of its interval, for both kernels, and the fitted exponent of
-    the empirical kernel's distance from 1."""
+    """On the first evaluation set at the last step, at the smallest and the largest width: the
+    variance ratio for both kernels and their paired difference, each with the ends of its
+    interval; the fitted exponents of the empirical ratio's distance from 1 and of the difference."""
     s = _eval_sets(done)[0]
     out = {}
     for kernel, tag in (("empirical", "Emp"), ("analytic", "Ana")):
@@ -244,6 +285,11 @@ def numbers(cfg: LinearisedWidthConfig, done: dict) -> dict:
         if kernel == "empirical":
             out["linWidthExponent"] = fit_exponent(w, np.abs(v - 1))
             out["linWidthNarrowWidth"], out["linWidthWideWidth"] = float(w[0]), float(w[-1])
+    w, d, lo, hi = paired_differences(done, s)
+    for i, end in ((0, "Narrow"), (-1, "Wide")):
+        out[f"linWidthDiff{end}"], out[f"linWidthDiff{end}Low"], out[f"linWidthDiff{end}High"] = \
+            float(d[i]), float(lo[i]), float(hi[i])
+    out["linWidthDiffExponent"] = fit_exponent(w, np.abs(d))
     return out
 
 

@@ -27,6 +27,7 @@ checkpoint); `ntkequi figures` makes the figures from results/.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import ClassVar
 
 import jax
@@ -261,13 +262,14 @@ def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, ov
                                          augmentation="orbit", record_steps=tuple(p.record_steps), seed=seed,
                                          dtype=cfg.member_dtype, model=model, antithetic=cfg.antithetic)
             print(f"[{rd.path.name}] {unit}: {p.ensemble_size} members", flush=True)
-            res = ensembles.train(spec(p, width, k), tcfg, prob.x, prob.y, ev.x, group=prob.group,
+            start = time.perf_counter()
+            res = ensembles.train(spec(p, width, k), tcfg, ensembles.TrainingData(prob.x, prob.y, ev.x, prob.group),
                                   run_dir=rd.path / "ensembles" / unit.replace("/", "_"), progress=progress)
             for rec in _unit_records(cfg, p, prob, ev, pred, train_loss, scales, width, seed, model, res, eta):
                 key = rec.pop("key")
                 done[key] = rd.record(key, **rec)
             done[unit] = rd.record(unit, kind="unit", dataset=p.name, model=model, width=int(width), seed=int(seed),
-                                   eta=float(eta))
+                                   eta=float(eta), seconds=round(time.perf_counter() - start, 1))   # wall time
     return done
 
 

@@ -93,9 +93,8 @@ def run(problem: Problem, cfg: SweepConfig, out: Path, config=None, progress: bo
                 augmentation=mode, subgroup_step=cfg.subgroup_step,
                 record_steps=cfg.record_steps, seed=cfg.seed, dtype=cfg.member_dtype)
             print(f"[{out.name}] {key}: {tcfg.ensemble_size} {cfg.member_dtype} members, lr={lr:.3g}", flush=True)
-            res = ensembles.train(spec, tcfg, x, y, x_eval, group=group,
-                                  run_dir=run_dir.path / "ensembles" / key.replace("/", "_"),
-                                  progress=progress)
+            res = ensembles.train(spec, tcfg, ensembles.TrainingData(x, y, x_eval, group),
+                                  run_dir=run_dir.path / "ensembles" / key.replace("/", "_"), progress=progress)
             # the infinite-width limit of the same training set
             x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
             if mode not in predictors:

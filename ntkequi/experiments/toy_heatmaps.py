@@ -95,8 +95,8 @@ def run(cfg: HeatmapConfig, out, *, data_dir=None, progress: bool = True, overwr
         tcfg = ensembles.TrainConfig(ensemble_size=cfg.ensemble_size, steps=cfg.record_steps[-1],
                                      learning_rate=lr, augmentation=mode, record_steps=cfg.record_steps,
                                      seed=cfg.seed, dtype=cfg.member_dtype, antithetic=cfg.antithetic)
-        res = ensembles.train(spec, tcfg, x, y, evals, group=group, run_dir=out / "ensembles" / mode,
-                              progress=progress)
+        res = ensembles.train(spec, tcfg, ensembles.TrainingData(x, y, evals, group),
+                              run_dir=out / "ensembles" / mode, progress=progress)
         x_aug, y_aug = ensembles.training_set(group, tcfg, x, y)
         times = res.times(lr)
         pred = (predict(spec, x_aug, y_aug, evals, steps=res.steps, learning_rate=lr) if cfg.discrete

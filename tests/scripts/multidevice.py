@@ -25,8 +25,9 @@ xf = x.reshape(8, 36)
 mlp = ArchSpec(kind="mlp", depth=2, width=16)
 cfg = ensembles.TrainConfig(ensemble_size=8, steps=4, learning_rate=0.01, record_steps=(0, 2, 4),
                             dtype="float64")    # compared to float64 rounding
-a = ensembles.train(mlp, cfg, xf, y, xf, progress=False)
-b = ensembles.train(mlp, cfg, xf, y, xf, progress=False, runtime=ensembles.Runtime(devices=1, member_map="vmap"))
+a = ensembles.train(mlp, cfg, ensembles.TrainingData(xf, y, xf), progress=False)
+b = ensembles.train(mlp, cfg, ensembles.TrainingData(xf, y, xf),
+                    progress=False, runtime=ensembles.Runtime(devices=1, member_map="vmap"))
 leaf = jax.tree_util.tree_leaves(a.params)[0]
 out["mlp_sharding_devices"] = len(leaf.sharding.device_set)
 out["mlp_shard_shape"] = list(leaf.addressable_shards[0].data.shape)
@@ -36,15 +37,17 @@ out["mlp_identical"] = bool(np.array_equal(a.members, b.members))
 cnn = ArchSpec(kind="cnn", depth=1, width=8)
 cfg = ensembles.TrainConfig(ensemble_size=8, steps=4, learning_rate=0.01, augmentation="orbit",
                             record_steps=(0, 4), dtype="float64")
-c4 = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False)
-c1 = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, runtime=ensembles.Runtime(devices=1, member_map="vmap"))
-c1u = ensembles.train(cnn, cfg, x, y, x, group=g, progress=False, runtime=ensembles.Runtime(devices=1))   # CPU default: unrolled
+c4 = ensembles.train(cnn, cfg, ensembles.TrainingData(x, y, x, g), progress=False)
+c1 = ensembles.train(cnn, cfg, ensembles.TrainingData(x, y, x, g),
+                     progress=False, runtime=ensembles.Runtime(devices=1, member_map="vmap"))
+c1u = ensembles.train(cnn, cfg, ensembles.TrainingData(x, y, x, g),
+                      progress=False, runtime=ensembles.Runtime(devices=1))   # CPU default: unrolled
 out["cnn_unrolled_max_rel_diff"] = float(np.abs(c4.members - c1u.members).max() / np.abs(c1u.members).max())
 out["cnn_max_rel_diff"] = float(np.abs(c4.members - c1.members).max() / np.abs(c1.members).max())
 with tempfile.TemporaryDirectory() as d:
     half = ensembles.TrainConfig(**{**cfg.__dict__, "checkpoint_every": 2})
-    full = ensembles.train(cnn, half, x, y, x, group=g, progress=False, run_dir=d)
-    again = ensembles.train(cnn, half, x, y, x, group=g, progress=False, run_dir=d)
+    full = ensembles.train(cnn, half, ensembles.TrainingData(x, y, x, g), progress=False, run_dir=d)
+    again = ensembles.train(cnn, half, ensembles.TrainingData(x, y, x, g), progress=False, run_dir=d)
     out["resume_identical"] = bool(np.array_equal(full.members, again.members))
     out["resume_sharding_devices"] = len(jax.tree_util.tree_leaves(again.params)[0].sharding.device_set)
 

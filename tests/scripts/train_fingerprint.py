@@ -23,12 +23,15 @@ cases = {
  "f64": (mlp, ensembles.TrainConfig(ensemble_size=2, steps=4, learning_rate=0.01, augmentation="orbit", record_steps=(4,), dtype="float64")),
 }
 for name, (spec, cfg) in cases.items():
-    out[name] = ensembles.train(spec, cfg, x, y, xe, group=c4, progress=False).members
+    out[name] = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, xe, c4), progress=False).members
     d = tempfile.mkdtemp()
-    out[name + "_dir"] = ensembles.train(spec, cfg, x, y, xe, group=c4, progress=False, run_dir=d).members
-    out[name + "_resumed"] = ensembles.train(spec, cfg, x, y, xe, group=c4, progress=False, run_dir=d).members
+    out[name + "_dir"] = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, xe, c4),
+                                         progress=False, run_dir=d).members
+    out[name + "_resumed"] = ensembles.train(spec, cfg, ensembles.TrainingData(x, y, xe, c4),
+                                             progress=False, run_dir=d).members
 img = jax.random.normal(jax.random.PRNGKey(2), (6, 8, 8, 1)); yi = jax.random.normal(jax.random.PRNGKey(3), (6, 2))
 cnn = ArchSpec(kind="cnn", depth=1, width=4, out_dim=2)
 g = groups.rotations(4, (8, 8))
-out["cnn"] = ensembles.train(cnn, ensembles.TrainConfig(ensemble_size=2, steps=3, learning_rate=0.01, augmentation="orbit", record_steps=(3,)), img, yi, img, group=g, progress=False).members
+out["cnn"] = ensembles.train(cnn, ensembles.TrainConfig(ensemble_size=2, steps=3, learning_rate=0.01, augmentation="orbit", record_steps=(3,)), ensembles.TrainingData(img, yi, img, g),
+                             progress=False).members
 np.savez(sys.argv[1], **out)

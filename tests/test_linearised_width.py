@@ -48,7 +48,7 @@ def test_resume_report_and_bad_config(tiny):
     assert load_run(out, lw.Config).config == cfg
     assert "variance ratio" in lw.summary(cfg, done)
     nums = lw.numbers(cfg, done)
-    assert nums["linWidthNarrowWidth"] == 16 and nums["linWidthWideWidth"] == 2048
+    assert nums["linWidthNarrowWidth"] == "16" and nums["linWidthWideWidth"] == "2048"
     assert nums["linWidthEmpWideLow"] <= nums["linWidthEmpWide"] <= nums["linWidthEmpWideHigh"]
     assert len(lw.table(cfg, done).rows) == 2 * 2 and len(lw.table(cfg, done).rows[0]) == 8
     w, d, lo, hi = lw.paired_differences(done, "noise")
@@ -63,7 +63,12 @@ def test_resume_report_and_bad_config(tiny):
 def test_the_committed_closed_form_reproduces_ntk_convergences_trained_linearised_members():
     """The committed cpu run's members at widths 1024 and 2048, seeds 0-2, are ntk_convergence's
     linearised members (same keys, data and steps), there trained step by step in float32: the
-    closed form's last-step predictions equal theirs to float32 training's rounding."""
+    closed form's last-step predictions equal theirs to 1e-5 of their largest value, but for at
+    most one member per ensemble (2 of the 96 here). Those differ by up to 0.6 % at one input: a
+    hidden unit's pre-activation there lies within float32 rounding of the ReLU's kink (3e-8 in
+    float64, -1.5e-8 in float32 for width 1024, seed 1, member 4), so its slope, and the
+    linearised network's Jacobian, differ between the precisions (the closed form with float32
+    Gram products equals the float64 one to 1e-6)."""
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "results"
     cfg = load_run(root / "linearised_width", lw.Config).config
@@ -75,4 +80,5 @@ def test_the_committed_closed_form_reproduces_ntk_convergences_trained_linearise
             trained = np.load(root / "ntk_convergence" / "ensembles" / f"fmnist_mlp_linearised_w{w}_s{s}"
                               / f"predictions_step{last}.npy")
             assert closed.shape == trained.shape == (16, 3 * 16 * 4, 10)
-            assert np.abs(closed - trained).max() < 1e-4 * np.abs(trained).max(), (w, s)
+            off = np.abs(closed - trained).reshape(16, -1).max(axis=1) / np.abs(trained).max()
+            assert np.sum(off > 1e-5) <= 1 and off.max() < 1e-2, (w, s, off)

@@ -569,7 +569,10 @@ def numbers(cfg: ConvergenceConfig, done: dict) -> dict:
     smallest and largest width, the relative bias there (pooled over seeds) with the upper end
     of the largest width's interval, their ratio (``BiasFall``, '--' where the largest width's
     estimate is 0), the fitted exponent, and the variance ratio at the largest width with its
-    interval over seeds; and the distance-from-1 exponent of the variance ratio."""
+    interval over seeds, and at the smallest width (``VarMin``); the distance-from-1 exponent of
+    the variance ratio; for the network, the fraction of the initial spread the NTK leaves at the
+    last step (``SpreadLeft``, ``k tr Sigma_s / k tr Sigma_0``) in distribution and on noise inputs,
+    and the range over widths of the variance ratio on noise inputs."""
     out = {}
     for d in _datasets(done):
         name, s = _NUMBER_SETS[d]
@@ -585,5 +588,15 @@ def numbers(cfg: ConvergenceConfig, done: dict) -> dict:
                         f"{key}BiasMin": float(b[0]), f"{key}BiasMax": float(b[-1]), f"{key}BiasMaxHi": float(hi[-1]),
                         f"{key}BiasFall": float(b[0] / b[-1]) if b[-1] > 0 else "--",
                         f"{key}Exp": fit_exponent(w, b), f"{key}Var": float(v[-1]), f"{key}VarLo": float(vlo[-1]),
-                        f"{key}VarHi": float(vhi[-1]), f"{key}VarExp": fit_exponent(w, np.abs(v - 1))})
+                        f"{key}VarHi": float(vhi[-1]), f"{key}VarExp": fit_exponent(w, np.abs(v - 1)),
+                        f"{key}VarMin": float(v[0])})
+            if model == "network":
+                for eval_set, where in ((s, ""), ("noise", "Noise")):
+                    recs = rows(done, dataset=d, model=model, eval_set=eval_set, step=step)
+                    # k tr Sigma_s over k tr Sigma_0: how much of the initial spread the NTK leaves
+                    out[f"{key}{where}SpreadLeft"] = float(recs[0]["predicted_noise_sq"] / recs[0]["scale"] ** 2)
+                    if where:
+                        _, vn, _, _ = pooled_mean(done, "variance_ratio", dataset=d, model=model, eval_set=eval_set,
+                                                  step=step)
+                        out[f"{key}NoiseVarLow"], out[f"{key}NoiseVarHigh"] = float(vn.min()), float(vn.max())
     return out

@@ -21,7 +21,7 @@ twice from the same initial functions ``f_0``:
 Records per (width, seed, kernel, step, evaluation set) carry ntk_convergence's deviation fields
 (:func:`ntkequi.metrics.ensemble_deviation`: bias, variance ratio, their intervals).
 
-    ntkequi run linearised_width                                   # small: toy, a minute
+    ntkequi run linearised_width                                   # small: toy
     ntkequi run linearised_width --data-dir DIR --preset cpu       # FashionMNIST MLP, widths 1024 ... 32768
 
 Writes runs/linearised_width[-<preset>]/ (resumable by (width, seed)); the per-member predictions

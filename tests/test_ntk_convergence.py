@@ -112,3 +112,27 @@ def test_collect_keeps_the_per_member_predictions(tiny, tmp_path, monkeypatch):
                       / "predictions_step6.npy").astype(np.float64)
     noise = members[:, 3 * 8:]                                 # the second set's C8 orbits (after in_distribution)
     assert rec["noise_sq"] == pytest.approx(np.sum(np.var(noise, axis=0, ddof=1)) / 8, rel=1e-9)
+
+
+def test_member_step_sizes_are_each_members_own_kernel_times_eta():
+    """member_step_sizes: eta times the largest eigenvalue of each member's full empirical NTK on
+    the training orbit (the members run() draws), equal to the eigenvalues of the kernel written
+    out by nn.mlp_empirical_ntk; a problem's own eta_lambda scales them; a bad one is refused."""
+    import dataclasses
+    import jax
+    from ntkequi import ensembles
+    from ntkequi.kernels import augment
+    from ntkequi.nn import mlp_empirical_ntk
+    p = TINY.problems[0]
+    sizes = nc.member_step_sizes(TINY, p, 16, 1, members=[0, 3])
+    prob = nc.problem(p, TINY.data_seed)
+    xs, _ = augment(prob.group, prob.x, prob.y)
+    params = ensembles.init_ensemble(nc.spec(p, 16, 1), jax.random.split(jax.random.PRNGKey(1))[0], p.ensemble_size, xs)
+    eta = nc.step_size(TINY, p, prob)
+    for got, m in zip(sizes, (0, 3)):
+        theta = mlp_empirical_ntk(nc.spec(p, 16, 1), jax.tree_util.tree_map(lambda v: v[m], params), xs)[1]
+        assert got == pytest.approx(eta * float(np.linalg.eigvalsh(np.asarray(theta))[-1]), rel=1e-5)
+    half = nc.member_step_sizes(TINY, dataclasses.replace(p, eta_lambda=0.25), 16, 1, members=[0, 3])
+    np.testing.assert_allclose(half, sizes / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="eta_lambda"):
+        dataclasses.replace(p, eta_lambda=0.9)

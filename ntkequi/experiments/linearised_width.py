@@ -38,9 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import ensembles, metrics
-from ..kernels import Predictor, augment, max_learning_rate
+from ..kernels import Predictor, augment
 from ..runs import RunDir
-from .ntk_convergence import ProblemConfig, fit_exponent, pooled_bias, pooled_mean, problem, rows, spec
+from .ntk_convergence import ProblemConfig, fit_exponent, pooled_bias, pooled_mean, problem, rows, spec, step_size
 from .protocol import Figure, Num, Table, pyplot
 
 NAME = "linearised_width"
@@ -111,7 +111,7 @@ def run(cfg: LinearisedWidthConfig, out, *, data_dir=None, progress: bool = True
     ev = metrics.EvalOrbits.of(prob.group, prob.evals)
     k = prob.y.shape[1]
     ref = spec(p, min(p.widths), k)
-    eta = cfg.eta_lambda * max_learning_rate(ref, prob.x, prob.group) / 2.0
+    eta = step_size(cfg, p, prob)
     steps = tuple(int(s) for s in p.record_steps)
     pred = Predictor(ref, prob.x, prob.y, group=prob.group, compute_cov=True)(
         ev.x, steps=steps, learning_rate=eta, compute_cov=True)

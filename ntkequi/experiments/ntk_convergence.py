@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +67,10 @@ class ProblemConfig:
         steps, record_steps: gradient-descent steps and the steps recorded (0 included).
         downsample: fmnist: average-pool factor of the images (2: 14x14; 1: 28x28).
         L: ising: the lattice size.
+        eta_lambda: this problem's ``eta * lambda_max`` (None: the run's
+            ``ConvergenceConfig.eta_lambda``); lower it where narrow members' own empirical NTKs
+            exceed the analytic one so far that their linearisations diverge
+            (:func:`member_step_sizes` measures it).
     """
     dataset: str = "toy"
     kind: str = "mlp"
@@ -79,6 +83,7 @@ class ProblemConfig:
     record_steps: tuple = (0, 10, 100)
     downsample: int = 1
     L: int = 4
+    eta_lambda: Optional[float] = None
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -87,6 +92,8 @@ class ProblemConfig:
             raise ValueError(f"kind must be 'mlp', or 'cnn' for fmnist; got {self.kind!r} for {self.dataset!r}")
         if 0 not in self.record_steps or max(self.record_steps) != self.steps:
             raise ValueError(f"record_steps must include 0 and steps={self.steps}; got {self.record_steps}")
+        if self.eta_lambda is not None and not 0 < self.eta_lambda <= 0.5:
+            raise ValueError(f"eta_lambda must be None or in (0, 0.5]; got {self.eta_lambda}")
         if self.ensemble_size < 2 or min(self.widths) < 1:
             raise ValueError(f"need ensemble_size >= 2 and widths >= 1; got {self.ensemble_size}, {self.widths}")
 
@@ -94,6 +101,14 @@ class ProblemConfig:
     def name(self) -> str:
         """``<dataset>_<kind>``, the records' ``dataset`` field."""
         return f"{self.dataset}_{self.kind}"
+
+
+def step_size(cfg, p: ProblemConfig, prob: "Problem") -> float:
+    """The gradient-descent step ``eta`` of problem ``p``: its ``eta_lambda`` (else ``cfg``'s)
+    over the largest eigenvalue of the orbit-augmented analytic NTK of the training set."""
+    k = prob.y.shape[1]
+    frac = cfg.eta_lambda if p.eta_lambda is None else p.eta_lambda
+    return frac * max_learning_rate(spec(p, min(p.widths), k), prob.x, prob.group) / 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,8 +263,9 @@ def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, ov
         ev = metrics.EvalOrbits.of(prob.group, prob.evals)
         k = prob.y.shape[1]
         ref = spec(p, min(p.widths), k)                  # the analytic kernel does not depend on the width
-        eta = cfg.eta_lambda * max_learning_rate(ref, prob.x, prob.group) / 2.0
-        print(f"[{rd.path.name}] {p.name}: eta = {eta:.4g} (eta lambda_max = {cfg.eta_lambda})", flush=True)
+        eta = step_size(cfg, p, prob)
+        print(f"[{rd.path.name}] {p.name}: eta = {eta:.4g} (eta lambda_max = "
+              f"{cfg.eta_lambda if p.eta_lambda is None else p.eta_lambda})", flush=True)
         mu = Predictor(ref, prob.x, prob.y, group=prob.group, compute_cov=True)     # one training solve
         pred = mu(ev.x, steps=p.record_steps, learning_rate=eta, compute_cov=True)
         on_train = mu(prob.x, steps=p.record_steps, learning_rate=eta)
@@ -271,6 +287,27 @@ def run(cfg: ConvergenceConfig, out, *, data_dir=None, progress: bool = True, ov
             done[unit] = rd.record(unit, kind="unit", dataset=p.name, model=model, width=int(width), seed=int(seed),
                                    eta=float(eta), seconds=round(time.perf_counter() - start, 1))   # wall time
     return done
+
+
+def member_step_sizes(cfg: ConvergenceConfig, p: ProblemConfig, width: int, seed: int, data_dir=None,
+                      members=None) -> np.ndarray:
+    """``eta * lambda_max`` of each member's own empirical NTK on the training orbit at
+    initialisation (:func:`ntkequi.nn.empirical_ntk_lambda_max`), for the members ``run`` draws
+    for ``(p, width, seed)`` (the same keys; ``members``: which, default all) at the run's step
+    size. The linearised member's gradient descent diverges where this exceeds 2, whatever the
+    analytic NTK's ``eta * lambda_max`` (:func:`step_size`) is. Numpy ``(len(members),)``."""
+    from ..kernels import augment
+    from ..nn import empirical_ntk_lambda_max
+    prob = problem(p, cfg.data_seed, data_dir)
+    k = prob.y.shape[1]
+    eta = step_size(cfg, p, prob)
+    xs, _ = augment(prob.group, prob.x, prob.y)
+    net = spec(p, width, k)
+    key_init, _ = jax.random.split(jax.random.PRNGKey(seed))            # as ensembles.train draws them
+    params = ensembles.init_ensemble(net, key_init, p.ensemble_size, xs)
+    members = range(p.ensemble_size) if members is None else members
+    return np.asarray([eta * empirical_ntk_lambda_max(net, jax.tree_util.tree_map(lambda v: v[m], params), xs)
+                       for m in members])
 
 
 #: the committed per-member predictions may take this many bytes; beyond it only each unit's last record

@@ -8,7 +8,7 @@ The baselines are specs (frozen dataclasses, saved beside results) with ``.flax(
 ``out_dim`` like :class:`ArchSpec`, so :func:`ntkequi.ensembles.train` trains them (and
 ensembles of them) the same way.
 """
-from .arch import ArchSpec, empirical_ntk, empirical_ntk_errors, mlp_empirical_ntk
+from .arch import ArchSpec, empirical_ntk, empirical_ntk_errors, empirical_ntk_lambda_max, mlp_empirical_ntk
 from .layers import (
            ACTIVATIONS,
            LAYER_TYPES,
@@ -35,7 +35,7 @@ from .gcnn import (
 )
 
 __all__ = ["ArchSpec", "FlaxNet", "ACTIVATIONS", "avg_pool2", "Layer", "Dense", "Conv", "Activation", "AvgPool2",
-           "Flatten", "GlobalAvgPool", "LAYER_TYPES", "stax_serial", "empirical_ntk", "empirical_ntk_errors", "mlp_empirical_ntk",
+           "Flatten", "GlobalAvgPool", "LAYER_TYPES", "stax_serial", "empirical_ntk", "empirical_ntk_errors", "empirical_ntk_lambda_max", "mlp_empirical_ntk",
            "GCNNSpec", "GroupConvNet", "CanonSpec", "CanonNet", "filter_bank", "lifting_filters",
            "group_conv_filters", "channels_for", "conv2d", "im2col", "conv_impl_for",
            "using_conv_impl", "CONV_IMPLS"]

@@ -109,7 +109,7 @@ def test_predicted_invariance_error_rejects_bad_input():
 
 def test_finite_cnns_at_initialisation_have_the_predicted_invariance_error():
     """The prediction of predicted_invariance_error at t = 0 (the NNGP covariance) against
-    the measured invariance error of 128 freshly initialised finite CNNs (the OSP table's
+    the measured invariance error of 64 freshly initialised finite CNNs (the OSP table's
     pooled member network) at widths 8 and 32: the finite-width gap that fmnist_ntk shows
     after training is not there at initialisation."""
     import jax
@@ -125,7 +125,10 @@ def test_finite_cnns_at_initialisation_have_the_predicted_invariance_error():
     predicted = metrics.predicted_invariance_error(metrics.orbit_covariance(cov, 4, 4), 10, 1)
     for width in (8, 32):
         s = ArchSpec(kind="cnn", depth=2, width=width, out_dim=10, pool=True)
-        params = ensembles.init_ensemble(s, jax.random.PRNGKey(width), 128, flat)
-        f = jax.vmap(lambda p: s.flax().apply(p, flat))(params).reshape((128, 4, 4, 10))
-        measured = np.mean([metrics.mean_squared_invariance_error(fm, c4) for fm in f])
-        assert abs(measured - predicted) < 0.1 * predicted, (width, measured, predicted)
+        params = ensembles.init_ensemble(s, jax.random.PRNGKey(width), 64, flat)
+        f = jax.vmap(lambda p: s.flax().apply(p, flat))(params).reshape((64, 4, 4, 10))
+        each = np.asarray([metrics.mean_squared_invariance_error(fm, c4) for fm in f])
+        measured, se = each.mean(), each.std(ddof=1) / np.sqrt(len(each))
+        # within 3 standard errors of the mean over networks, and those resolve 20 % (11 % and 5 %
+        # of the prediction at widths 8 and 32)
+        assert se < 0.2 * predicted and abs(measured - predicted) < 3 * se, (width, measured, se, predicted)

@@ -274,7 +274,7 @@ def linearised_ensemble(spec: ArchSpec, params, x_train, y_train, x_eval, steps,
         f0, theta = mlp_empirical_ntk(spec, p, pts, gram_dtype=gram_dtype)
         return linearised_gd(theta, f0, y, steps, learning_rate)
     m = jax.tree_util.tree_leaves(params)[0].shape[0]
-    members = range(m)
+    members = range(m)                  # one member at a time: its Gram factors take (P k) x width floats
     if progress:
         from tqdm.auto import tqdm
         members = tqdm(members, desc="linearised members", leave=False)

@@ -8,7 +8,7 @@ MODULES = ["ntkequi", "ntkequi.groups", "ntkequi.groups.finite", "ntkequi.groups
            "ntkequi.groups.permutations", "ntkequi.nn.arch", "ntkequi.kernels.ntk", "ntkequi.kernels.symmetrized",
            "ntkequi.ensembles", "ntkequi.metrics", "ntkequi.experiments", "ntkequi.experiments.protocol",
            "ntkequi.kernels.closed_forms", "ntkequi.kernels.recursions", "ntkequi.nn.conv",
-           "ntkequi.experiments.fmnist_osp_table"]
+           "ntkequi.experiments.fmnist_osp_table", "ntkequi.experiments.ntk_convergence"]
 
 
 @pytest.mark.parametrize("name", MODULES)

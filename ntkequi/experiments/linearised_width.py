@@ -40,7 +40,8 @@ import numpy as np
 from .. import ensembles, metrics
 from ..kernels import Predictor, augment
 from ..runs import RunDir
-from .ntk_convergence import ProblemConfig, fit_exponent, pooled_bias, pooled_mean, problem, rows, spec, step_size
+from .ntk_convergence import (ProblemConfig, fit_exponent, pooled_bias, pooled_mean, problem, rows, spec,
+                              step_size, t_interval)
 from .protocol import Figure, Num, Table, pyplot
 
 NAME = "linearised_width"
@@ -132,7 +133,7 @@ def run(cfg: LinearisedWidthConfig, out, *, data_dir=None, progress: bool = True
         emp = ensembles.linearised_ensemble(net, params, xs, ys, ev.x, steps, eta,
                                             gram_dtype=jnp.dtype(cfg.gram_dtype), progress=progress)
         f0 = jax.vmap(lambda q: net.flax().apply(q, pts))(params)     # (M, P, k)
-        ana = np.stack([np.asarray(analytic(f, ys)) for f in f0], axis=1)
+        ana = np.asarray(jax.vmap(analytic, in_axes=(0, None), out_axes=1)(f0, ys))   # (steps, M, n, k)
         store = rd.path / "ensembles" / unit.replace("/", "_")
         store.mkdir(parents=True, exist_ok=True)
         for i, step in enumerate(steps):
@@ -183,7 +184,6 @@ def paired_differences(done: dict, eval_set: str, step=None, level: float = 0.9)
     ratio with the analytic NTK, per width, averaged over seeds with its ``level`` interval over
     seeds (``mean +- t_{S-1} se``). Both evolve the same initial functions, so their sampling
     noise cancels in the difference, which is the finite-width kernel's own effect on the spread."""
-    from scipy import stats
     step = _last(done) if step is None else step
     emp = {(r["width"], r["seed"]): r["variance_ratio"]
            for r in rows(done, kernel="empirical", eval_set=eval_set, step=step)}
@@ -192,11 +192,10 @@ def paired_differences(done: dict, eval_set: str, step=None, level: float = 0.9)
     widths = sorted({w for w, _ in emp})
     m, lo, hi = [], [], []
     for w in widths:
-        d = np.asarray([emp[u] - ana[u] for u in emp if u[0] == w and u in ana])
-        half = (stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else np.nan
-        m.append(float(d.mean()))
-        lo.append(m[-1] - half)
-        hi.append(m[-1] + half)
+        mean, low, high = t_interval([emp[u] - ana[u] for u in emp if u[0] == w and u in ana], level)
+        m.append(mean)
+        lo.append(low)
+        hi.append(high)
     return np.asarray(widths), np.asarray(m), np.asarray(lo), np.asarray(hi)
 
 

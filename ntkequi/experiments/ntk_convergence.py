@@ -358,32 +358,45 @@ def rows(done: dict, **match) -> list:
             and (r["dataset"], r["model"], r["width"], r["seed"]) not in bad]
 
 
+def t_interval(values, level: float = 0.9) -> tuple:
+    """``(mean, low, high)`` of ``values`` over independent seeds: ``mean +- t_{S-1} se`` at
+    ``level`` (two-sided; nan half-width with a single value).
+
+    >>> tuple(round(v, 3) for v in t_interval([0.9, 1.0, 1.1]))
+    (1.0, 0.831, 1.169)
+    """
+    from scipy import stats
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return m, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return m, m - half, m + half
+
+
 def pooled_mean(done: dict, field: str, level: float = 0.9, **match):
     """``(widths, mean, low, high)``: ``field`` averaged over the seeds per width with the
     interval ``mean +- t_{S-1} se`` over the ``S`` seeds (each seed is an independent ensemble,
     so the spread of its estimates carries the sampling of members and of seeds alike; with one
     seed, that seed's own ``{field}_ci``). Numpy arrays, widths ascending.
 
-    >>> done = {s: {"eval_set": "a", "width": 8, "r": v} for s, v in enumerate((0.9, 1.0, 1.1))}
+    >>> rec = dict(eval_set="a", dataset="d", model="network", width=8, distance_sq=0.0, scale=1.0)
+    >>> done = {s: {**rec, "seed": s, "r": v} for s, v in enumerate((0.9, 1.0, 1.1))}
     >>> w, m, lo, hi = pooled_mean(done, "r")
     >>> int(w[0]), round(float(m[0]), 6), round(float(hi[0] - m[0]), 3)
     (8, 1.0, 0.169)
     """
-    from scipy import stats
     recs = rows(done, **match)
     widths = sorted({r["width"] for r in recs})
     m, lo, hi = [], [], []
     for w in widths:
         rs = [r for r in recs if r["width"] == w]
-        v = np.asarray([float(r[field]) for r in rs])
-        m.append(float(v.mean()))
+        mean, low, high = t_interval([float(r[field]) for r in rs], level)
         if len(rs) == 1:
-            lo.append(rs[0][f"{field}_ci"][0])
-            hi.append(rs[0][f"{field}_ci"][1])
-        else:
-            half = stats.t.ppf(0.5 + level / 2, len(rs) - 1) * v.std(ddof=1) / np.sqrt(len(rs))
-            lo.append(m[-1] - half)
-            hi.append(m[-1] + half)
+            low, high = rs[0][f"{field}_ci"]
+        m.append(mean)
+        lo.append(low)
+        hi.append(high)
     return np.asarray(widths), np.asarray(m), np.asarray(lo), np.asarray(hi)
 
 
@@ -392,21 +405,18 @@ def pooled_bias(done: dict, level: float = 0.9, **match):
     ``b = sqrt(max(mean_seeds b^2, 0)) / scale`` (the mean of unbiased per-seed estimates is
     unbiased), with the interval ``mean b^2 +- t_{S-1} se`` over the ``S`` seeds (square roots
     clipped at 0; with one seed, that seed's bootstrap interval). Numpy arrays, widths ascending."""
-    from scipy import stats
     recs = rows(done, **match)
     widths = sorted({r["width"] for r in recs})
     b, lo, hi = [], [], []
     for w in widths:
         rs = [r for r in recs if r["width"] == w]
-        sq = np.asarray([r["bias_sq"] for r in rs]) / rs[0]["scale"] ** 2
-        m = float(sq.mean())
+        m, low, high = t_interval(np.asarray([r["bias_sq"] for r in rs]) / rs[0]["scale"] ** 2, level)
         if len(rs) == 1:
             lo.append(rs[0]["relative_bias_ci"][0])
             hi.append(rs[0]["relative_bias_ci"][1])
         else:
-            half = stats.t.ppf(0.5 + level / 2, len(rs) - 1) * sq.std(ddof=1) / np.sqrt(len(rs))
-            lo.append(np.sqrt(max(m - half, 0.0)))
-            hi.append(np.sqrt(max(m + half, 0.0)))
+            lo.append(np.sqrt(max(low, 0.0)))
+            hi.append(np.sqrt(max(high, 0.0)))
         b.append(np.sqrt(max(m, 0.0)))
     return np.asarray(widths), np.asarray(b), np.asarray(lo), np.asarray(hi)
 

@@ -179,7 +179,9 @@ def empirical_ntk_lambda_max(model, params, x, iters: int = 200, rtol: float = 1
     over all ``N k`` outputs) at ``params``, by power iteration on NTK-vector products (one
     ``jax.vjp`` and one ``jax.jvp`` per iteration; no kernel is formed). Full-batch gradient
     descent on the summed MSE of the network's linearisation is stable where ``eta`` times it is
-    below 2.
+    below 2. (JAX's ``jax.experimental.sparse.linalg.lobpcg_standard`` gives the same value, to
+    1e-7 on the FashionMNIST CNN's members, but took about 10x longer there and needs ``N k`` above
+    five times its block size.)
 
     Args:
         model: an :class:`ArchSpec` (its ``flax()`` network) or a Flax module with ``(N, k)`` outputs.

@@ -136,3 +136,21 @@ def test_member_step_sizes_are_each_members_own_kernel_times_eta():
     np.testing.assert_allclose(half, sizes / 2, rtol=1e-6)
     with pytest.raises(ValueError, match="eta_lambda"):
         dataclasses.replace(p, eta_lambda=0.9)
+
+
+def test_closed_form_linearised_members_equal_the_trained_ones(tiny, tmp_path):
+    """closed_form=True computes the linearised members from their own empirical NTKs instead
+    of training them: the same members (keys) and the same gradient descent, so the saved
+    predictions agree with the trained float32 members to float32 rounding, at every record
+    step; it cannot make antithetic pairs."""
+    _, out, _ = tiny
+    cfg = nc.ConvergenceConfig(problems=TINY.problems, seeds=(1,), models=("linearised",), closed_form=True)
+    experiments.run_experiment("ntk_convergence", out=tmp_path / "cf", cfg=cfg, progress=False)
+    for w in (16, 256):
+        for step in (0, 6):
+            name = f"toy_mlp_linearised_w{w}_s1/predictions_step{step}.npy"
+            closed, trained = np.load(tmp_path / "cf" / "ensembles" / name), np.load(out / "ensembles" / name)
+            assert closed.dtype == np.float32 and closed.shape == trained.shape
+            np.testing.assert_allclose(closed, trained, atol=2e-5 * np.abs(trained).max())
+    with pytest.raises(ValueError, match="antithetic"):
+        nc.ConvergenceConfig(closed_form=True, antithetic=True)

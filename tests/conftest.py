@@ -1,8 +1,32 @@
+import os
+import shutil
+import tempfile
+
 import jax
 import pytest
 
 # Every equivalence test runs in float64.
 jax.config.update("jax_enable_x64", True)
+
+
+def pytest_configure(config):
+    """One JAX compilation cache per test run, shared by the xdist workers: the many tests that
+    train the same network for several seeds, widths or models compile each step once instead of
+    once per call (a new closure, the same program). The controller makes the folder (workers
+    inherit the variable) and removes it at the end, so every run starts cold and its time is honest."""
+    if "PYTEST_XDIST_WORKER" not in os.environ and "NTKEQUI_TEST_JAX_CACHE" not in os.environ:
+        os.environ["NTKEQUI_TEST_JAX_CACHE"] = tempfile.mkdtemp(prefix="ntkequi-jax-cache-")
+        config._ntkequi_jax_cache = os.environ["NTKEQUI_TEST_JAX_CACHE"]
+    jax.config.update("jax_compilation_cache_dir", os.environ["NTKEQUI_TEST_JAX_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_ntkequi_jax_cache", None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop("NTKEQUI_TEST_JAX_CACHE", None)
 
 import ntkequi.nt  # noqa: E402,F401  (neural-tangents with ntkequi._compat, before any test imports it)
 

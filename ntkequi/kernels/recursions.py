@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .closed_forms import expectations
-from .spatial import band_gather, band_mask, band_mask_np
+from .spatial import N_ROT, band_gather, band_mask, band_mask_np
 
 __all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES"]
 
@@ -73,24 +73,29 @@ class Plan:
         sizes: ``(H, W)`` at the input of each layer (``()`` once flat).
         radii: band half-widths ``(Rh, Rw)`` at the input of each layer, which a flatten readout
             needs (the per-input variance pass uses them too: its activations need offset 0 only).
+        groups: whether the input of each layer is a regular C4 feature map (after a lifting
+            convolution): the pair state then holds 4 blocks per pair, ``m = r' - r`` (the
+            covariance of rotation channels r and r' depends on their difference only).
     """
     layers: tuple
     event_shape: tuple
     rep: str
     sizes: tuple
     radii: tuple
+    groups: tuple = ()
 
     @property
     def padding(self) -> str:
         """The convolutions' padding, 'SAME' or 'CIRCULAR' (one for all; 'SAME' without any)."""
         return _padding(self.layers)
 
-    def _floats(self, rep: str) -> int:
+    def _floats(self, rep: str, blocks: int = N_ROT) -> int:
         out = 1
-        for size, (rh, rw) in zip(self.sizes, self.radii):
+        for size, (rh, rw), grouped in zip(self.sizes, self.radii, self.groups or (False,) * len(self.sizes)):
             if size:
                 h, w = size
-                out = max(out, h * w * h * w if rep == "full" else h * w * (2 * rh + 1) * (2 * rw + 1))
+                n = h * w * h * w if rep == "full" else h * w * (2 * rh + 1) * (2 * rw + 1)
+                out = max(out, n * (blocks if grouped else 1))
         return out
 
     @property
@@ -108,7 +113,7 @@ class Plan:
     @property
     def floats_per_input(self) -> int:
         """The same as :attr:`floats_per_pair` for the per-input variance pass."""
-        return 1 if self.rep == "vector" else self._floats(self.self_rep)
+        return 1 if self.rep == "vector" else self._floats(self.self_rep, blocks=1)
 
 
 def _padding(layers) -> str:
@@ -139,9 +144,17 @@ def make_plan(layers: tuple, event_shape: tuple) -> Plan:
         raise ValueError(f"a CNN kernel takes images (N, H, W, C); got inputs of per-sample shape "
                          f"{tuple(event_shape)}")
     sizes, cur = [], tuple(event_shape[:2]) if image else ()
+    groups, grouped = [], False
     drops_odd = False
     for layer in layers:
         sizes.append(cur)
+        groups.append(grouped)
+        grouped = layer.out_grouped(grouped)
+        if grouped and cur and cur[0] != cur[1]:
+            raise ValueError(f"{layer.kind!r}: C4 rotations act exactly on square pixel grids only; got "
+                             f"{cur[0]}x{cur[1]} feature maps (inputs of per-sample shape {tuple(event_shape)}); "
+                             f"C8/C16 rotate images by interpolation (ntkequi.groups.rotations, the finite "
+                             f"GCNN of ntkequi.nn.gcnn), which no exact kernel has")
         if cur:
             drops_odd = drops_odd or layer.drops_odd_edge(cur)
             try:
@@ -159,7 +172,8 @@ def make_plan(layers: tuple, event_shape: tuple) -> Plan:
         band = max((s[0] * s[1] * (2 * r[0] + 1) * (2 * r[1] + 1) for s, r in zip(sizes, radii) if s), default=1)
         full = max((s[0] * s[1]) ** 2 for s in sizes if s)
         rep = "band" if band <= full else "full"
-    return Plan(layers=layers, event_shape=tuple(event_shape), rep=rep, sizes=tuple(sizes), radii=radii)
+    return Plan(layers=layers, event_shape=tuple(event_shape), rep=rep, sizes=tuple(sizes), radii=radii,
+                groups=tuple(groups))
 
 
 # ----------------------------------------------------------------------------
@@ -314,14 +328,20 @@ def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
 class _Pass:
     """One forward pass of a :class:`Plan` over a batch of pairs (or of inputs with
     themselves: ``self_mode``). The layers' kernel steps (``layer.kernel(ps, s, t, i)``) read
-    the state's layout from it: ``rep``, ``radii``, ``circular``, ``need_ntk``, :meth:`mask`,
-    :meth:`variances`, :meth:`diagonal` and :meth:`activation_inputs`."""
+    the state's layout from it: ``rep``, ``radii``, ``circular``, ``need_ntk``, ``blocks``,
+    :meth:`mask`, :meth:`variances`, :meth:`diagonal`, :meth:`by_block` and
+    :meth:`activation_inputs`.
+
+    On regular C4 feature maps (``plan.groups``) the state holds ``blocks`` rotation blocks
+    ``m = r' - r`` per pair, folded into the leading axis (``b * blocks + m``): 4 in the pair
+    pass, 1 (``m = 0``, all the variances need) in the per-input pass."""
 
     def __init__(self, plan: Plan, need_ntk: bool, self_mode: bool, gate=None):
         self.p, self.need_ntk, self.self_mode, self.gate = plan, need_ntk, self_mode, gate
         self.circular = plan.padding == "CIRCULAR"
         self.rep = plan.self_rep if self_mode else plan.rep
         self.radii = plan.radii
+        self.blocks = 1 if self_mode else N_ROT
 
     # -- the state: S, T of shape (B,) + spatial; spatial = (H, W, Dh, Dw) | (H, W, H, W) | ()
 
@@ -369,17 +389,31 @@ class _Pass:
         d[:, :, rh, rw] = True
         return d
 
-    def activation_inputs(self, s):
-        """``(qa, qb, same)`` for the next activation: the pre-activation variances of the
+    def by_block(self, a, i):
+        """``a`` ``(B [* blocks], ...)`` at the input of layer ``i`` as ``(B, blocks, ...)``
+        (``blocks = 1`` on plain feature maps)."""
+        g = self.blocks if self.p.groups and self.p.groups[i] else 1
+        return a.reshape((a.shape[0] // g, g) + a.shape[1:])
+
+    def activation_inputs(self, s, i):
+        """``(qa, qb, same)`` for the activation at layer ``i``: the pre-activation variances of the
         pair's two inputs (in self mode those of ``s`` itself, recorded) and the marker of
-        pairs of an input with itself (None in self mode)."""
+        pairs of an input with itself (None in self mode), repeated over the rotation blocks of
+        a regular feature map (the variances are block 0's; only block 0 pairs a channel with
+        itself)."""
         if self.self_mode:
             q = self.variances(s)
             self._qs.append(q)
             return q, q, None
         n = self._n_act
         self._n_act += 1
-        return self._qa[n], self._qb[n], self._same
+        qa, qb, same = self._qa[n], self._qb[n], self._same
+        if self.p.groups and self.p.groups[i]:
+            g = self.blocks
+            qa, qb = jnp.repeat(qa, g, axis=0), jnp.repeat(qb, g, axis=0)
+            if same is not None:
+                same = (same[:, None] & (jnp.arange(g) == 0)[None, :]).reshape(-1)
+        return qa, qb, same
 
     def run(self, xa, xb, qa=None, qb=None, same=None, start=0, state=None):
         """``(S, T, variances)``: the output NNGP and NTK ``(B,)`` (T None without NTK) and,

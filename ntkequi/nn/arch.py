@@ -20,19 +20,26 @@ import jax
 import jax.numpy as jnp
 
 from ..kernels.recursions import recursion_kernel_fn
-from .layers import ACTIVATIONS, Activation, AvgPool2, Conv, Dense, FlaxNet, Flatten, GlobalAvgPool, stax_serial
+from .layers import (ACTIVATIONS, Activation, AvgPool2, Conv, Dense, FlaxNet, Flatten, GlobalAvgPool, GroupConv,
+                     LiftingConv, stax_serial)
 
 
 @dataclasses.dataclass(frozen=True)
 class ArchSpec:
-    """A fully-connected (``kind='mlp'``) or convolutional (``kind='cnn'``) network: one
-    description yields the Flax network (:meth:`flax`), its neural-tangents layers and
-    analytic kernel (:attr:`kernel_fn`), so the two cannot drift apart.
+    """A fully-connected (``kind='mlp'``), convolutional (``kind='cnn'``) or C4
+    group-convolutional (``kind='gcnn'``) network: one description yields the Flax network
+    (:meth:`flax`), its neural-tangents layers and analytic kernel (:attr:`kernel_fn`), so the
+    two cannot drift apart.
 
     Attributes:
-        kind: 'mlp' or 'cnn'.
-        depth: number of hidden layers (Dense or Conv), each followed by the activation.
-        width: hidden units (MLP) or channels (CNN); irrelevant to the analytic kernel.
+        kind: 'mlp', 'cnn' or 'gcnn' (a lifting convolution, then ``depth - 1`` group
+            convolutions (:class:`~ntkequi.nn.layers.LiftingConv`,
+            :class:`~ntkequi.nn.layers.GroupConv`; square images, zero padding); with
+            ``readout='gap'`` the mean over rotations and positions, so the network and its
+            kernel are invariant under quarter turns of the image).
+        depth: number of hidden layers (Dense, Conv or group conv), each followed by the activation.
+        width: hidden units (MLP) or channels (CNN; per rotation for the GCNN); irrelevant to the
+            analytic kernel.
         activation: 'relu', 'erf' or 'gelu'.
         W_std: weight standard deviation (NTK parameterisation).
         b_std: bias standard deviation.
@@ -40,7 +47,7 @@ class ArchSpec:
         kernel_size: CNN filter size (odd).
         padding: 'SAME' zero padding, or 'CIRCULAR' for periodic lattices.
         readout: CNN readout, 'flatten' (Flatten + Dense) or 'gap' (global average pool + Dense).
-        pool: CNN only: a 2x2 average pool with stride 2 after each hidden conv block
+        pool: CNN and GCNN only: a 2x2 average pool with stride 2 after each hidden conv block
             (28 -> 14 -> 7; exact under 90-degree rotations when every pooled size is
             even before pooling). ntkequi's kernel (:attr:`kernel_fn`) then tracks, with a
             flatten readout, only the band of pixel offsets the readout needs; neural-tangents'
@@ -63,15 +70,18 @@ class ArchSpec:
     pool: bool = False
 
     def __post_init__(self):
-        if self.kind not in ("mlp", "cnn"):
-            raise ValueError(f"ArchSpec.kind must be 'mlp' or 'cnn'; got {self.kind!r}")
+        if self.kind not in ("mlp", "cnn", "gcnn"):
+            raise ValueError(f"ArchSpec.kind must be 'mlp', 'cnn' or 'gcnn'; got {self.kind!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"ArchSpec.activation must be one of {sorted(ACTIVATIONS)}; "
                              f"got {self.activation!r}")
         if self.depth < 1 or self.width < 1 or self.out_dim < 1:
             raise ValueError(f"ArchSpec needs depth, width, out_dim >= 1; got "
                              f"depth={self.depth}, width={self.width}, out_dim={self.out_dim}")
-        if self.kind == "cnn":
+        if self.kind in ("cnn", "gcnn"):
+            if self.kind == "gcnn" and self.padding != "SAME":
+                raise ValueError(f"ArchSpec.padding must be 'SAME' for kind='gcnn' (zero padding: the "
+                                 f"rotations of a square image map it onto itself); got {self.padding!r}")
             if self.kernel_size % 2 != 1:
                 raise ValueError(f"ArchSpec.kernel_size must be odd (symmetric padding keeps "
                                  f"rotations exact); got {self.kernel_size}")
@@ -80,7 +90,7 @@ class ArchSpec:
             if self.readout not in ("flatten", "gap"):
                 raise ValueError(f"ArchSpec.readout must be 'flatten' or 'gap'; got {self.readout!r}")
         elif self.pool:
-            raise ValueError("ArchSpec.pool is for kind='cnn'")
+            raise ValueError("ArchSpec.pool is for kind='cnn' or 'gcnn'")
 
     def layers(self) -> tuple:
         """The network as a tuple of layer objects (:mod:`ntkequi.nn.layers`), the single source
@@ -97,8 +107,12 @@ class ArchSpec:
                 out += [Dense(self.width, self.W_std, self.b_std), act]
         else:
             conv = Conv(self.width, self.kernel_size, self.padding, self.W_std, self.b_std)
-            for _ in range(self.depth):
-                out += [conv, act] + ([AvgPool2()] if self.pool else [])
+            convs = [conv] * self.depth
+            if self.kind == "gcnn":
+                convs = ([LiftingConv(self.width, self.kernel_size, self.W_std, self.b_std)]
+                         + [GroupConv(self.width, self.kernel_size, self.W_std, self.b_std)] * (self.depth - 1))
+            for c in convs:
+                out += [c, act] + ([AvgPool2()] if self.pool else [])
             out.append(Flatten() if self.readout == "flatten" else GlobalAvgPool())
         out.append(Dense(self.out_dim, self.W_std, self.b_std))
         return tuple(out)
@@ -137,6 +151,8 @@ class ArchSpec:
         if self.kind == "mlp" or not event_shape:
             return 1
         spatial = int(math.prod(event_shape[:-1]))
+        if self.kind == "gcnn":                 # group_stax: every pair of (rotation, pixel)
+            return (4 * spatial) ** 2
         return spatial if self.readout == "flatten" and not self.pool else spatial * spatial
 
 

@@ -39,10 +39,11 @@ import jax
 import jax.numpy as jnp
 
 from ..kernels.closed_forms import CLOSED_FORMS, expectations
-from ..kernels.spatial import band_gather, band_mask, conv_axis, pool_band_axis
+from ..kernels.spatial import N_ROT, band_gather, band_mask, conv_axis, pool_band_axis, rotated_stencil
 from .conv import conv2d
 
-__all__ = ["Layer", "Dense", "Conv", "Activation", "AvgPool2", "Flatten", "GlobalAvgPool", "LAYER_TYPES",
+__all__ = ["Layer", "Dense", "Conv", "Activation", "AvgPool2", "Flatten", "GlobalAvgPool", "LiftingConv",
+           "GroupConv", "LAYER_TYPES",
            "ACTIVATIONS", "FlaxNet", "stax_serial", "avg_pool2"]
 
 #: the activations an :class:`Activation` takes, by the name of their neural-tangents layer (``stax.<name>``)
@@ -81,6 +82,16 @@ class Layer:
     def in_radius(self, r: tuple) -> tuple:
         """Band half-widths ``(rh, rw)`` its input needs for its output to hold ``r``."""
         return r
+
+    def out_grouped(self, grouped: bool) -> bool:
+        """Whether its output is a regular C4 feature map ``(N, 4, H, W, C)``, from whether its
+        input is one; ValueError for an input it does not take."""
+        return grouped
+
+    def stax_grouped(self):
+        """Its neural-tangents layer on regular C4 feature maps (the rotation axis is one more
+        spatial axis there); the same as :meth:`stax` unless it pools space."""
+        return self.stax()
 
     def drops_odd_edge(self, size: tuple) -> bool:
         """Whether the layer drops a trailing row or column of a ``size`` map (a pool of an odd
@@ -148,11 +159,45 @@ class _NTKConv(nn.Module):
 
 
 def avg_pool2(x):
-    """2x2 average pool, stride 2, VALID (odd trailing rows/columns dropped): ``(N, H, W, C)``
-    -> ``(N, H // 2, W // 2, C)``."""
-    n, h, w, c = x.shape
-    x = x[:, :h - h % 2, :w - w % 2]
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    """2x2 average pool, stride 2, VALID (odd trailing rows/columns dropped): ``(..., H, W, C)``
+    -> ``(..., H // 2, W // 2, C)`` (images ``(N, H, W, C)`` or regular feature maps
+    ``(N, 4, H, W, C)``)."""
+    *lead, h, w, c = x.shape
+    x = x[..., :h - h % 2, :w - w % 2, :]
+    return x.reshape(*lead, h // 2, 2, w // 2, 2, c).mean(axis=(-4, -2))
+
+
+class _NTKLift(nn.Module):
+    features: int
+    kernel_size: int
+    W_std: float
+    b_std: float
+
+    @nn.compact
+    def __call__(self, x):
+        k, c = self.kernel_size, x.shape[-1]
+        w = self.param("kernel", nn.initializers.normal(1.0), (k, k, c, self.features))
+        b = self.param("bias", nn.initializers.normal(1.0), (self.features,))
+        y = jnp.stack([conv2d(x, jnp.rot90(w, r, axes=(0, 1)), "SAME") for r in range(N_ROT)], axis=1)
+        return self.W_std / math.sqrt(k * k * c) * y + self.b_std * b
+
+
+class _NTKGroupConv(nn.Module):
+    features: int
+    kernel_size: int
+    W_std: float
+    b_std: float
+
+    @nn.compact
+    def __call__(self, f):
+        k, (n, g, h, w_, c) = self.kernel_size, f.shape
+        w = self.param("kernel", nn.initializers.normal(1.0), (k, k, g, c, self.features))
+        b = self.param("bias", nn.initializers.normal(1.0), (self.features,))
+        flat = jnp.moveaxis(f, 1, 3).reshape(n, h, w_, g * c)            # channel index h * C + c
+        # output rotation r: the filter turned by r in space and shifted by r along the group axis
+        y = jnp.stack([conv2d(flat, jnp.rot90(jnp.roll(w, r, axis=2), r, axes=(0, 1)).reshape(k, k, g * c, -1),
+                              "SAME") for r in range(N_ROT)], axis=1)
+        return self.W_std / math.sqrt(k * k * g * c) * y + self.b_std * b
 
 
 # ---------------------------------------------------------------- the layer types
@@ -176,6 +221,11 @@ class Dense(Layer):
 
     def in_radius(self, r):
         return (0, 0)
+
+    def out_grouped(self, grouped):
+        if grouped:
+            raise ValueError("Dense takes flat features; put Flatten or GlobalAvgPool before it")
+        return False
 
     def analytic(self):
         return dataclasses.replace(self, features=None, W_std=float(self.W_std), b_std=float(self.b_std))
@@ -207,6 +257,11 @@ class Conv(Layer):
 
     def flax(self, x):
         return _NTKConv(self.features, self.kernel_size, self.padding, self.W_std, self.b_std)(x)
+
+    def out_grouped(self, grouped):
+        if grouped:
+            raise ValueError("Conv takes images (N, H, W, C); on regular C4 feature maps use GroupConv")
+        return False
 
     def stax(self):
         from ..nt import stax
@@ -252,7 +307,7 @@ class Activation(Layer):
         return self.name in CLOSED_FORMS
 
     def kernel(self, ps, s, t, i):
-        qa, qb, same = ps.activation_inputs(s)
+        qa, qb, same = ps.activation_inputs(s, i)
         if same is not None:
             # a pair of an input with itself: S(p, p) is its variance, exactly (then
             # s / sqrt(q q) is exactly 1; one rounding error there would become a 1e-8
@@ -287,6 +342,10 @@ class AvgPool2(Layer):
     def stax(self):
         from ..nt import stax
         return stax.AvgPool((2, 2), strides=(2, 2), padding="VALID")
+
+    def stax_grouped(self):
+        from ..nt import stax
+        return stax.AvgPool((1, 2, 2), strides=(1, 2, 2), padding="VALID")
 
     def out_size(self, size):
         out = (size[0] // 2, size[1] // 2)
@@ -335,12 +394,15 @@ class _Readout(Layer):
     def in_radius(self, r):
         return (0, 0)
 
-    def _reduce(self, ps, a):
+    def out_grouped(self, grouped):
+        return False
+
+    def _reduce(self, ps, a, i):
         raise NotImplementedError
 
     def kernel(self, ps, s, t, i):
         def one(a):
-            return a if a is None or a.ndim == 1 else self._reduce(ps, a)
+            return a if a is None or a.ndim == 1 else self._reduce(ps, a, i)
         return one(s), one(t)
 
 
@@ -354,8 +416,8 @@ class Flatten(_Readout):
     def flax(self, x):
         return x.reshape(x.shape[0], -1)
 
-    def _reduce(self, ps, a):
-        return ps.variances(a).mean(axis=(1, 2))
+    def _reduce(self, ps, a, i):
+        return ps.variances(ps.by_block(a, i)[:, 0]).mean(axis=(1, 2))      # rotation channels: r = r'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,12 +430,111 @@ class GlobalAvgPool(_Readout):
     def flax(self, x):
         return x.mean(axis=tuple(range(1, x.ndim - 1)))
 
-    def _reduce(self, ps, a):
+    def _reduce(self, ps, a, i):
+        a = ps.by_block(a, i)                  # the mean over rotation pairs is the mean over blocks m
         return a.mean(axis=tuple(range(1, a.ndim)))
 
 
+class _Turned(Layer):
+    """A convolution whose filter is applied in its 4 quarter turns (a C4 lifting or group
+    convolution, zero padding), ``features`` output channels per rotation; its kernel step maps
+    each rotation block ``m = r' - r`` by the stencil of two filters ``m`` turns apart
+    (:func:`~ntkequi.kernels.spatial.rotated_stencil`)."""
+    needs_image: ClassVar[bool] = True
+    has_params: ClassVar[bool] = True
+    padding: ClassVar[str] = "SAME"
+
+    def __post_init__(self):
+        if self.kernel_size % 2 != 1:
+            raise ValueError(f"{type(self).__name__}.kernel_size must be odd (filters turn about their centre "
+                             f"pixel); got {self.kernel_size}")
+
+    def in_radius(self, r):
+        c = self.kernel_size // 2
+        return (r[0] + 2 * c, r[1] + 2 * c)
+
+    def analytic(self):
+        return dataclasses.replace(self, features=None, kernel_size=int(self.kernel_size),
+                                   W_std=float(self.W_std), b_std=float(self.b_std))
+
+    def _blocks(self, ps, a, i):
+        """The input's blocks ``(B, G, ...)`` the stencil of block ``m`` reads (one for all m
+        from images; block ``m`` from a regular feature map)."""
+        raise NotImplementedError
+
+    def kernel(self, ps, s, t, i):
+        k = self.kernel_size
+        full = ps.rep == "full"
+        scale = self.W_std ** 2 / (k * k)
+        r_out = None if full else ps.radii[i + 1]
+
+        def lin(a):
+            blocks = self._blocks(ps, a, i)
+            out = jnp.stack([rotated_stencil(blocks[:, min(m, blocks.shape[1] - 1)], k, m, full, ps.circular, r_out)
+                             for m in range(ps.blocks)], axis=1)
+            return out.reshape((-1,) + out.shape[2:])
+        s_new = ps.mask(scale * lin(s) + self.b_std ** 2, i + 1)
+        return s_new, _bias_step(ps, s_new, t, lambda a: ps.mask(scale * lin(a), i + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class LiftingConv(_Turned):
+    """C4 lifting convolution, images ``(N, H, W, C)`` (square) -> regular feature maps
+    ``(N, 4, H, W, features)``: the ``kernel_size x kernel_size`` filter applied in its 4
+    quarter turns (``np.rot90``), zero padding. Kernel: ``S'_m(p, p') = W^2 / k^2 sum_d
+    S(p + d, p' + M_m d) + b^2`` for the rotation blocks ``m = r' - r``."""
+    features: Optional[int]
+    kernel_size: int
+    W_std: float
+    b_std: float
+    kind: ClassVar[str] = "lift"
+
+    def flax(self, x):
+        return _NTKLift(self.features, self.kernel_size, self.W_std, self.b_std)(x)
+
+    def stax(self):
+        from ..kernels.group_stax import LiftingConv as Lift
+        return Lift(self.features, self.kernel_size, self.W_std, self.b_std)
+
+    def out_grouped(self, grouped):
+        if grouped:
+            raise ValueError("LiftingConv takes images (N, H, W, C); on regular C4 feature maps use GroupConv")
+        return True
+
+    def _blocks(self, ps, a, i):
+        return a[:, None]
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupConv(_Turned):
+    """C4 group convolution, regular feature maps ``(N, 4, H, W, C)`` -> ``(N, 4, H, W,
+    features)``: for output rotation r the filter ``(k, k, 4, C, features)`` is turned by r in
+    space and shifted by r along the rotation axis. Kernel: block ``m`` from the input's block
+    ``m``, ``S'_m(p, p') = W^2 / k^2 sum_d S_m(p + d, p' + M_m d) + b^2``."""
+    features: Optional[int]
+    kernel_size: int
+    W_std: float
+    b_std: float
+    kind: ClassVar[str] = "gconv"
+
+    def flax(self, x):
+        return _NTKGroupConv(self.features, self.kernel_size, self.W_std, self.b_std)(x)
+
+    def stax(self):
+        from ..kernels.group_stax import GroupConv as GConv
+        return GConv(self.features, self.kernel_size, self.W_std, self.b_std)
+
+    def out_grouped(self, grouped):
+        if not grouped:
+            raise ValueError("GroupConv takes regular C4 feature maps (N, 4, H, W, C); put a LiftingConv first")
+        return True
+
+    def _blocks(self, ps, a, i):
+        return ps.by_block(a, i)
+
+
 #: every layer type, which tests/test_layers.py checks in all three views
-LAYER_TYPES = (Dense, Conv, Activation, AvgPool2, Flatten, GlobalAvgPool)
+LAYER_TYPES = (Dense, Conv, Activation, AvgPool2, Flatten, GlobalAvgPool, LiftingConv, GroupConv)
 
 
 # ---------------------------------------------------------------- networks of layers
@@ -400,4 +561,8 @@ def stax_serial(layers: tuple):
     """neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` of a tuple of layers (imports
     :mod:`ntkequi.nt`, which patches neural-tangents for current JAX)."""
     from ..nt import stax
-    return stax.serial(*(layer.stax() for layer in layers))
+    views, grouped = [], False
+    for layer in layers:
+        views.append(layer.stax_grouped() if grouped else layer.stax())
+        grouped = layer.out_grouped(grouped)
+    return stax.serial(*views)

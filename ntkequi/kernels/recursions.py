@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .closed_forms import expectations
-from .spatial import N_ROT, band_gather, band_mask, band_mask_np
+from .spatial import N_ROT, band_gather, band_mask, band_mask_np, rotation_maps
 
 __all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES"]
 
@@ -189,9 +189,24 @@ def _materialise(gate, s, t):
 
 
 def _fuses_first_block(plan: Plan) -> bool:
-    """Whether the pair pass starts with the fused conv -> act -> 2x2 pool block
-    (:func:`_first_block`): a CNN whose first three layers are those, band or full."""
-    return plan.rep in ("band", "full") and tuple(layer.kind for layer in plan.layers[:3]) == ("conv", "act", "pool")
+    """Whether the pair pass starts with the fused conv (or C4 lifting conv) -> act -> 2x2 pool
+    block (:func:`_first_block`): a CNN whose first three layers are those, band or full."""
+    return (plan.rep in ("band", "full")
+            and tuple(layer.kind for layer in plan.layers[:3]) in (("conv", "act", "pool"), ("lift", "act", "pool")))
+
+
+def _turned_taps(k: int, c: int, m: int) -> np.ndarray:
+    """Index permutation of a ``k x k x c`` patch (tap-major, as :func:`_patches` lays it out):
+    entry ``[t, ch]`` of the patch turned by ``m`` quarter turns is entry ``[t', ch]`` of the
+    original, ``t'`` the tap at ``M_m d_t`` (:func:`~ntkequi.kernels.spatial.rotation_maps`)."""
+    mat = rotation_maps(k)[m]
+    r = k // 2
+    out = []
+    for i in range(k):
+        for j in range(k):
+            u, v = mat @ np.array([i - r, j - r])
+            out += [((u + r) * k + (v + r)) * c + ch for ch in range(c)]
+    return np.asarray(out)
 
 
 def _patches(x, k: int, circular: bool):
@@ -213,7 +228,8 @@ def _by_pool_cell(a, hc: int, wc: int):
 
 
 def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
-    """``(S, T)`` at the output of a network's first conv -> act -> 2x2 pool block for a tile
+    """``(S, T)`` at the output of a network's first conv (or C4 lifting conv: 4 rotation
+    blocks, each patch paired with the partner's turned patch) -> act -> 2x2 pool block for a tile
     of ``t1 x t2`` input pairs, laid out as the pair pass's state there (``(t1 t2, ...)``, pair
     ``(i, j)`` at ``i t2 + j``).
 
@@ -286,17 +302,38 @@ def _first_block(plan: Plan, xa, xb, qa, qb, same, need_ntk: bool, gate=None):
             exact = diag_tile & np.eye(va[0].shape[0], dtype=bool)
     if gate is not None:       # contiguous before the expression that broadcasts them
         va, vb = _materialise(gate, va, vb)
+    (qa, ra, ia), (qb, rb, ib) = va[d:], vb[d:]
+    # a lifting convolution: rotation block m pairs each patch with the partner's patch turned by m
+    perms = ([_turned_taps(k, c, m) for m in range(N_ROT)] if conv.kind == "lift" else [np.arange(d)])
+    blocks = [_first_block_pool(plan, va[:d], [vb[int(j)] for j in perm], (qa, ra, ia), (qb, rb, ib),
+                                exact if m == 0 else None, scale, conv.b_std, act.name, need_ntk, (t1, t2))
+              for m, perm in enumerate(perms)]
+    if len(blocks) == 1:
+        return blocks[0]
+    stack = lambda parts: jnp.stack(parts, axis=1).reshape((-1,) + parts[0].shape[1:])   # noqa: E731
+    return stack([b[0] for b in blocks]), (stack([b[1] for b in blocks]) if need_ntk else None)
+
+
+def _first_block_pool(plan: Plan, va, vb, roots_a, roots_b, exact, scale, b_std, act_name, need_ntk, tiles):
+    """One rotation block of :func:`_first_block` from its patch rows ``va`` and (turned) patch
+    columns ``vb``: the conv's covariance, the activation and the 2x2 pool's sums, laid out as
+    the pair pass's state."""
+    t1, t2 = tiles
+    circular = plan.padding == "CIRCULAR"
+    (h, w) = plan.sizes[0]
+    h2, w2 = h // 2, w // 2
     if plan.rep == "band":
+        rh, rw = plan.radii[3]
         s1 = va[0] * vb[0]
-        for m in range(1, d):                                 # the k x k C patch products
+        for m in range(1, len(va)):                           # the k x k C patch products
             s1 = s1 + va[m] * vb[m]
     else:
-        s1 = jnp.concatenate(va[:d], axis=1) @ jnp.concatenate(vb[:d], axis=0)
-    s1 = scale * s1 + conv.b_std ** 2
-    (qa, ra, ia), (qb, rb, ib) = va[d:], vb[d:]
+        s1 = jnp.concatenate(va, axis=1) @ jnp.concatenate(vb, axis=0)
+    s1 = scale * s1 + b_std ** 2
+    (qa, ra, ia), (qb, rb, ib) = roots_a, roots_b
     if exact is not None:
         s1 = jnp.where(exact, qa, s1)
-    kk, kdot = expectations(act.name, s1, qa, qb, need_dot=need_ntk,
+    kk, kdot = expectations(act_name, s1, qa, qb, need_dot=need_ntk,
                             roots=(ra, rb, ia, ib), exact=exact)
     # S and T (after the first conv T is its S) as one complex array: XLA:CPU evaluates an
     # elementwise expression once per output it feeds (and slowly inside a reduction), so

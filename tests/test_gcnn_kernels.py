@@ -86,3 +86,33 @@ def test_memory_declared_per_pair_counts_the_rotation_blocks():
     cnn = ArchSpec(kind="cnn", depth=1, readout="gap").kernel_fn
     assert kfn.floats_per_pair((7, 7, 1)) == 4 * cnn.floats_per_pair((7, 7, 1)) == 4 * 49 ** 2
     assert kfn.plan((7, 7, 1)).floats_per_input == 49 * 5 ** 2       # block 0, the band of the lifting's taps
+
+
+def test_invariant_gcnn_kernel_is_the_augmented_cnn_kernel_and_its_mean_the_augmented_mean():
+    """The correspondence, at infinite width: a GCNN (lifting conv, group convs, pointwise
+    activations, 2x2 pools, invariant pooling) has the one-sided C4-symmetrized kernel of the CNN
+    with the same layers (plain convs, global average pooling), to float64 rounding, when every
+    pooled map is even; so its mean prediction after time |G| t on the training set equals the
+    CNN's trained on the full orbit for time t (every t, t = inf included), on and off the data.
+    With an odd map pooled (5 -> 2) the pool's dropped row breaks the rotation and the kernels
+    differ by > 1 %."""
+    from ntkequi.kernels import Predictor
+    c4 = groups.rotations(4, (4, 4))                      # pooled 4 -> 2 -> 1
+    gcnn = ArchSpec(kind="gcnn", depth=2, width=1, pool=True, readout="gap", b_std=0.1)
+    cnn = ArchSpec(kind="cnn", depth=2, width=1, pool=True, readout="gap", b_std=0.1)
+    x, y = _images(5, 4, 1), _images(3, 4, 1, seed=1)
+    kg = np.asarray(gcnn.kernel_fn(x, y, "ntk"))
+    sym = sum(np.asarray(cnn.kernel_fn(x, np.asarray(c4.act(m, jnp.asarray(y))), "ntk")) for m in range(4)) / 4
+    assert np.abs(kg - sym).max() < 1e-12 * np.abs(kg).max()
+    targets = np.random.default_rng(2).normal(size=(5, 1))
+    x_test = np.concatenate([y, _images(2, 4, 1, seed=3) * 3.0])          # test inputs and larger noise
+    t = np.array([0.5, 4.0, np.inf])
+    aug = Predictor(cnn, x, targets, group=c4)(x_test, t).mean
+    ours = Predictor(gcnn, x, targets)(x_test, t * c4.order).mean
+    assert np.abs(np.asarray(ours) - np.asarray(aug)).max() < 1e-10 * np.abs(np.asarray(aug)).max()
+    c4o = groups.rotations(4, (5, 5))
+    xo, yo = _images(2, 5, 1), _images(1, 5, 1, seed=1)
+    one = lambda kind: ArchSpec(kind=kind, depth=1, pool=True, readout="gap", b_std=0.1).kernel_fn   # noqa: E731
+    ko = np.asarray(one("gcnn")(xo, yo, "ntk"))
+    so = sum(np.asarray(one("cnn")(xo, np.asarray(c4o.act(m, jnp.asarray(yo))), "ntk")) for m in range(4)) / 4
+    assert np.abs(ko - so).max() > 1e-2 * np.abs(ko).max()

@@ -1,7 +1,7 @@
 """The ``ntkequi`` command: ``run``, ``list``, ``demo``, ``figures``.
 
     ntkequi list                                   # experiments, presets, CPU time
-    ntkequi run NAME [--preset P] [--data-dir D] [--out O] [--no-progress] [--overwrite]
+    ntkequi run NAME [--preset P] [--set FIELD=VALUE ...] [--data-dir D] [--out O] [--no-progress] [--overwrite]
     ntkequi demo [--group-order N ...]             # the demo with its own knobs
     ntkequi figures [--collect runs] ...           # figures, tables, pages from results/
 """
@@ -16,12 +16,13 @@ from .report import build
 
 
 def run_and_report(name: str, preset: str = "small", out=None, *, cfg=None, data_dir=None,
-                   progress: bool = True, overwrite: bool = False, argv=None) -> int:
+                   progress: bool = True, overwrite: bool = False, argv=None, overrides=()) -> int:
     """Run (or resume) an experiment (:func:`ntkequi.experiments.run_experiment`), draw its
     figures into its run directory and print its summary."""
     module = experiments.get(name)
     cfg, out, done = experiments.run_experiment(name, preset, out, cfg=cfg, data_dir=data_dir,
-                                                progress=progress, overwrite=overwrite, argv=argv)
+                                                progress=progress, overwrite=overwrite, argv=argv,
+                                                overrides=overrides)
     build.draw_run(name, out)
     print(module.summary(cfg, done))
     return 0
@@ -29,7 +30,8 @@ def run_and_report(name: str, preset: str = "small", out=None, *, cfg=None, data
 
 def _run(args) -> int:
     return run_and_report(args.name, args.preset, args.out, data_dir=args.data_dir,
-                          progress=not args.no_progress, overwrite=args.overwrite, argv=args.argv)
+                          progress=not args.no_progress, overwrite=args.overwrite, argv=args.argv,
+                          overrides=args.set)
 
 
 def _list(args) -> int:
@@ -83,6 +85,10 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="run (or resume) an experiment")
     r.add_argument("name", choices=experiments.NAMES, metavar="NAME", help="an experiment (ntkequi list)")
     r.add_argument("--preset", default="small")
+    r.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one field of the preset's config, parsed as its type: --set seeds='(0, 1)', "
+                        "--set problems.0.widths='(64, 128)' (repeatable; recorded in command.json and "
+                        "config.json; a run directory refuses a resumed run with other overrides)")
     r.add_argument("--out", default=None, help="run directory (default runs/NAME[-PRESET])")
     r.add_argument("--data-dir", default=None,
                    help="folder with the FashionMNIST/MNIST IDX files (default $NTKEQUI_DATA_DIR)")
@@ -113,6 +119,11 @@ def main(argv=None) -> int:
         module = experiments.get(args.name)
         if args.preset not in module.PRESETS:
             p.error(f"experiment {args.name!r} has no preset {args.preset!r}; presets: {', '.join(module.PRESETS)}")
+        from .runs import with_overrides
+        try:
+            with_overrides(module.PRESETS[args.preset], args.set)      # bad overrides fail before any work
+        except ValueError as e:
+            p.error(str(e))
         args.argv = ["ntkequi"] + argv          # recorded in command.json
     return args.func(args)
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 __all__ = ["RunDir", "TrainingStore", "ConfigMismatchError", "RunDirInUseError", "SavedRun", "load_run", "from_jsonable",
-           "saved_before", "versions", "to_jsonable", "read_records", "write_command", "learning_curve"]
+           "saved_before", "versions", "to_jsonable", "read_records", "write_command", "learning_curve",
+           "with_overrides"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -90,6 +91,147 @@ def from_jsonable(cls: type, obj: dict):
         else:
             kwargs[name] = _plain(value)
     return cls(**kwargs)
+
+
+def with_overrides(cfg, assignments):
+    """``cfg`` with fields set from ``path=value`` strings (``ntkequi run ... --set``), each value
+    parsed as its field's type: a Python literal (``64``, ``1e-3``, ``(0, 1, 2)``, ``None``,
+    ``True``, ``'inf'``) or a bare word for a string field. ``path`` is a field name, or a dotted
+    path into nested configs and tuples of them (``problems.0.widths``). The config's own checks
+    run on the result.
+
+    Args:
+        cfg: a frozen config dataclass.
+        assignments: ``"path=value"`` strings, applied in order.
+
+    Returns:
+        A new config of the same type.
+
+    Raises:
+        ValueError: no ``=``, an unknown field (the message lists the known ones), a value that
+            is not of the field's type, or one the config refuses; each names the assignment.
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class C:
+    ...     widths: tuple = (8,)
+    ...     lr: float = 0.1
+    ...     name: str = "a"
+    >>> with_overrides(C(), ["widths=(16, 32)", "lr=1", "name=b"])
+    C(widths=(16, 32), lr=1.0, name='b')
+    """
+    assignments = list(assignments)
+    if not assignments:
+        return cfg
+    draft = _Draft.of(cfg)
+    for text in assignments:
+        if "=" not in text:
+            raise ValueError(f"--set takes path=value; got {text!r}")
+        path, value = (part.strip() for part in text.split("=", 1))
+        draft.set(path.split("."), value, text)
+    try:                   # the configs' own checks, once all are set (steps and record_steps together)
+        return draft.build()
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"--set {' '.join(assignments)}: {e}") from None
+
+
+class _Draft:
+    """A config (or a tuple of configs) being edited: its fields as a dict, nested configs as drafts."""
+
+    def __init__(self, cls, items):
+        self.cls, self.items = cls, items
+
+    @classmethod
+    def of(cls, obj):
+        if dataclasses.is_dataclass(obj):
+            return cls(type(obj), {f.name: cls.of(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init})
+        if isinstance(obj, tuple) and any(dataclasses.is_dataclass(v) for v in obj):
+            return cls(tuple, [cls.of(v) for v in obj])
+        return obj
+
+    def build(self):
+        if self.cls is tuple:
+            return tuple(v.build() if isinstance(v, _Draft) else v for v in self.items)
+        return self.cls(**{k: v.build() if isinstance(v, _Draft) else v for k, v in self.items.items()})
+
+    def set(self, keys, value: str, text: str):
+        if self.cls is tuple:
+            if not keys[0].isdigit() or not int(keys[0]) < len(self.items):
+                raise ValueError(f"--set {text}: {keys[0]!r} is not an index of the {len(self.items)} entries there")
+            name, hint = int(keys[0]), None
+        else:
+            name = keys[0]
+            if name not in self.items:
+                raise ValueError(f"--set {text}: {self.cls.__name__} has no field {name!r}; its fields: "
+                                 f"{', '.join(self.items)}")
+            hint = typing.get_type_hints(self.cls).get(name)
+        current = self.items[name]
+        if len(keys) > 1:
+            if not isinstance(current, _Draft):
+                raise ValueError(f"--set {text}: {keys[0]!r} holds a {type(current).__name__}, which has no "
+                                 f"field {keys[1]!r}")
+            current.set(keys[1:], value, text)
+        elif isinstance(current, _Draft):
+            raise ValueError(f"--set {text}: that field is a nested config; set its fields (path.field=value)")
+        else:
+            self.items[name] = _parse_value(value, hint, current, text)
+
+
+def _parse_value(value: str, hint, current, text: str):
+    """``value`` (a string) as the type ``hint`` says (else as ``current``'s type)."""
+    import ast
+    try:
+        literal = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        literal = value                                      # a bare word: a string
+    args = typing.get_args(hint)
+    if hint is not None and type(None) in args:              # Optional[X]
+        if literal is None:
+            return None
+        rest = [a for a in args if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else None
+    if dataclasses.is_dataclass(hint) or dataclasses.is_dataclass(current):
+        raise ValueError(f"--set {text}: that field is a nested config; set its fields "
+                         f"(path.field=value)")
+    origin = typing.get_origin(hint) or hint
+    if hint is None or hint is typing.Any:
+        origin = type(current) if current is not None else None
+    if origin is tuple:
+        if not isinstance(literal, (tuple, list)):
+            raise ValueError(f"--set {text}: a tuple is expected, e.g. (1, 2); got {value!r}")
+        inner = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        if len(inner) == 1:
+            elem = inner[0]
+        elif current:
+            elem = type(current[0])
+        else:
+            elem = None
+        return tuple(_coerce(v, elem, text) for v in literal)
+    return _coerce(literal, origin, text)
+
+
+def _coerce(v, typ, text: str):
+    if typ is None or typ is typing.Any or isinstance(typ, str):
+        return v
+    if typ is bool:
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.lower() in ("true", "false"):
+            return v.lower() == "true"
+    elif typ is int:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+    elif typ is float:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        if isinstance(v, str) and v.lower() in ("inf", "-inf", "nan"):
+            return float(v)
+    elif typ is str:
+        return v if isinstance(v, str) else str(v)
+    elif isinstance(v, typ):
+        return v
+    raise ValueError(f"--set {text}: expected {getattr(typ, '__name__', typ)}, got {v!r}")
 
 
 def upgrade_saved(cls: type, obj: dict) -> dict:
@@ -168,9 +310,10 @@ def read_records(path) -> Iterator[dict]:
             continue
 
 
-def write_command(out, preset: str, argv=None) -> Path:
+def write_command(out, preset: str, argv=None, overrides=()) -> Path:
     """Record in run directory ``out`` the command line and preset that wrote it
-    (``command.json``), for figure captions: ``argv`` (default ``sys.argv``) with data
+    (``command.json``, with the ``--set`` ``overrides`` applied to the preset), for figure
+    captions: ``argv`` (default ``sys.argv``) with data
     paths replaced by ``DIR``; a Python script is recorded as ``python <its path as given>``,
     made relative to the working directory when it lies inside it."""
     import datetime
@@ -192,6 +335,8 @@ def write_command(out, preset: str, argv=None) -> Path:
         script = Path(prog).name
     rec = {"command": " ".join([script] + argv[1:]), "preset": preset,
            "finished": datetime.datetime.now().isoformat(timespec="seconds")}
+    if overrides:
+        rec["overrides"] = list(overrides)
     target = Path(out) / "command.json"
     target.write_text(json.dumps(rec, indent=2) + "\n")
     return target

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Union
 
-from ..runs import write_command
+from ..runs import with_overrides, write_command
 
 __all__ = ["NAMES", "get", "all_modules", "config_class", "default_out", "run_experiment"]
 
@@ -55,7 +55,8 @@ def default_out(name: str, preset: str) -> Path:
 
 
 def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None] = None, *,
-                   cfg=None, data_dir=None, progress: bool = True, overwrite: bool = False, argv=None):
+                   cfg=None, data_dir=None, progress: bool = True, overwrite: bool = False, argv=None,
+                   overrides=()):
     """Run (or resume) experiment ``name`` and record its command.
 
     Args:
@@ -67,12 +68,15 @@ def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None]
         progress: progress bars.
         overwrite: discard results in ``out`` made with another config (else that is an error).
         argv: the command line recorded in ``command.json`` (default ``sys.argv``).
+        overrides: ``"path=value"`` strings applied to the preset (or ``cfg``) by
+            :func:`ntkequi.runs.with_overrides`, recorded in ``command.json``.
 
     Returns:
         ``(cfg, out, done)``: the config, the run directory and the records ``{key: record}``.
 
     Raises:
         KeyError: unknown experiment or preset (the message names the known ones).
+        ValueError: a bad override (the message names it).
     """
     module = get(name)
     if cfg is None:
@@ -81,6 +85,7 @@ def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None]
         cfg = module.PRESETS[preset]
     elif not isinstance(cfg, config_class(module)):
         raise TypeError(f"cfg must be a {name}.Config; got {type(cfg).__name__}")
+    cfg = with_overrides(cfg, overrides)
     if getattr(cfg, "x64", False):
         import jax
         jax.config.update("jax_enable_x64", True)     # before any data exist
@@ -88,5 +93,5 @@ def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None]
         data_dir = os.environ.get("NTKEQUI_DATA_DIR") or None
     out = Path(out) if out is not None else default_out(name, preset)
     done = module.run(cfg, out, data_dir=data_dir, progress=progress, overwrite=overwrite)
-    write_command(out, preset if cfg == module.PRESETS.get(preset) else "custom", argv)
+    write_command(out, preset if cfg == module.PRESETS.get(preset) else "custom", argv, overrides)
     return cfg, out, done

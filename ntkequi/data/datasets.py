@@ -147,8 +147,9 @@ def _load_tfds(dataset: str, split: str):
     except Exception as e:  # noqa: BLE001 - any failure means: no online path here
         raise DataError(
             f"no data directory given (--data-dir or {ENV_VAR}) and tensorflow-datasets could not "
-            f"load {DATASETS[dataset]['tfds']!r} ({type(e).__name__}: {e}). Offline, point "
-            f"{ENV_VAR} at a folder with the gzipped IDX files.") from e
+            f"load {DATASETS[dataset]['tfds']!r} ({type(e).__name__}: {e}; it is the extra "
+            f"`pip install 'ntkequi[online]'`). Offline, point {ENV_VAR} at a folder with the gzipped "
+            f"IDX files.") from e
     return np.asarray(images)[..., 0] if np.ndim(images) == 4 else np.asarray(images), np.asarray(labels)
 
 

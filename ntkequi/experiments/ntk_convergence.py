@@ -43,7 +43,7 @@ from .protocol import Figure, Num, Table, pyplot
 
 NAME = "ntk_convergence"
 USES_DATA = True
-CPU_TIME = {"small": "not measured", "cpu": "not timed in one piece: resumed over 4 sessions; the last 1.8 h (beside other work) ran Ising width 2048 and every FashionMNIST unit", "paper": "not measured (meant for a GPU)"}
+CPU_TIME = {"small": "not measured", "cpu": "1.5 h in one piece (beside other work; 88 min in its units: toy 40, Ising 8, FashionMNIST MLP 26, CNN 15)", "paper": "not measured (meant for a GPU)"}
 DATASETS = ("toy", "ising", "fmnist")
 MODELS = ("network", "linearised")
 
@@ -120,8 +120,9 @@ class ConvergenceConfig:
     precision (the NTK side is float64); data_seed: the draw of the data; closed_form: the
     linearised MLP members in closed form from their own empirical NTKs
     (:func:`ntkequi.ensembles.linearised_ensemble`, float64) instead of trained step by step
-    (the same gradient descent: equal to the trained members to their float32 rounding, and
-    cheaper: no step loop); the CNN's linearised members are trained either way."""
+    (the same gradient descent without the step loop; the trained float32 members drift from it
+    by their rounding, which grows with the steps); the CNN's linearised members are trained
+    either way."""
     x64: ClassVar[bool] = True
     problems: tuple[ProblemConfig, ...] = (ProblemConfig(),)
     seeds: tuple = (0, 1, 2)
@@ -656,7 +657,8 @@ def numbers(cfg: ConvergenceConfig, done: dict) -> dict:
     interval over seeds, and at the smallest width (``VarMin``); the distance-from-1 exponent of
     the variance ratio; for the network, the fraction of the initial spread the NTK leaves at the
     last step (``SpreadLeft``, ``k tr Sigma_s / k tr Sigma_0``) in distribution and on noise inputs,
-    and the range over widths of the variance ratio on noise inputs."""
+    the range over widths of the variance ratio on noise inputs, and the fraction of the NTK's
+    training loss left at the last step (``LossKeep``)."""
     out = {}
     for d in _datasets(done):
         name, s = _NUMBER_SETS[d]
@@ -675,6 +677,8 @@ def numbers(cfg: ConvergenceConfig, done: dict) -> dict:
                         f"{key}VarHi": float(vhi[-1]), f"{key}VarExp": fit_exponent(w, np.abs(v - 1)),
                         f"{key}VarMin": float(v[0])})
             if model == "network":
+                # the NTK's training loss left at the last step, a fraction of the initial one
+                out[f"{key}LossKeep"] = float(rows(done, **match)[0]["ntk_train_loss_fraction"])
                 for eval_set, where in ((s, ""), ("noise", "Noise")):
                     recs = rows(done, dataset=d, model=model, eval_set=eval_set, step=step)
                     # k tr Sigma_s over k tr Sigma_0: how much of the initial spread the NTK leaves

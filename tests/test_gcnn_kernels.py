@@ -116,3 +116,16 @@ def test_invariant_gcnn_kernel_is_the_augmented_cnn_kernel_and_its_mean_the_augm
     ko = np.asarray(one("gcnn")(xo, yo, "ntk"))
     so = sum(np.asarray(one("cnn")(xo, np.asarray(c4o.act(m, jnp.asarray(yo))), "ntk")) for m in range(4)) / 4
     assert np.abs(ko - so).max() > 1e-2 * np.abs(ko).max()
+
+
+def test_flatten_readout_gcnn_kernel_is_the_plain_cnns_in_the_band():
+    """With a flatten readout only rotation block 0 is read, and block 0 of a lifting or group
+    convolution is the plain convolution's step: the GCNN's kernel (band representation, 9x9)
+    equals the CNN's of the same layers to 1e-12 (x2 given and the symmetric call)."""
+    gcnn = ArchSpec(kind="gcnn", depth=2, width=1, b_std=0.1, activation="erf")
+    cnn = ArchSpec(kind="cnn", depth=2, width=1, b_std=0.1, activation="erf")
+    assert gcnn.kernel_fn.plan((9, 9, 1)).rep == "band"
+    x, y = _images(3, 9, 1), _images(2, 9, 1, seed=1)
+    for b in (None, y):
+        a, c = np.asarray(gcnn.kernel_fn(x, b, "ntk")), np.asarray(cnn.kernel_fn(x, b, "ntk"))
+        assert np.abs(a - c).max() < 1e-12 * np.abs(c).max()

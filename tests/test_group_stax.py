@@ -59,6 +59,7 @@ def test_lifting_plus_pooling_is_the_two_sided_symmetrized_cnn_kernel(key):
         np.testing.assert_allclose(lift(x1, x2, get), sym(x1, x2, get), rtol=1e-10)
 
 
+@pytest.mark.slow      # in the suite: tests/test_layers.py's GCNN (the same layers, Flax = stax to 1e-12)
 def test_empirical_ntk_of_wide_finite_network_converges_to_analytic(key):
     x = jax.random.normal(key, (2, 4, 4, 1))
     theta = gcnn(1)[2](x, None, "ntk")

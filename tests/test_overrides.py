@@ -12,10 +12,9 @@ from ntkequi.experiments import ntk_convergence as nc
 from ntkequi.runs import ConfigMismatchError, load_run, with_overrides
 
 SMALL = nc.PRESETS["small"]
-TINY = ["seeds=(0,)", "models=('network',)", "problems.0.widths=(16,)", "problems.0.ensemble_size=2",
-        "problems.0.n_train=3", "problems.0.n_eval=2", "problems.0.record_steps=(0, 2)", "problems.0.steps=2",
-        "problems.1.widths=(8,)", "problems.1.ensemble_size=2", "problems.1.n_train=3", "problems.1.n_eval=2",
-        "problems.1.record_steps=(0, 2)", "problems.1.steps=2"]
+ONE = nc.ConvergenceConfig(problems=(nc.ProblemConfig("toy", widths=(8,), ensemble_size=2, n_train=3, n_eval=2,
+                                                      steps=2, record_steps=(0, 2)),))
+TINY = ["seeds=(0,)", "models=('network',)", "problems.0.widths=(16,)"]
 
 
 def test_values_take_their_fields_types_and_nested_paths():
@@ -51,15 +50,16 @@ def test_bad_overrides_name_the_field_and_value(assignment, message):
 
 def test_a_run_records_its_overrides_and_refuses_a_resume_with_others(tmp_path, capsys):
     out = tmp_path / "run"
-    cfg, _, done = experiments.run_experiment("ntk_convergence", "small", out, progress=False, overrides=TINY,
+    cfg, _, done = experiments.run_experiment("ntk_convergence", out=out, cfg=ONE, progress=False, overrides=TINY,
                                               argv=["ntkequi", "run", "ntk_convergence"])
-    assert load_run(out, nc.Config).config == cfg == with_overrides(SMALL, TINY)
+    assert load_run(out, nc.Config).config == cfg == with_overrides(ONE, TINY)
+    assert cfg.problems[0].widths == (16,)
     command = json.loads((out / "command.json").read_text())
     assert command["overrides"] == TINY and command["preset"] == "custom"
-    assert len([r for r in done.values() if r.get("kind") == "unit"]) == 2
+    assert len([r for r in done.values() if r.get("kind") == "unit"]) == 1
     with pytest.raises(ConfigMismatchError):
-        experiments.run_experiment("ntk_convergence", "small", out, progress=False,
-                                   overrides=TINY + ["problems.0.widths=(32,)"])
+        experiments.run_experiment("ntk_convergence", out=out, cfg=ONE, progress=False,
+                                   overrides=TINY[:-1] + ["problems.0.widths=(32,)"])
     # the command line refuses a bad override before any work
     with pytest.raises(SystemExit):
         main(["run", "ntk_convergence", "--out", str(tmp_path / "other"), "--set", "problems.0.widht=3"])

@@ -10,7 +10,9 @@ Networks: lifting convolution, ReLU, 2x2 pool, group convolution, ReLU, 2x2 pool
 pooling (GAP over rotations and positions: the full spatial covariance) or a flatten readout
 (ntkequi: the band of offsets it needs). Both kernels jitted, NTK with the NNGP, float64,
 ``kernel_fn(x1, x2)`` with N1 = N2 = N; fastest of 2 warm calls; seconds per kernel entry
-(per input pair) and the ratio. Prints a markdown table for benchmarks/RESULTS.md.
+(per input pair) and the ratio; beside them ntkequi's kernel of the plain CNN with the same layers
+(``kind='cnn'``), whose 4 rotation blocks are the GCNN's floor. Prints a markdown table for
+benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -38,9 +40,11 @@ def row(side: int, n: int, readout: str) -> dict:
     ours, ref = spec.kernel_fn, jax.jit(spec.kernel_fn_nt, static_argnames="get")
     t_ours = _timed(lambda: ours(x1, x2, "ntk"))
     t_ref = _timed(lambda: ref(x1, x2, get="ntk"))
+    cnn = ArchSpec(kind="cnn", depth=2, width=1, pool=True, readout=readout, b_std=0.1).kernel_fn
+    t_cnn = _timed(lambda: cnn(x1, x2, "ntk"))
     diff = float(np.max(np.abs(np.asarray(ours(x1, x2, "ntk")) - np.asarray(ref(x1, x2, get="ntk")))))
     return {"side": side, "n": n, "readout": readout, "ours": t_ours / n ** 2, "ref": t_ref / n ** 2,
-            "rep": ours.plan((side, side, 1)).rep, "diff": diff}
+            "rep": ours.plan((side, side, 1)).rep, "diff": diff, "cnn": t_cnn / n ** 2}
 
 
 def main(argv=None) -> int:
@@ -49,13 +53,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print(f"{machine()}\n{versions()}")
     print("| input | readout | ntkequi representation | N | ntkequi s/entry | group_stax s/entry | ratio "
-          "| max abs difference |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| max abs difference | plain CNN s/entry (ntkequi) | GCNN / CNN |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for side, n in SIZES[:2] if args.quick else SIZES:
         for readout in ("gap", "flatten"):
             r = row(side, n, readout)
             print(f"| {side}x{side} | {readout} | {r['rep']} | {n} | {r['ours']:.3g} | {r['ref']:.3g} "
-                  f"| {r['ref'] / r['ours']:.1f} | {r['diff']:.1e} |", flush=True)
+                  f"| {r['ref'] / r['ours']:.1f} | {r['diff']:.1e} | {r['cnn']:.3g} | {r['ours'] / r['cnn']:.1f} |",
+                  flush=True)
     return 0
 
 

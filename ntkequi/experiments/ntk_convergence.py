@@ -43,7 +43,7 @@ from .protocol import Figure, Num, Table, pyplot
 
 NAME = "ntk_convergence"
 USES_DATA = True
-CPU_TIME = {"small": "not measured", "cpu": "1.5 h in one piece (beside other work; 88 min in its units: toy 40, Ising 8, FashionMNIST MLP 26, CNN 15)", "paper": "not measured (meant for a GPU)"}
+CPU_TIME = {"small": "not measured", "cpu": "88 min in its units (records' seconds: toy 40, Ising 8, FashionMNIST MLP 26, CNN 15), run in one piece beside other work; about 1.5 h wall clock as observed (the start is not recorded)", "paper": "not measured (meant for a GPU)"}
 DATASETS = ("toy", "ising", "fmnist")
 MODELS = ("network", "linearised")
 

@@ -35,12 +35,12 @@ from jax import lax
 
 from .._compat import stax_layer_api
 from ._common import with_pair_cost
+from .spatial import N_ROT, rotation_maps
 
 Bool, Diagonal, layer, requires, utils = stax_layer_api()
 
 __all__ = ["LiftingConv", "GroupConv", "tap_offsets", "serial", "pair_floats"]
 
-N_ROT = 4
 
 
 def tap_offsets(k: int) -> np.ndarray:
@@ -65,18 +65,6 @@ def _check_k(k):
         raise ValueError(f"filter size must be odd (rotations about the filter centre); got {k}")
 
 
-def _rotation_maps(k: int) -> np.ndarray:
-    """``(4, 2, 2)`` integer matrices ``M_m`` with ``pos_{r+m}(t) = M_m pos_r(t)`` for every r, t
-    (a quarter turn of the filter offsets, checked against :func:`tap_offsets`)."""
-    pos = tap_offsets(k)
-    maps = []
-    for m in range(N_ROT):
-        mat = np.rint(np.linalg.lstsq(pos[0].astype(float), pos[m].astype(float), rcond=None)[0].T).astype(int)
-        assert all(np.array_equal(pos[(r + m) % N_ROT], pos[r] @ mat.T) for r in range(N_ROT))
-        maps.append(mat)
-    return np.stack(maps)
-
-
 def _shifted_sum(a, k, group_in: bool):
     """The linear map L of the module docstring on an unzipped covariance ``a``:
     ``(..., [4,] H, W, [4,] H, W)`` -> ``(..., 4, H, W, 4, H, W)`` (without W_std^2, bias).
@@ -86,7 +74,7 @@ def _shifted_sum(a, k, group_in: bool):
     group sum): ``W_m(p, p') = 1/k^2 sum_d V_m(p + d, p' + M_m d)`` with ``V_m = S`` (lifting) or
     ``V_m = 1/4 sum_j S[j, ., j + m, .]`` (group conv). So 4 stencils of k^2 shifted slices
     instead of 16, and ``L[r, r'] = W_{r' - r}``."""
-    maps = _rotation_maps(k)
+    maps = rotation_maps(k)
     c = k // 2
     h, w = a.shape[-2], a.shape[-1]
     offsets = [(di, dj) for di in range(-c, c + 1) for dj in range(-c, c + 1)]

@@ -435,19 +435,33 @@ class GlobalAvgPool(_Readout):
         return a.mean(axis=tuple(range(1, a.ndim)))
 
 
+@dataclasses.dataclass(frozen=True)
 class _Turned(Layer):
     """A convolution whose filter is applied in its 4 quarter turns (a C4 lifting or group
     convolution, zero padding), ``features`` output channels per rotation; its kernel step maps
     each rotation block ``m = r' - r`` by the stencil of two filters ``m`` turns apart
     (:func:`~ntkequi.kernels.spatial.rotated_stencil`)."""
+    features: Optional[int]
+    kernel_size: int
+    W_std: float
+    b_std: float
     needs_image: ClassVar[bool] = True
     has_params: ClassVar[bool] = True
     padding: ClassVar[str] = "SAME"
+    _module: ClassVar[type] = None          # its Flax module
+    _stax_name: ClassVar[str] = ""          # its layer in kernels.group_stax
 
     def __post_init__(self):
         if self.kernel_size % 2 != 1:
             raise ValueError(f"{type(self).__name__}.kernel_size must be odd (filters turn about their centre "
                              f"pixel); got {self.kernel_size}")
+
+    def flax(self, x):
+        return self._module(self.features, self.kernel_size, self.W_std, self.b_std)(x)
+
+    def stax(self):
+        from ..kernels import group_stax
+        return getattr(group_stax, self._stax_name)(self.features, self.kernel_size, self.W_std, self.b_std)
 
     def in_radius(self, r):
         c = self.kernel_size // 2
@@ -483,18 +497,9 @@ class LiftingConv(_Turned):
     ``(N, 4, H, W, features)``: the ``kernel_size x kernel_size`` filter applied in its 4
     quarter turns (``np.rot90``), zero padding. Kernel: ``S'_m(p, p') = W^2 / k^2 sum_d
     S(p + d, p' + M_m d) + b^2`` for the rotation blocks ``m = r' - r``."""
-    features: Optional[int]
-    kernel_size: int
-    W_std: float
-    b_std: float
     kind: ClassVar[str] = "lift"
-
-    def flax(self, x):
-        return _NTKLift(self.features, self.kernel_size, self.W_std, self.b_std)(x)
-
-    def stax(self):
-        from ..kernels.group_stax import LiftingConv as Lift
-        return Lift(self.features, self.kernel_size, self.W_std, self.b_std)
+    _module: ClassVar[type] = _NTKLift
+    _stax_name: ClassVar[str] = "LiftingConv"
 
     def out_grouped(self, grouped):
         if grouped:
@@ -511,18 +516,9 @@ class GroupConv(_Turned):
     features)``: for output rotation r the filter ``(k, k, 4, C, features)`` is turned by r in
     space and shifted by r along the rotation axis. Kernel: block ``m`` from the input's block
     ``m``, ``S'_m(p, p') = W^2 / k^2 sum_d S_m(p + d, p' + M_m d) + b^2``."""
-    features: Optional[int]
-    kernel_size: int
-    W_std: float
-    b_std: float
     kind: ClassVar[str] = "gconv"
-
-    def flax(self, x):
-        return _NTKGroupConv(self.features, self.kernel_size, self.W_std, self.b_std)(x)
-
-    def stax(self):
-        from ..kernels.group_stax import GroupConv as GConv
-        return GConv(self.features, self.kernel_size, self.W_std, self.b_std)
+    _module: ClassVar[type] = _NTKGroupConv
+    _stax_name: ClassVar[str] = "GroupConv"
 
     def out_grouped(self, grouped):
         if not grouped:

@@ -61,12 +61,23 @@ def test_missing_file_names_file_and_places(tmp_path):
         data.load("cifar10", "test", tmp_path)
 
 
-def test_no_directory_and_no_tfds_is_a_clear_error(monkeypatch):
-    import tensorflow_datasets as tfds
+@pytest.mark.parametrize("online", ["not installed", "offline"])
+def test_no_directory_and_no_tfds_is_a_clear_error(monkeypatch, online):
+    # tensorflow-datasets is the optional extra [online]: absent, or installed without a network,
+    # the error names the environment variable and the extra (a stand-in module, so the test
+    # does not depend on whether the extra is installed here)
+    import sys
+    import types
     monkeypatch.delenv("NTKEQUI_DATA_DIR", raising=False)
-    monkeypatch.setattr(tfds, "load", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("offline")))
-    with pytest.raises(data.DataError, match="NTKEQUI_DATA_DIR.*offline|offline.*NTKEQUI_DATA_DIR"):
+    if online == "not installed":
+        monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)       # import raises ImportError
+    else:
+        fake = types.ModuleType("tensorflow_datasets")
+        fake.load = lambda *a, **k: (_ for _ in ()).throw(ConnectionError("offline"))
+        monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    with pytest.raises(data.DataError, match=r"NTKEQUI_DATA_DIR.*ntkequi\[online\]") as err:
         data.load("fashion_mnist", "test")
+    assert ("offline" if online == "offline" else "ModuleNotFoundError") in str(err.value)
 
 
 def test_read_idx_rejects_bad_header():

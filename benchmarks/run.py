@@ -270,12 +270,17 @@ def bench_kernels(quick: bool, rate64: float) -> list:
 # ----------------------------------------------------------------------------
 
 def versions() -> dict:
-    import flax
-    import neural_tangents
-    return {"python": platform.python_version(), "jax": jax.__version__,
-            "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
-            "flax": flax.__version__, "optax": optax.__version__,
-            "neural-tangents": getattr(neural_tangents, "__version__", "0.6.5"), "numpy": np.__version__}
+    """The installed versions of the stack, read from the packages' metadata (nothing imported:
+    neural-tangents itself would need ``ntkequi.nt``'s patches, or tensorflow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+    return {"python": platform.python_version(), **{n: of(n) for n in (
+        "jax", "jaxlib", "flax", "optax", "neural-tangents", "numpy")}}
 
 
 def machine() -> str:

@@ -147,3 +147,28 @@ def test_analytic_key_drops_the_width_only():
     assert Dense(16, 1.5, 0.1).analytic() != Dense(16, 1.4, 0.1).analytic()
     c = dataclasses.replace(Conv(8, 3, "SAME", 1.0, 0.0), features=64)
     assert c.analytic() == Conv(8, 3, "SAME", 1.0, 0.0).analytic()
+
+
+def test_dense_product_is_the_plain_product_and_takes_its_transposed_form_for_readouts():
+    """``dense_product`` (every dense layer's ``x @ w``): value, gradients, forward-mode and
+    vmapped gradients equal the plain product's to float64 rounding; on a CPU a readout-shaped
+    kernel (few outputs, many inputs) enters behind an optimisation barrier (the transposed
+    form whose kernel gradient XLA computes fast), other shapes do not."""
+    import jax.numpy as jnp
+    from ntkequi.nn.layers import dense_product
+    rng = np.random.default_rng(0)
+    for shape in [(64, 3), (3, 64), (64, 1), (5, 5)]:
+        x = jnp.asarray(rng.normal(size=(4, 7, shape[0])))
+        w = jnp.asarray(rng.normal(size=shape))
+        ours = lambda x, w: jnp.sum(jnp.sin(dense_product(x, w)))     # noqa: E731
+        plain = lambda x, w: jnp.sum(jnp.sin(x @ w))                  # noqa: E731
+        np.testing.assert_allclose(dense_product(x, w), x @ w, rtol=1e-13, atol=1e-13)
+        for a, b in zip(jax.grad(ours, (0, 1))(x, w), jax.grad(plain, (0, 1))(x, w)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(jax.jvp(lambda v: dense_product(x, v), (w,), (w + 1,))[1],
+                                   jax.jvp(lambda v: x @ v, (w,), (w + 1,))[1], rtol=1e-12, atol=1e-12)
+        ws = jnp.stack([w, 2 * w])
+        np.testing.assert_allclose(jax.vmap(lambda v: jax.grad(ours, 1)(x, v))(ws),
+                                   jax.vmap(lambda v: jax.grad(plain, 1)(x, v))(ws), rtol=1e-12, atol=1e-12)
+        barrier = "optimization_barrier" in str(jax.make_jaxpr(jax.grad(ours, 1))(x, w))
+        assert barrier == (jax.default_backend() == "cpu" and shape == (64, 3)), shape

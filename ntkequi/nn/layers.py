@@ -44,7 +44,7 @@ from .conv import conv2d
 
 __all__ = ["Layer", "Dense", "Conv", "Activation", "AvgPool2", "Flatten", "GlobalAvgPool", "LiftingConv",
            "GroupConv", "LAYER_TYPES",
-           "ACTIVATIONS", "FlaxNet", "stax_serial", "avg_pool2"]
+           "ACTIVATIONS", "FlaxNet", "stax_serial", "avg_pool2", "dense_product"]
 
 #: the activations an :class:`Activation` takes, by the name of their neural-tangents layer (``stax.<name>``)
 ACTIVATIONS = {"relu": "Relu", "erf": "Erf", "gelu": "Gelu"}
@@ -133,7 +133,45 @@ class _NTKDense(nn.Module):
     def __call__(self, x):
         w = self.param("kernel", nn.initializers.normal(1.0), (x.shape[-1], self.features))
         b = self.param("bias", nn.initializers.normal(1.0), (self.features,))
-        return self.W_std / math.sqrt(x.shape[-1]) * (x @ w) + self.b_std * b
+        return self.W_std / math.sqrt(x.shape[-1]) * dense_product(x, w) + self.b_std * b
+
+
+def _transposed_gradient(fan_in: int, features: int) -> bool:
+    """Whether :func:`dense_product` takes its transposed form: a readout-shaped kernel
+    (a few outputs, many inputs) on XLA:CPU."""
+    return jax.default_backend() == "cpu" and 1 < features and 8 * features <= fan_in
+
+
+def dense_product(x, w):
+    """``x @ w`` for ``x (..., fan_in)`` and ``w (fan_in, features)``, written so that XLA:CPU
+    computes the kernel's gradient quickly.
+
+    The gradient of ``x @ w`` for ``w`` is a product of the (many) inputs' activations and
+    output errors summed over the batch, ``(fan_in, features)``. With a few outputs and many
+    inputs (a readout: ``1 < features`` and ``8 * features <= fan_in``), XLA:CPU computes that
+    product several times slower in ``(fan_in, features)`` layout than in ``(features, fan_in)``
+    and simplifies any transpose into the product; here the kernel enters the network
+    transposed behind an optimisation barrier, so the gradient is computed as
+    ``(features, fan_in)`` and transposed afterwards (``python benchmarks/convergence_members.py``
+    measures both forms of the step). The value, and every derivative, are those of ``x @ w``
+    to rounding; forward mode (``jax.jvp``) and ``jax.vmap`` work as for ``x @ w``. Elsewhere
+    (other shapes, accelerators) it is ``x @ w``.
+
+    Args:
+        x: ``(..., fan_in)`` inputs.
+        w: ``(fan_in, features)`` kernel.
+
+    Returns:
+        ``(..., features)``.
+
+    >>> x, w = jnp.ones((4, 64)), jnp.ones((64, 2))
+    >>> bool(jnp.allclose(dense_product(x, w), x @ w))
+    True
+    """
+    if not _transposed_gradient(w.shape[0], w.shape[1]):
+        return x @ w
+    wt = jax.lax.optimization_barrier(w.T)
+    return jax.lax.dot_general(x, wt, (((x.ndim - 1,), (1,)), ((), ())))
 
 
 class _NTKConv(nn.Module):

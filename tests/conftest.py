@@ -2,8 +2,18 @@ import os
 import shutil
 import tempfile
 
-import jax
-import pytest
+# Most tests compile far more than they compute (small inputs, many distinct programs): XLA's
+# backend optimisation level 0 makes the suite about 20 % faster on 2 cores (measured on the
+# orbit-table, scale, paper, GCNN-kernel and cross-product tests: 117 -> 95 s and 83 -> 69 s).
+# It changes how fast XLA's code runs, not what it computes (every comparison here is to a
+# tolerance, or between two programs compiled alike). Set NTKEQUI_TEST_XLA_OPT=default to test
+# with XLA's default level, as users run. Read when the backend starts, so it is set first.
+if os.environ.get("NTKEQUI_TEST_XLA_OPT", "0") != "default" and "xla_backend_optimization_level" not in \
+        os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Every equivalence test runs in float64.
 jax.config.update("jax_enable_x64", True)

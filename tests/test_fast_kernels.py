@@ -257,3 +257,21 @@ def test_plan_uses_a_band_for_flatten_and_the_full_covariance_for_gap():
     assert gap.rep == "full" and gap.floats_per_pair == 28 ** 4
     deep = ArchSpec(kind="cnn", depth=4, pool=True).kernel_fn.plan((28, 28, 1))
     assert deep.rep == "full"            # band half-width 15 at the input: 31^2 offsets > 28^2 pixels
+
+
+def test_device_choice_is_checked_and_one_device_is_the_plain_path():
+    """``devices`` names a bad choice; ``devices=1`` (and the default on a one-device machine)
+    is the single-device computation, bitwise."""
+    import jax
+    from ntkequi.kernels.recursions import kernel_mesh
+    spec = ArchSpec(kind="cnn", depth=1, width=1, pool=True, b_std=0.1)
+    n = jax.local_device_count()
+    for bad in (0, n + 1, [], ["gpu0"]):
+        with pytest.raises(ValueError, match="devices must be"):
+            spec.kernel_fn.with_devices(bad)
+    assert kernel_mesh(1) is None and kernel_mesh(jax.local_devices()[:1]) is None
+    x = np.random.default_rng(0).normal(size=(3, 4, 4, 1))
+    one = spec.kernel_fn.with_devices(1)
+    assert one != spec.kernel_fn and one == spec.kernel_fn.with_devices(1)
+    if n == 1:
+        np.testing.assert_array_equal(one(x, None, "ntk"), spec.kernel_fn(x, None, "ntk"))

@@ -36,7 +36,9 @@ pool reads, then the activation and the pool's sums.
 
 Pairs are computed in square tiles of ``b x b`` input pairs sized to a memory budget
 (``block_bytes``), never all pairs at once; ``x2=None`` computes each unordered pair once
-(tiles ``I <= J``, mirrored). The variances a pair needs come from one cheaper pass per
+(tiles ``I <= J``, mirrored). With several local devices the tiles are spread evenly over them
+(``jax.shard_map`` over a one-axis mesh, :func:`kernel_mesh`) and the kernels come back sharded
+by rows. The variances a pair needs come from one cheaper pass per
 input (band with the pooling offsets only).
 """
 from __future__ import annotations
@@ -50,11 +52,12 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .closed_forms import expectations
 from .spatial import N_ROT, band_gather, band_mask, band_mask_np, rotation_maps
 
-__all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES"]
+__all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES", "kernel_mesh"]
 
 #: default memory for one tile of pairs (all its intermediates)
 DEFAULT_BLOCK_BYTES = 8 << 20
@@ -501,10 +504,12 @@ def _input_variances(plan: Plan, x, chunk: int, gate=True):
     return [q.reshape((m * chunk,) + q.shape[2:])[:n] for q in qs]
 
 
-@functools.partial(jax.jit, static_argnames=("plan", "need_ntk", "tile", "symmetric"))
-def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symmetric: bool, gate=True):
+@functools.partial(jax.jit, static_argnames=("plan", "need_ntk", "tile", "symmetric", "mesh"))
+def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symmetric: bool, gate=True, mesh=None):
     """``(nngp, ntk)`` of shape ``(N1, N2)`` by tiles of ``t1 x t2`` pairs (square for
-    ``symmetric``: only tiles ``I <= J`` are computed and mirrored)."""
+    ``symmetric``: only tiles ``I <= J`` are computed and mirrored). With a one-axis ``mesh``
+    of several devices the tiles are spread evenly over its devices (``jax.shard_map``) and the
+    kernels come back sharded over them by rows."""
     n1, n2 = x1.shape[0], x2.shape[0]
     t1, t2 = tile
     m1, m2 = -(-n1 // t1), -(-n2 // t2)
@@ -515,7 +520,7 @@ def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symme
         ij = np.array([(i, j) for i in range(m1) for j in range(i, m2)], dtype=np.int32)
     else:
         ij = np.array([(i, j) for i in range(m1) for j in range(m2)], dtype=np.int32)
-    ps = _Pass(plan, need_ntk=need_ntk, self_mode=False, gate=gate)
+    fused = _fuses_first_block(plan)
 
     def rows(a, i, n):
         return jax.lax.dynamic_slice_in_dim(a, i * n, n)
@@ -523,28 +528,43 @@ def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symme
     def pair(a, b):
         return jnp.repeat(a, t2, axis=0), jnp.tile(b, (t1,) + (1,) * (b.ndim - 1))
 
-    fused = _fuses_first_block(plan)
+    def tiles_of(idx, x1p, x2p, q1p, q2p, gate):
+        """The tiles ``idx (n, 2)``: ``(s, t)``, each ``(n, t1, t2)``."""
+        ps = _Pass(plan, need_ntk=need_ntk, self_mode=False, gate=gate)
 
-    def one(idx):
-        i, j = idx[0], idx[1]
-        xa_t, xb_t = rows(x1p, i, t1), rows(x2p, j, t2)
-        qa_t, qb_t = [rows(q, i, t1) for q in q1p], [rows(q, j, t2) for q in q2p]
-        qa, qb = (zip(*[pair(a, b) for a, b in zip(qa_t, qb_t)]) if q1p else ((), ()))
-        same = None
-        if symmetric:
-            r = jnp.arange(t1)
-            same = ((i == j) & (r[:, None] == r[None, :])).reshape(-1)
-        if fused:
-            state = _first_block(plan, xa_t, xb_t, qa_t[0], qb_t[0], same, need_ntk, gate)
-            s, t, _ = ps.run(None, None, qa[1:], qb[1:], same, start=3, state=state)
-        else:
-            xa, xb = pair(xa_t, xb_t)
-            s, t, _ = ps.run(xa, xb, qa, qb, same)
-        s = s.reshape(t1, t2)
-        t = s if t is None else t.reshape(t1, t2)
-        return s, t
+        def one(ij_):
+            i, j = ij_[0], ij_[1]
+            xa_t, xb_t = rows(x1p, i, t1), rows(x2p, j, t2)
+            qa_t, qb_t = [rows(q, i, t1) for q in q1p], [rows(q, j, t2) for q in q2p]
+            qa, qb = (zip(*[pair(a, b) for a, b in zip(qa_t, qb_t)]) if q1p else ((), ()))
+            same = None
+            if symmetric:
+                r = jnp.arange(t1)
+                same = ((i == j) & (r[:, None] == r[None, :])).reshape(-1)
+            if fused:
+                state = _first_block(plan, xa_t, xb_t, qa_t[0], qb_t[0], same, need_ntk, gate)
+                s, t, _ = ps.run(None, None, qa[1:], qb[1:], same, start=3, state=state)
+            else:
+                xa, xb = pair(xa_t, xb_t)
+                s, t, _ = ps.run(xa, xb, qa, qb, same)
+            s = s.reshape(t1, t2)
+            t = s if t is None else t.reshape(t1, t2)
+            return s, t
+        return jax.lax.map(one, idx)
 
-    s_tiles, t_tiles = jax.lax.map(one, jnp.asarray(ij))
+    args = (x1p, x2p, q1p, q2p, jnp.asarray(gate))
+    if mesh is None:
+        s_tiles, t_tiles = tiles_of(jnp.asarray(ij), *args)
+    else:                               # an equal share of the tiles per device, in order
+        axis = mesh.axis_names[0]
+        extra = (-len(ij)) % mesh.size
+        spread = np.concatenate([ij, np.repeat(ij[:1], extra, axis=0)])          # padding tiles, dropped
+        rep = PartitionSpec()
+        s_tiles, t_tiles = jax.shard_map(tiles_of, mesh=mesh, in_specs=(PartitionSpec(axis),) + (rep,) * 5,
+                                         out_specs=PartitionSpec(axis))(jnp.asarray(spread), *args)
+        # every device gets all tiles (one all-gather), then keeps its rows of the assembled kernel
+        s_tiles, t_tiles = (jax.lax.with_sharding_constraint(a[:len(ij)], NamedSharding(mesh, rep))
+                            for a in (s_tiles, t_tiles))
 
     def assemble(tiles):
         if symmetric:                   # diagonal tiles: (i, j) and (j, i) to the same rounding
@@ -553,9 +573,48 @@ def _pair_kernels(plan: Plan, x1, x2, q1, q2, need_ntk: bool, tile: tuple, symme
         out = jnp.zeros((m1, m2, t1, t2), tiles.dtype).at[ij[:, 0], ij[:, 1]].set(tiles)
         if symmetric:
             out = out.at[ij[:, 1], ij[:, 0]].set(jnp.swapaxes(tiles, 1, 2))
-        return jnp.swapaxes(out, 1, 2).reshape(m1 * t1, m2 * t2)[:n1, :n2]
+        out = jnp.swapaxes(out, 1, 2).reshape(m1 * t1, m2 * t2)[:n1, :n2]
+        if mesh is not None:
+            out = jax.lax.with_sharding_constraint(out, _row_sharding(mesh, n1))
+        return out
 
     return assemble(s_tiles), (assemble(t_tiles) if need_ntk else None)
+
+
+def _row_sharding(mesh: Mesh, n: int) -> NamedSharding:
+    """Rows over the mesh's devices where ``n`` splits evenly, else replicated on each."""
+    spec = PartitionSpec(mesh.axis_names[0], None) if n % mesh.size == 0 else PartitionSpec()
+    return NamedSharding(mesh, spec)
+
+
+def kernel_mesh(devices=None) -> Optional[Mesh]:
+    """The one-axis device mesh ``('tiles',)`` a kernel spreads its tiles over, or None for one
+    device (the single-device path, unchanged).
+
+    Args:
+        devices: None (every local device), a count ``n`` (the first ``n`` local devices), or a
+            sequence of devices.
+
+    Returns:
+        A :class:`jax.sharding.Mesh`, or None when it would hold one device.
+
+    >>> kernel_mesh(1) is None
+    True
+    """
+    local = jax.local_devices()
+    if devices is None:
+        chosen = local
+    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
+        if not 1 <= devices <= len(local):
+            raise ValueError(f"devices must be between 1 and the {len(local)} local device(s); got {devices}")
+        chosen = local[:int(devices)]
+    else:
+        chosen = list(devices)
+        if not chosen or not all(isinstance(d, jax.Device) for d in chosen):
+            raise ValueError(f"devices must be None, a count or a non-empty sequence of jax devices; got {devices!r}")
+    if len(chosen) == 1:
+        return None
+    return Mesh(np.array(chosen), ("tiles",))
 
 
 # ----------------------------------------------------------------------------
@@ -584,9 +643,13 @@ class RecursionKernelFn:
     Attributes:
         layers: the layers without their widths (``layer.analytic()``).
         block_bytes: memory for one tile of pairs.
+        devices: the devices the tiles are spread over (:func:`kernel_mesh`: None, every local
+            device; a count; or a tuple of devices). With several, the kernels come back as
+            ``jax.Array`` sharded by rows over them (replicated where the rows do not split
+            evenly); with one, the single-device computation.
     """
 
-    def __init__(self, layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES):
+    def __init__(self, layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES, devices=None):
         layers = tuple(layers)
         bad = [layer for layer in layers if not layer.closed_form]
         if bad:
@@ -597,10 +660,12 @@ class RecursionKernelFn:
         _padding(layers)
         self.layers = tuple(layer.analytic() for layer in layers)
         self.block_bytes = int(block_bytes)
+        kernel_mesh(devices)                            # a bad choice is refused here, by name
+        self.devices = tuple(devices) if isinstance(devices, (list, tuple)) else devices
         self.__doc__ = RecursionKernelFn.__call__.__doc__
 
     def _key(self):
-        return (self.layers, self.block_bytes)
+        return (self.layers, self.block_bytes, self.devices)
 
     def __hash__(self):
         return hash(self._key())
@@ -629,7 +694,12 @@ class RecursionKernelFn:
 
     def with_block_bytes(self, block_bytes: int) -> "RecursionKernelFn":
         """The same kernel computed in tiles of at most ``block_bytes``."""
-        return RecursionKernelFn(self.layers, int(block_bytes))
+        return RecursionKernelFn(self.layers, int(block_bytes), self.devices)
+
+    def with_devices(self, devices) -> "RecursionKernelFn":
+        """The same kernel with its tiles spread over ``devices`` (see :func:`kernel_mesh`;
+        1: the single-device path)."""
+        return RecursionKernelFn(self.layers, self.block_bytes, devices)
 
     def __call__(self, x1, x2=None, get=None, **kwargs):
         """NNGP and/or NTK between ``x1 (N1, ...)`` and ``x2 (N2, ...)`` (``x2=None``: ``x1``).
@@ -666,7 +736,7 @@ class RecursionKernelFn:
         gate = jnp.all(jnp.isfinite(x1[:1]))
         q1 = _input_variances(plan, x1, chunk, gate)
         q2 = q1 if symmetric else _input_variances(plan, x2, min(chunk, x2.shape[0]), gate)
-        nngp, ntk = _pair_kernels(plan, x1, x2, q1, q2, need_ntk, tile, symmetric, gate)
+        nngp, ntk = _pair_kernels(plan, x1, x2, q1, q2, need_ntk, tile, symmetric, gate, kernel_mesh(self.devices))
         values = {"nngp": nngp, "ntk": ntk}
         if single:
             return values[gets[0]]
@@ -678,13 +748,15 @@ def _kernel_tuple(gets: tuple):
     return collections.namedtuple("Kernel", gets)
 
 
-def recursion_kernel_fn(layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES) -> RecursionKernelFn:
+def recursion_kernel_fn(layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES, devices=None) -> RecursionKernelFn:
     """ntkequi's analytic ``kernel_fn(x1, x2=None, get=None)`` of a tuple of layers.
 
     Args:
         layers: layer objects (:mod:`ntkequi.nn.layers`; ``ArchSpec.layers()``), every
             activation with a closed form (relu, erf).
         block_bytes: memory for one tile of input pairs.
+        devices: the devices its tiles are spread over (None: every local device; see
+            :func:`kernel_mesh`).
 
     Returns:
         A :class:`RecursionKernelFn`.
@@ -699,4 +771,4 @@ def recursion_kernel_fn(layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES) -
     >>> k.shape, bool(np.allclose(k, k.T))
     ((3, 3), True)
     """
-    return RecursionKernelFn(layers, block_bytes)
+    return RecursionKernelFn(layers, block_bytes, devices)

@@ -1,6 +1,7 @@
 """Run under XLA_FLAGS=--xla_force_host_platform_device_count=4 by tests/test_sharding.py:
-ensembles sharded over 4 (virtual CPU) devices vs 1 device, and kernel blocks computed
-with nt.batch over 4 devices vs unbatched. Prints one JSON line of measurements."""
+ensembles sharded over 4 (virtual CPU) devices vs 1 device, and ntkequi's own kernel (with the
+orbit blocks, the tile store and the predictor built on it) with its tiles spread over 4 devices
+vs 1. Prints one JSON line of measurements."""
 import json
 import sys
 import tempfile
@@ -51,9 +52,47 @@ with tempfile.TemporaryDirectory() as d:
     out["resume_identical"] = bool(np.array_equal(full.members, again.members))
     out["resume_sharding_devices"] = len(jax.tree_util.tree_leaves(again.params)[0].sharding.device_set)
 
-# kernel blocks with nt.batch over 4 devices
-b4 = structured.kernel_blocks(cnn.kernel_fn, g, x, None, ("nngp", "ntk"), batch_size=2)
-b1 = structured.kernel_blocks(cnn.kernel_fn, g, x, None, ("nngp", "ntk"))
-out["blocks_max_rel_diff"] = max(float(jnp.abs(b4[k] - b1[k]).max() / jnp.abs(b1[k]).max()) for k in b1)
+# ntkequi's own kernel over the 4 devices (its default: every local device) vs one device, in
+# tiles of 2 x 2 pairs so that each device computes several tiles
+from ntkequi.kernels import Predictor, TileStore  # noqa: E402
+
+def rel(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+k4 = cnn.kernel_fn.with_block_bytes(2 * 2 * cnn.kernel_fn.intermediate_bytes((6, 6, 1), 8, 1))
+k1 = k4.with_devices(1)
+xk = jax.random.normal(jax.random.PRNGKey(2), (8, 6, 6, 1))
+yk = jax.random.normal(jax.random.PRNGKey(3), (6, 6, 6, 1))
+gap = ArchSpec(kind="cnn", depth=2, width=1, pool=True, readout="gap", b_std=0.1).kernel_fn
+kernel_diffs, kernel_devices = [], []
+for fn4, fn1 in [(k4, k1), (gap, gap.with_devices(1))]:
+    for other in (None, yk):
+        a, b = fn4(xk, other, ("nngp", "ntk")), fn1(xk, other, ("nngp", "ntk"))
+        kernel_diffs += [rel(a.nngp, b.nngp), rel(a.ntk, b.ntk)]
+        kernel_devices += [len(a.ntk.sharding.device_set), len(b.ntk.sharding.device_set)]
+        out.setdefault("kernel_row_shard", a.ntk.addressable_shards[0].data.shape)
+out["kernel_max_rel_diff"] = max(kernel_diffs)
+out["kernel_devices"] = kernel_devices                 # [4, 1] per call
+out["kernel_uneven_rows_devices"] = len(k4(xk[:7], None, "ntk").sharding.device_set)
+out["kernel_uneven_rows_rel_diff"] = rel(k4(xk[:7], None, "ntk"), k1(xk[:7], None, "ntk"))
+out["kernel_jitted_rel_diff"] = rel(jax.jit(lambda a, b: k4(a, b, "ntk"))(xk, yk), k1(xk, yk, "ntk"))
+
+# everything built on it: the orbit blocks, the tile store, the predictor
+b4 = structured.kernel_blocks(k4, g, x, None, ("nngp", "ntk"))
+b1 = structured.kernel_blocks(k1, g, x, None, ("nngp", "ntk"))
+out["blocks_max_rel_diff"] = max(rel(b4[k], b1[k]) for k in b1)
+with tempfile.TemporaryDirectory() as d:
+    s4 = TileStore(f"{d}/four", k4, g, x, tile=4)
+    s1 = TileStore(f"{d}/one", k1, g, x, tile=4)
+    s4.compute(progress=False), s1.compute(progress=False)
+    t4, t1 = s4.train_blocks(8), s1.train_blocks(8)
+    out["store_max_rel_diff"] = max(rel(t4[k], t1[k]) for k in t1)
+yt = jax.random.normal(jax.random.PRNGKey(4), (8, 1))
+for solver in ("direct", "structured"):
+    p4 = Predictor(k4, x, yt, group=g, solver=solver, compute_cov=True)(yk, np.array([1.0, np.inf]), compute_cov=True)
+    p1 = Predictor(k1, x, yt, group=g, solver=solver, compute_cov=True)(yk, np.array([1.0, np.inf]), compute_cov=True)
+    out[f"predict_{solver}_rel_diff"] = max(rel(p4.mean, p1.mean), rel(p4.cov, p1.cov))
 json.dump(out, sys.stdout)
 print()

@@ -29,6 +29,11 @@ def run_and_report(name: str, preset: str = "small", out=None, *, cfg=None, data
 
 
 def _run(args) -> int:
+    if args.worker is not None:
+        computed = experiments.fill_tiles(args.name, args.preset, args.out, worker=args.worker,
+                                          data_dir=args.data_dir, progress=not args.no_progress, overrides=args.set)
+        print(f"worker {args.worker[0]}/{args.worker[1]}: computed {computed} tile(s); every tile of the run is on disk")
+        return 0
     return run_and_report(args.name, args.preset, args.out, data_dir=args.data_dir,
                           progress=not args.no_progress, overwrite=args.overwrite, argv=args.argv,
                           overrides=args.set)
@@ -94,6 +99,10 @@ def main(argv=None) -> int:
                    help="folder with the FashionMNIST/MNIST IDX files (default $NTKEQUI_DATA_DIR)")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--overwrite", action="store_true", help="discard results in --out made with another config")
+    r.add_argument("--worker", default=None, metavar="K/N",
+                   help="be worker K of N of the run in --out: only fill its shared kernel tiles (each claimed, "
+                        "computed once), beside the other workers and the run itself, then exit; no lock, no "
+                        "records (fmnist_ntk_scale; start them with the run's --preset and --set)")
     r.set_defaults(func=_run)
     sub.add_parser("list", help="experiments and presets with their expected CPU time").set_defaults(func=_list)
     d = sub.add_parser("demo", help="analytic NTK ensembles with/without orbit augmentation on toy data")
@@ -125,6 +134,17 @@ def main(argv=None) -> int:
         except ValueError as e:
             p.error(str(e))
         args.argv = ["ntkequi"] + argv          # recorded in command.json
+        if args.worker is not None:
+            try:
+                k, total = (int(v) for v in args.worker.split("/"))
+            except ValueError:
+                p.error(f"--worker must be K/N (e.g. 2/8); got {args.worker!r}")
+            if not 1 <= k <= total:
+                p.error(f"--worker K/N needs 1 <= K <= N; got {args.worker!r}")
+            if args.name not in experiments.tiled():
+                p.error(f"experiment {args.name!r} has no shared kernel tiles; --worker runs for: "
+                        f"{', '.join(experiments.tiled())}")
+            args.worker = (k, total)
     return args.func(args)
 
 

@@ -402,6 +402,25 @@ def _release(key: str) -> None:
         entry[0].close()            # closing the file releases the flock
 
 
+def check_saved_config(path, config) -> None:
+    """Refuse a run directory whose saved ``config.json`` is not ``config`` (nothing saved yet:
+    fine), without taking its lock: what a worker sharing a run's tiles checks.
+
+    Raises:
+        ConfigMismatchError: naming each differing field with the saved and the given value.
+    """
+    cfg_file = Path(path) / "config.json"
+    if not cfg_file.exists():
+        return
+    old, cfg = _complete_saved(json.loads(cfg_file.read_text()), config), to_jsonable(config)
+    if old != cfg:
+        diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
+        raise ConfigMismatchError(
+            f"{cfg_file} holds a different config: " + "; ".join(
+                f"{k}: saved {json.dumps(old.get(k))}, given {json.dumps(cfg.get(k))}" for k in diff)
+            + ". Start the worker with the run's preset and --set overrides")
+
+
 class RunDir:
     """A directory for one run's config, versions and incremental results.
 

@@ -101,3 +101,31 @@ def test_bad_configs_are_refused():
         exp.Config(time_multiples=(0.0,))
     with pytest.raises(ValueError, match="distinct"):
         exp.Config(archs=(CASE, CASE))
+
+
+def test_workers_fill_a_runs_tiles_and_the_run_then_only_solves(tmp_path, data_dir, monkeypatch, capsys):
+    """`ntkequi run fmnist_ntk_scale --out D --worker k/2` (two workers, one after the other here;
+    tests/test_stored.py runs them at once) fills every tile of the run; the run itself then
+    computes none; a worker with another config is refused with both values named."""
+    import json
+    from ntkequi import cli
+    from ntkequi.runs import ConfigMismatchError
+    monkeypatch.setenv("NTKEQUI_DATA_DIR", str(data_dir))
+    out = tmp_path / "run"
+    sets = []
+    for field in ("archs.0.sizes=(4, 6)", "archs.0.n_test=2", "archs.0.n_ood=1", "archs.1.sizes=(2,)",
+                  "archs.1.n_test=1", "archs.1.n_ood=1", "tile=4", "time_multiples=(3.0,)", "ensemble_sizes=(1,)"):
+        sets += ["--set", field]
+    base = ["run", exp.NAME, "--out", str(out), "--no-progress"] + sets
+    for k in (1, 2):
+        assert cli.main(base + ["--worker", f"{k}/2"]) == 0
+    assert "every tile of the run is on disk" in capsys.readouterr().out
+    n_tiles = len(list((out / "tiles").rglob("*.npz")))
+    assert n_tiles > 0 and not list((out / "tiles").rglob("*.claim"))
+    assert cli.main(base) == 0
+    recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["tiles_computed"] for r in recs if "key" in r] == [0, 0, 0]
+    assert len(list((out / "tiles").rglob("*.npz"))) == n_tiles
+    other = [a.replace("tile=4", "tile=5") for a in base]
+    with pytest.raises(ConfigMismatchError, match=r"tile: saved 4, given 5"):
+        cli.main(other + ["--worker", "1/1"])

@@ -102,3 +102,67 @@ def test_float32_tiles_assemble_in_float64_and_match_the_float64_kernel(tmp_path
     np.testing.assert_allclose(sol["32"].mean, sol["64"].mean, atol=1e-4 * scale)
     with pytest.raises(ValueError, match="dtype must be"):
         TileStore(tmp_path / "bad", SPEC.kernel_fn, C4, x, xt, dtype="float16")
+
+
+def test_three_processes_fill_one_store_each_tile_once_and_a_killed_worker_leaves_its_tile(tmp_path):
+    """A worker claims a tile and is killed (SIGKILL) mid-tile; then three workers fill the store
+    at once: every tile is computed exactly once among them (the killed worker's included), and
+    the assembled blocks equal those of one process filling a store alone, bitwise."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    script = Path(__file__).parent / "scripts" / "tile_worker.py"
+    shared = tmp_path / "shared"
+    victim = subprocess.Popen([sys.executable, str(script), str(shared), "--hold"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (shared / "held").exists():
+        assert victim.poll() is None, victim.stderr.read()[-2000:]
+        assert time.time() < deadline, "the holding worker never claimed a tile"
+        time.sleep(0.2)
+    held = json.loads((shared / "held").read_text())
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    workers = [subprocess.Popen([sys.executable, str(script), str(shared), "--start", str(k / 3)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(3)]
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outs]
+    computed = [tuple(t) for o in outs for t in json.loads(o[0].strip().splitlines()[-1])]
+    sys.path.insert(0, str(script.parent))
+    from tile_worker import store
+    alone = store(tmp_path / "alone")
+    every = alone.missing()
+    assert sorted(computed) == sorted(every), "each tile exactly once"          # no tile twice, none left
+    assert tuple(held) in computed
+    alone.compute(progress=False)
+    filled = store(shared)
+    assert not filled.missing() and not list(shared.glob("*.claim"))
+    for a, b in [(filled.train_blocks(6), alone.train_blocks(6)), (filled.test_blocks(6), alone.test_blocks(6))]:
+        for g in a:
+            np.testing.assert_array_equal(a[g], b[g])
+
+
+def test_store_refuses_another_computation_and_recomputes_a_corrupt_tile(tmp_path):
+    """Opening a store with other inputs (or tile size) names the fields and both values; a
+    truncated tile file is recomputed with a warning naming it, and the blocks are unchanged."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+    from tile_worker import store
+    s = store(tmp_path / "s")
+    s.compute(progress=False)
+    before = s.train_blocks(6)
+    with pytest.raises(ValueError, match=r"fields \['x_train'\] differ.*sha256.*sha256"):
+        TileStore(tmp_path / "s", s.kernel_fn, s.group, s.x_train + 1.0, s.x_test, tile=2)
+    with pytest.raises(ValueError, match=r"fields \['tile'\] differ.*\"tile\": 2.*\"tile\": 3"):
+        TileStore(tmp_path / "s", s.kernel_fn, s.group, s.x_train, s.x_test, tile=3)
+    broken = s._file("train", 1, 0, 1)
+    broken.write_bytes(broken.read_bytes()[:40])
+    with pytest.warns(RuntimeWarning, match=f"tile .*{broken.name} could not be read.*recomputing"):
+        after = s.train_blocks(6)
+    for g in before:
+        np.testing.assert_array_equal(after[g], before[g])

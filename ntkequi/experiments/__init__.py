@@ -19,9 +19,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Union
 
-from ..runs import with_overrides, write_command
+from ..runs import check_saved_config, with_overrides, write_command
 
-__all__ = ["NAMES", "get", "all_modules", "config_class", "default_out", "run_experiment"]
+__all__ = ["NAMES", "get", "all_modules", "config_class", "default_out", "run_experiment", "fill_tiles", "tiled"]
 
 #: every experiment, in the order the report and ``ntkequi list`` show them
 NAMES = ("demo", "toy_ensembles", "ising", "fmnist_ntk", "ntk_convergence", "linearised_width", "fmnist_ntk_scale", "partial_augmentation",
@@ -30,6 +30,11 @@ NAMES = ("demo", "toy_ensembles", "ising", "fmnist_ntk", "ntk_convergence", "lin
 #: modules of this package that are not experiments: what experiments share (the protocol and
 #: its Figure/Table types; the ensemble-vs-NTK sweep of toy_ensembles, ising and fmnist_ntk)
 HELPERS = ("protocol", "sweep")
+
+
+def tiled() -> tuple:
+    """The experiments whose runs share kernel tiles with workers (a module-level ``tiles``)."""
+    return tuple(n for n in NAMES if hasattr(get(n), "tiles"))
 
 
 def get(name: str) -> ModuleType:
@@ -95,3 +100,41 @@ def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None]
     done = module.run(cfg, out, data_dir=data_dir, progress=progress, overwrite=overwrite)
     write_command(out, preset if cfg == module.PRESETS.get(preset) else "custom", argv, overrides)
     return cfg, out, done
+
+
+def fill_tiles(name: str, preset: str = "small", out: Union[str, Path, None] = None, *, worker: tuple = (1, 1),
+               data_dir=None, progress: bool = True, overrides=()) -> int:
+    """Run one worker of experiment ``name``'s run ``out``: fill the run's kernel tiles beside
+    other workers (on this machine or other nodes sharing the file system) and the run itself,
+    until every tile is on disk (the experiment's ``tiles``). Takes no run-directory lock.
+
+    Args:
+        name: an experiment whose module has ``tiles`` (:func:`tiled`).
+        preset, out, data_dir, progress, overrides: as for :func:`run_experiment` (the run's own).
+        worker: ``(k, K)``, this worker's number and the number of workers (``1 <= k <= K``):
+            worker ``k`` starts at the fraction ``(k - 1) / K`` of the tile list.
+
+    Returns:
+        The number of tiles this worker computed.
+
+    Raises:
+        ValueError: an experiment without tiles, or a bad ``worker``.
+        ConfigMismatchError: ``out`` holds a run of another config (both named).
+    """
+    module = get(name)
+    if not hasattr(module, "tiles"):
+        raise ValueError(f"experiment {name!r} computes no shared kernel tiles; workers run for: {', '.join(tiled())}")
+    k, total = (int(v) for v in worker)
+    if not 1 <= k <= total:
+        raise ValueError(f"worker must be k/K with 1 <= k <= K; got {k}/{total}")
+    if preset not in module.PRESETS:
+        raise KeyError(f"experiment {name!r} has no preset {preset!r}; presets: {', '.join(module.PRESETS)}")
+    cfg = with_overrides(module.PRESETS[preset], overrides)
+    if getattr(cfg, "x64", False):
+        import jax
+        jax.config.update("jax_enable_x64", True)
+    if data_dir is None:
+        data_dir = os.environ.get("NTKEQUI_DATA_DIR") or None
+    out = Path(out) if out is not None else default_out(name, preset)
+    check_saved_config(out, cfg)
+    return module.tiles(cfg, out, data_dir=data_dir, progress=progress, start=(k - 1) / total)

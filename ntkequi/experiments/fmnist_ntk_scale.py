@@ -204,6 +204,30 @@ def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
     return out
 
 
+def _stores(cfg: FmnistNTKScaleConfig, out: Path, data_dir) -> list:
+    """``[(case, store, y, evals, labels)]``: each architecture's tile store under
+    ``out/tiles/<arch>`` and its problem (every size checked against the memory budget first)."""
+    c4 = groups.rotations(4, (28, 28))
+    stores = []
+    for case in cfg.archs:
+        x, y, evals, labels = _problem(case, cfg.seed, data_dir)
+        xt = np.concatenate([evals[s] for s in EVAL_SETS])
+        store = kernels.TileStore(out / "tiles" / case.name, case.spec().kernel_fn, c4, jnp.asarray(x),
+                                  jnp.asarray(xt), tile=min(cfg.tile, case.sizes[-1]),
+                                  dtype=case.kernel_dtype)
+        stores.append((case, store, y, evals, labels))
+    return stores
+
+
+def tiles(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = True, start: float = 0.0) -> int:
+    """One worker of run ``out``: fill its kernel tiles beside other workers and the run itself
+    (each tile claimed, computed once; :meth:`ntkequi.kernels.TileStore.compute`), waiting
+    until every tile is on disk. Takes no run-directory lock and writes no record: the run
+    (``ntkequi run``) then finds every tile and only solves. Returns the tiles this worker
+    computed."""
+    return sum(store.compute(progress=progress, start=start) for _, store, *_ in _stores(cfg, Path(out), data_dir))
+
+
 def run(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:
     """Run (or resume) into ``out``: kernel tiles under ``out/tiles/<arch>``, one record
     ``<arch>/N<n>`` per architecture and training-set size."""
@@ -211,15 +235,7 @@ def run(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = True,
     rd = RunDir(out, cfg, overwrite=overwrite)
     done = rd.done()
     c4, trivial = groups.rotations(4, (28, 28)), groups.rotations(1, (28, 28))
-    stores = []
-    for case in cfg.archs:           # every size is checked against the memory budget first
-        x, y, evals, labels = _problem(case, cfg.seed, data_dir)
-        xt = np.concatenate([evals[s] for s in EVAL_SETS])
-        store = kernels.TileStore(out / "tiles" / case.name, case.spec().kernel_fn, c4, jnp.asarray(x),
-                                  jnp.asarray(xt), tile=min(cfg.tile, case.sizes[-1]),
-                                  dtype=case.kernel_dtype)
-        stores.append((case, store, y, evals, labels))
-    for case, store, y, evals, labels in stores:
+    for case, store, y, evals, labels in _stores(cfg, out, data_dir):
         for key, n in rd.pending(case.sizes, lambda n: f"{case.name}/N{n}"):
             if progress:
                 print(f"[{out.name}] {case.name}: kernel tiles for N = {n} "

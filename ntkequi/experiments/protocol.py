@@ -30,8 +30,13 @@ a frozen ``Config`` dataclass and ``PRESETS``
 ``kept_files(run_dir) -> list``
     paths (relative to a finished run directory) that ``ntkequi figures --collect`` copies into
     ``results/<NAME>`` besides the config and records (e.g. per-member predictions).
+``tiles(cfg, out, *, data_dir=None, progress=True, start=0.0) -> int``
+    for an experiment whose kernels are saved tile by tile (:class:`ntkequi.kernels.TileStore`):
+    fill run ``out``'s tiles as one of several workers, without the run directory's lock and
+    without records (``ntkequi run NAME --out D --worker K/N``;
+    :func:`ntkequi.experiments.fill_tiles`); returns the tiles this worker computed.
 
-``FIGURES``, ``TABLES``, ``numbers`` and ``kept_files`` are optional (an experiment that only prints
+``FIGURES``, ``TABLES``, ``numbers``, ``kept_files`` and ``tiles`` are optional (an experiment that only prints
 declares none). The report (:mod:`ntkequi.report`) walks the registry and renders them
 from the saved results; it never names an experiment, and no experiment imports it.
 Table cells are data (:class:`Num`, :class:`PM`, floats, LaTeX strings), formatted by

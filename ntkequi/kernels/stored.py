@@ -23,11 +23,25 @@ inputs'); the assembled blocks are always in the inputs' dtype, so that a float3
 (faster for the pooled CNN kernels on a CPU, ``benchmarks/tile_dtype.py``; relative error ~1e-7
 per entry) can
 be solved in float64.
+
+Several processes can fill one store at once (on one machine, or on the nodes of a cluster
+sharing its file system): :meth:`TileStore.compute` claims each tile by an exclusive ``flock``
+on ``<tile>.claim`` before computing it, skips tiles others hold, and then waits for them. The
+operating system releases a dead process's lock (on NFS, when the client's lease ends), so a
+worker killed mid-tile leaves that tile to the others. A store records what it holds
+(``store.json``: the kernel, the group, the inputs' fingerprints, the tile size and dtype) and
+refuses to be opened with anything else; a tile file that cannot be read is recomputed, with a
+warning naming it.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import math
 import os
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -94,6 +108,36 @@ class TileStore:
         self.path.mkdir(parents=True, exist_ok=True)
         inv = np.asarray(group.inverses)
         self.reps = [a for a in range(group.order) if a <= inv[a]]
+        self._check_identity()
+
+    def identity(self) -> dict:
+        """What the tiles are of: the kernel, the group, the kernels kept, the tile size, the
+        dtype, and the shapes and SHA-256 of the inputs (saved as ``store.json``)."""
+        def fingerprint(x):
+            if x is None:
+                return None
+            a = np.ascontiguousarray(np.asarray(x))
+            return {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+        layers = getattr(self.kernel_fn, "layers", None)      # ntkequi's kernels: their layers; others: the name
+        kernel = repr(layers) if layers is not None else getattr(self.kernel_fn, "__qualname__",
+                                                                 type(self.kernel_fn).__name__)
+        return {"kernel": kernel, "group": self.group.name,
+                "gets": list(self.gets), "tile": self.tile, "dtype": str(self.dtype),
+                "x_train": fingerprint(self.x_train), "x_test": fingerprint(self.x_test)}
+
+    def _check_identity(self) -> None:
+        target, mine = self.path / "store.json", self.identity()
+        if target.exists():
+            theirs = json.loads(target.read_text())
+            if theirs != mine:
+                diff = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+                raise ValueError(f"tile store {self.path} holds tiles of another computation (fields {diff} "
+                                 f"differ): the store's {json.dumps({k: theirs.get(k) for k in diff})}, this "
+                                 f"one's {json.dumps({k: mine.get(k) for k in diff})}; use another directory")
+            return
+        tmp = target.with_name(f"store.{os.getpid()}.tmp.json")
+        tmp.write_text(json.dumps(mine, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, target)
 
     # -- the tiles ------------------------------------------------------------
 
@@ -134,18 +178,67 @@ class TileStore:
         n = self.x_train.shape[0] if n is None else n
         return [tl for tl in self._tiles(n, test and self.x_test is not None) if not self._file(*tl).exists()]
 
-    def compute(self, n: Optional[int] = None, test: bool = True, progress: bool = True) -> int:
-        """Compute and save every missing tile for the first ``n`` training inputs; returns
-        how many were computed."""
+    def compute(self, n: Optional[int] = None, test: bool = True, progress: bool = True, wait: bool = True,
+                start: float = 0.0) -> int:
+        """Compute and save every missing tile for the first ``n`` training inputs that no other
+        process holds, then (``wait``) wait for the tiles others hold, computing any whose holder
+        died. Safe to run in several processes on one store at once.
+
+        Args:
+            n: the first ``n`` training inputs (default all).
+            test: also the test tiles.
+            progress: a progress bar.
+            wait: return only when every tile is on disk (else after one pass).
+            start: where in the list of missing tiles this process starts, as a fraction in
+                ``[0, 1)`` (workers ``k`` of ``K`` pass ``k / K`` and meet less often).
+
+        Returns:
+            The number of tiles this process computed.
+        """
         from tqdm.auto import tqdm
+        if not 0.0 <= start < 1.0:
+            raise ValueError(f"start must be a fraction in [0, 1); got {start}")
         todo = self.missing(n, test)
-        for tl in tqdm(todo, desc=f"kernel tiles {self.path.name}", unit="tile", disable=not progress):
-            vals = self._compute(*tl)
-            target = self._file(*tl)
-            tmp = target.with_name(target.stem + ".tmp.npz")
-            np.savez(tmp, **vals)
-            os.replace(tmp, target)
-        return len(todo)
+        k = int(start * len(todo))
+        todo = todo[k:] + todo[:k]
+        computed = 0
+        bar = tqdm(total=len(todo), desc=f"kernel tiles {self.path.name}", unit="tile", disable=not progress)
+        for block in (False, True) if wait else (False,):
+            for tl in todo:
+                if self._file(*tl).exists():
+                    continue
+                done = self._claimed(tl, block)
+                if done is None:        # another process holds it
+                    continue
+                computed += done
+                bar.update(1)
+            todo = [tl for tl in todo if not self._file(*tl).exists()]
+        bar.close()
+        return computed
+
+    def _claimed(self, tl, block: bool) -> Optional[int]:
+        """Under this process's claim on tile ``tl``: compute and save it unless it is on disk
+        by then. Returns 1 (computed), 0 (already there) or None (claimed by another process,
+        with ``block=False``); with ``block=True`` waits for the claim."""
+        claim = self._file(*tl).with_suffix(".claim")
+        with open(claim, "a") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+            except BlockingIOError:
+                return None
+            try:
+                if self._file(*tl).exists():
+                    return 0
+                self._save(tl, self._compute(*tl))
+                return 1
+            finally:
+                claim.unlink(missing_ok=True)        # after the tile exists: a later claimant sees it
+
+    def _save(self, tl, vals: dict) -> None:
+        target = self._file(*tl)
+        tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **vals)
+        os.replace(tmp, target)
 
     def self_orbit(self, get: str = "nngp", chunk: int = 8) -> jnp.ndarray:
         """``(|G|, M)`` ``[a, n] = k(x_n, a x_n)`` for each test input (the kernel between
@@ -159,14 +252,25 @@ class TileStore:
             xc = self.x_test[s:s + chunk].astype(self.dtype)
             for a in range(self.group.order):
                 out[a, s:s + xc.shape[0]] = np.diag(np.asarray(self.kernel_fn(xc, self.group.act(a, xc), get)))
-        tmp = target.with_name(target.stem + ".tmp.npy")
+        tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, out)
         os.replace(tmp, target)
         return jnp.asarray(out)
 
     def _load(self, kind, a, i, j) -> dict:
-        with np.load(self._file(kind, a, i, j)) as f:
-            return {g: f[g] for g in self.gets}
+        """A saved tile; one that cannot be read (truncated, corrupt, without a kernel) is
+        recomputed and saved again, with a warning naming it."""
+        target = self._file(kind, a, i, j)
+        try:
+            with np.load(target) as f:
+                return {g: f[g] for g in self.gets}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            warnings.warn(f"tile {target} could not be read ({type(e).__name__}: {e}); recomputing it",
+                          RuntimeWarning, stacklevel=2)
+            target.unlink(missing_ok=True)
+            self._claimed((kind, a, i, j), block=True)
+            with np.load(target) as f:
+                return {g: f[g] for g in self.gets}
 
     # -- assembled blocks -------------------------------------------------------
 

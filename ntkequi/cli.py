@@ -29,6 +29,8 @@ def run_and_report(name: str, preset: str = "small", out=None, *, cfg=None, data
 
 
 def _run(args) -> int:
+    if args.distributed or args.coordinator is not None:
+        return _run_distributed(args)
     if args.worker is not None:
         computed = experiments.fill_tiles(args.name, args.preset, args.out, worker=args.worker,
                                           data_dir=args.data_dir, progress=not args.no_progress, overrides=args.set)
@@ -37,6 +39,22 @@ def _run(args) -> int:
     return run_and_report(args.name, args.preset, args.out, data_dir=args.data_dir,
                           progress=not args.no_progress, overwrite=args.overwrite, argv=args.argv,
                           overrides=args.set)
+
+
+def _run_distributed(args) -> int:
+    """Every process fills its share of the run's tiles; after a barrier, process 0 runs (solves
+    from the tiles and records)."""
+    from . import distributed
+    index, count = distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    computed = experiments.fill_tiles(args.name, args.preset, args.out, worker=(index + 1, count),
+                                      data_dir=args.data_dir, progress=not args.no_progress and index == 0,
+                                      overrides=args.set)
+    print(f"process {index}/{count}: computed {computed} tile(s)", flush=True)
+    distributed.barrier("ntkequi-tiles")
+    if index != 0:
+        return 0
+    return run_and_report(args.name, args.preset, args.out, data_dir=args.data_dir, progress=not args.no_progress,
+                          overwrite=args.overwrite, argv=args.argv, overrides=args.set)
 
 
 def _list(args) -> int:
@@ -103,6 +121,14 @@ def main(argv=None) -> int:
                    help="be worker K of N of the run in --out: only fill its shared kernel tiles (each claimed, "
                         "computed once), beside the other workers and the run itself, then exit; no lock, no "
                         "records (fmnist_ntk_scale; start them with the run's --preset and --set)")
+    r.add_argument("--distributed", action="store_true",
+                   help="one process of a multi-process run (jax.distributed), its coordinator, count and index "
+                        "read from the environment (Slurm, Open MPI): every process fills its share of the "
+                        "kernel tiles, then process 0 solves and records (fmnist_ntk_scale)")
+    r.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="as --distributed, with process 0's address given (with --num-processes, --process-id)")
+    r.add_argument("--num-processes", type=int, default=None)
+    r.add_argument("--process-id", type=int, default=None)
     r.set_defaults(func=_run)
     sub.add_parser("list", help="experiments and presets with their expected CPU time").set_defaults(func=_list)
     d = sub.add_parser("demo", help="analytic NTK ensembles with/without orbit augmentation on toy data")
@@ -145,6 +171,21 @@ def main(argv=None) -> int:
                 p.error(f"experiment {args.name!r} has no shared kernel tiles; --worker runs for: "
                         f"{', '.join(experiments.tiled())}")
             args.worker = (k, total)
+        if args.distributed or args.coordinator is not None:
+            if args.worker is not None:
+                p.error("--worker and --distributed/--coordinator exclude each other (a multi-process run "
+                        "numbers its workers itself)")
+            if args.name not in experiments.tiled():
+                p.error(f"multi-process runs share kernel tiles; experiment {args.name!r} has none "
+                        f"(multi-process runs: {', '.join(experiments.tiled())})")
+            explicit = [args.coordinator, args.num_processes, args.process_id]
+            if args.distributed and any(v is not None for v in explicit):
+                p.error("--distributed reads the processes from the environment; give either it or "
+                        "--coordinator/--num-processes/--process-id")
+            if args.coordinator is not None and None in explicit:
+                p.error("--coordinator needs --num-processes and --process-id")
+        elif args.num_processes is not None or args.process_id is not None:
+            p.error("--num-processes/--process-id need --coordinator HOST:PORT")
     return args.func(args)
 
 

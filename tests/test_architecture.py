@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "ntkequi"
 
 #: layer of each top-level part of the package; a module may import only its own layer or lower
 LAYERS = {"_compat": 0, "_validate": 0, "nt": 0, "groups": 0, "nn": 0, "kernels": 0, "ensembles": 0, "metrics": 0,
-          "data": 0, "runs": 0, "experiments": 1, "report": 2, "cli": 3, "__main__": 3, "__init__": 0}
+          "data": 0, "runs": 0, "distributed": 0, "experiments": 1, "report": 2, "cli": 3, "__main__": 3, "__init__": 0}
 #: private modules whose names are meant to be shared inside the package
 SHARED_PRIVATE = {"ntkequi._compat", "ntkequi._validate", "ntkequi.kernels._common"}
 

@@ -104,9 +104,10 @@ def test_bad_configs_are_refused():
 
 
 def test_workers_fill_a_runs_tiles_and_the_run_then_only_solves(tmp_path, data_dir, monkeypatch, capsys):
-    """`ntkequi run fmnist_ntk_scale --out D --worker k/2` (two workers, one after the other here;
-    tests/test_stored.py runs them at once) fills every tile of the run; the run itself then
-    computes none; a worker with another config is refused with both values named."""
+    """`ntkequi run fmnist_ntk_scale --out D --worker 1/2` fills every tile of the run (alone here;
+    tests/test_stored.py runs workers at once); the run, started as a two-process jax.distributed
+    job, then computes none, and process 0 records; a worker with another config is refused with
+    both values named."""
     import json
     from ntkequi import cli
     from ntkequi.runs import ConfigMismatchError
@@ -117,12 +118,24 @@ def test_workers_fill_a_runs_tiles_and_the_run_then_only_solves(tmp_path, data_d
                   "archs.1.n_test=1", "archs.1.n_ood=1", "tile=4", "time_multiples=(3.0,)", "ensemble_sizes=(1,)"):
         sets += ["--set", field]
     base = ["run", exp.NAME, "--out", str(out), "--no-progress"] + sets
-    for k in (1, 2):
-        assert cli.main(base + ["--worker", f"{k}/2"]) == 0
+    assert cli.main(base + ["--worker", "1/2"]) == 0
     assert "every tile of the run is on disk" in capsys.readouterr().out
     n_tiles = len(list((out / "tiles").rglob("*.npz")))
     assert n_tiles > 0 and not list((out / "tiles").rglob("*.claim"))
-    assert cli.main(base) == 0
+    # the same run as a two-process job (jax.distributed on localhost): both find the tiles done,
+    # meet at the barrier, and process 0 solves and records
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, "-m", "ntkequi.cli"] + base + [
+        "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert "process 1/2: computed 0 tile(s)" in outs[1][0]
     recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["tiles_computed"] for r in recs if "key" in r] == [0, 0, 0]
     assert len(list((out / "tiles").rglob("*.npz"))) == n_tiles

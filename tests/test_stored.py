@@ -166,3 +166,34 @@ def test_store_refuses_another_computation_and_recomputes_a_corrupt_tile(tmp_pat
         after = s.train_blocks(6)
     for g in before:
         np.testing.assert_array_equal(after[g], before[g])
+
+
+def test_two_jax_processes_share_one_store_and_give_one_process_blocks(tmp_path):
+    """Two processes under jax.distributed (ntkequi.distributed; localhost coordinator, gloo CPU
+    collectives) each compute a share of one store's tiles, meet at a barrier, and the blocks
+    equal one process's bitwise."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).parent / "scripts" / "tile_worker.py"
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "shared"), "--distributed", str(port), "2",
+                               str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    got = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sorted((g["process"], g["processes"]) for g in got) == [(0, 2), (1, 2)]
+    computed = [tuple(t) for g in got for t in g["tiles"]]
+    sys.path.insert(0, str(script.parent))
+    from tile_worker import store
+    alone = store(tmp_path / "alone")
+    assert sorted(computed) == sorted(alone.missing())
+    alone.compute(progress=False)
+    shared = store(tmp_path / "shared")
+    for a, b in [(shared.train_blocks(6), alone.train_blocks(6)), (shared.test_blocks(6), alone.test_blocks(6))]:
+        for g in a:
+            np.testing.assert_array_equal(a[g], b[g])

@@ -275,3 +275,36 @@ def test_device_choice_is_checked_and_one_device_is_the_plain_path():
     assert one != spec.kernel_fn and one == spec.kernel_fn.with_devices(1)
     if n == 1:
         np.testing.assert_array_equal(one(x, None, "ntk"), spec.kernel_fn(x, None, "ntk"))
+
+
+def test_tile_size_and_budget_follow_a_devices_own_memory(monkeypatch):
+    """On devices that report their own memory (GPUs, TPUs; stand-ins here) the budget is 3/4 of
+    the smallest one's and a tile 1/32 of it; on CPUs (no report) half the host memory and the
+    8 MiB cache-sized tile; the refusal names the size per device and where it came from."""
+    from ntkequi.kernels import KernelTooLargeError
+    from ntkequi.kernels._common import MemoryBudget, budget_source, device_memory_bytes, memory_budget_bytes
+    from ntkequi.kernels.recursions import DEFAULT_BLOCK_BYTES, default_block_bytes
+
+    class Gpu:
+        device_kind = "stand-in GPU"
+
+        def __init__(self, size):
+            self.size = size
+
+        def memory_stats(self):
+            return {"bytes_limit": self.size, "bytes_in_use": 0}
+
+    monkeypatch.delenv("NTKEQUI_MAX_KERNEL_BYTES", raising=False)
+    gpus = [Gpu(80 << 30), Gpu(40 << 30)]
+    assert device_memory_bytes(gpus) == 40 << 30
+    assert memory_budget_bytes(gpus) == int(0.75 * (40 << 30))
+    assert default_block_bytes(gpus) == (40 << 30) // 32
+    assert default_block_bytes([Gpu(1 << 20)]) == DEFAULT_BLOCK_BYTES          # never below the CPU tile
+    if jax.default_backend() == "cpu":
+        assert device_memory_bytes() is None and default_block_bytes() == DEFAULT_BLOCK_BYTES
+        assert ArchSpec(kind="cnn").kernel_fn.block_bytes == DEFAULT_BLOCK_BYTES
+        assert "host" in budget_source()
+    monkeypatch.setattr(jax, "local_devices", lambda: gpus)
+    assert "stand-in GPU device's 40.0 GiB" in budget_source()
+    with pytest.raises(KernelTooLargeError, match=r"per device \(budget 30.0 GiB per device: 3/4 of each stand-in GPU"):
+        MemoryBudget().require(50 << 30, "a kernel", "use fewer inputs")

@@ -19,7 +19,7 @@ import numpy as np
 from .._validate import check_finite, check_steps, check_times
 
 __all__ = ["Prediction", "KernelTooLargeError", "check_finite", "check_times", "check_schedule", "check_solver_args",
-           "check_data", "memory_budget_bytes", "MemoryBudget", "kernel_memory_bytes", "fmt_bytes", "kernel_of",
+           "check_data", "memory_budget_bytes", "device_memory_bytes", "budget_source", "MemoryBudget", "kernel_memory_bytes", "fmt_bytes", "kernel_of",
            "jit_kernel", "nt_time", "divisor_batch", "check_solver", "fall_back_to_direct", "is_spec",
            "intermediate_bytes", "tiles_itself", "ArchLike"]
 
@@ -109,16 +109,55 @@ def check_data(x_train, y_train, x_test):
 # memory
 # ----------------------------------------------------------------------------
 
-def memory_budget_bytes() -> int:
-    """Bytes a kernel computation may use: ``NTKEQUI_MAX_KERNEL_BYTES`` if set,
-    else half the machine's physical memory."""
+def device_memory_bytes(devices=None) -> Optional[int]:
+    """The memory of the smallest of ``devices`` (default: the local devices) as the runtime
+    reports it (``device.memory_stats()['bytes_limit']``: a GPU's or TPU's own memory), or
+    None where it reports none (CPU devices share the host's memory).
+
+    >>> class Gpu:
+    ...     def memory_stats(self): return {"bytes_limit": 80 << 30}
+    >>> device_memory_bytes([Gpu(), Gpu()]) == 80 << 30
+    True
+    """
+    import jax
+    sizes = []
+    for d in (jax.local_devices() if devices is None else devices):
+        try:
+            stats = d.memory_stats()
+        except Exception:  # noqa: BLE001 - backends without memory statistics (XLA:CPU)
+            stats = None
+        if not stats or "bytes_limit" not in stats:
+            return None
+        sizes.append(int(stats["bytes_limit"]))
+    return min(sizes) if sizes else None
+
+
+def memory_budget_bytes(devices=None) -> int:
+    """Bytes a kernel computation may use per device: ``NTKEQUI_MAX_KERNEL_BYTES`` if set; else,
+    on devices with their own memory (GPU, TPU), three quarters of the smallest one's
+    (:func:`device_memory_bytes`); else half the machine's physical memory."""
     env = os.environ.get("NTKEQUI_MAX_KERNEL_BYTES")
     if env:
         return int(float(env))
+    own = device_memory_bytes(devices)
+    if own is not None:
+        return int(0.75 * own)
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
     except (ValueError, OSError, AttributeError):  # pragma: no cover
         return 8 << 30
+
+
+def budget_source(devices=None) -> str:
+    """Where :func:`memory_budget_bytes` took its number from, for messages: the variable, the
+    device's own memory (named, with its size), or the host's memory."""
+    if os.environ.get("NTKEQUI_MAX_KERNEL_BYTES"):
+        return "NTKEQUI_MAX_KERNEL_BYTES"
+    own = device_memory_bytes(devices)
+    if own is not None:
+        import jax
+        return f"3/4 of each {jax.local_devices()[0].device_kind} device's {fmt_bytes(own)}"
+    return "half the host's memory (CPU devices share it)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +165,8 @@ class MemoryBudget:
     """The bytes a kernel computation may use, and the one way a computation is refused
     (:class:`KernelTooLargeError`, before anything is computed, with advice).
 
-    max_bytes: the budget; None: :func:`memory_budget_bytes` (``NTKEQUI_MAX_KERNEL_BYTES``, else
-    half the physical memory).
+    max_bytes: the budget per device; None: :func:`memory_budget_bytes` (``NTKEQUI_MAX_KERNEL_BYTES``,
+    else 3/4 of an accelerator's own memory, else half the physical memory).
 
     >>> budget = MemoryBudget(10_000)
     >>> budget.largest_batch(lambda b: 8 * b * b, n_max=100)      # 8 b^2 <= 10 000
@@ -135,7 +174,7 @@ class MemoryBudget:
     >>> budget.require(20_000, "a kernel", "use fewer inputs")
     Traceback (most recent call last):
     ...
-    ntkequi.kernels._common.KernelTooLargeError: a kernel needs about 19.5 KiB (budget 9.8 KiB, set NTKEQUI_MAX_KERNEL_BYTES to change): use fewer inputs
+    ntkequi.kernels._common.KernelTooLargeError: a kernel needs about 19.5 KiB per device (budget 9.8 KiB per device: the max_bytes given; set NTKEQUI_MAX_KERNEL_BYTES to change): use fewer inputs
     """
     max_bytes: Optional[int] = None
 
@@ -156,9 +195,10 @@ class MemoryBudget:
         """Raise :class:`KernelTooLargeError` ("``what`` needs about ...: ``advice``") unless
         ``need`` bytes fit."""
         if not self.fits(need):
+            source = "the max_bytes given" if self.max_bytes is not None else budget_source()
             raise KernelTooLargeError(
-                f"{what} needs about {fmt_bytes(need)} (budget {fmt_bytes(self.bytes)}, set "
-                f"NTKEQUI_MAX_KERNEL_BYTES to change): {advice}")
+                f"{what} needs about {fmt_bytes(need)} per device (budget {fmt_bytes(self.bytes)} per device: "
+                f"{source}; set NTKEQUI_MAX_KERNEL_BYTES to change): {advice}")
 
 
 def kernel_memory_bytes(n_train: int, n_test: int, itemsize: int, per_pair: int = 1,

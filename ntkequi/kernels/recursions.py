@@ -57,10 +57,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from .closed_forms import expectations
 from .spatial import N_ROT, band_gather, band_mask, band_mask_np, rotation_maps
 
-__all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES", "kernel_mesh"]
+__all__ = ["Plan", "recursion_kernel_fn", "RecursionKernelFn", "DEFAULT_BLOCK_BYTES", "kernel_mesh",
+           "default_block_bytes"]
 
-#: default memory for one tile of pairs (all its intermediates)
+#: default memory for one tile of pairs (all its intermediates) on a CPU (cache-sized)
 DEFAULT_BLOCK_BYTES = 8 << 20
+#: on a device with its own memory, the share of it one tile may use
+DEVICE_BLOCK_FRACTION = 1 / 32
+
+
+def default_block_bytes(devices=None) -> int:
+    """Memory for one tile of pairs on ``devices`` (default: the local devices):
+    :data:`DEFAULT_BLOCK_BYTES` on CPUs, :data:`DEVICE_BLOCK_FRACTION` of the smallest device's
+    own memory on GPUs and TPUs (larger tiles keep an accelerator busy), never less than the
+    CPU default."""
+    from ._common import device_memory_bytes
+    own = device_memory_bytes(devices)
+    return DEFAULT_BLOCK_BYTES if own is None else max(DEFAULT_BLOCK_BYTES, int(own * DEVICE_BLOCK_FRACTION))
 #: live arrays of the per-pair size a tile holds at once (S, T, the partner variances, temporaries)
 _LIVE_ARRAYS = 6
 
@@ -642,19 +655,22 @@ class RecursionKernelFn:
 
     Attributes:
         layers: the layers without their widths (``layer.analytic()``).
-        block_bytes: memory for one tile of pairs.
+        block_bytes: memory for one tile of pairs (None: :func:`default_block_bytes`).
         devices: the devices the tiles are spread over (:func:`kernel_mesh`: None, every local
             device; a count; or a tuple of devices). With several, the kernels come back as
             ``jax.Array`` sharded by rows over them (replicated where the rows do not split
             evenly); with one, the single-device computation.
     """
 
-    def __init__(self, layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES, devices=None):
+    def __init__(self, layers: tuple, block_bytes: Optional[int] = None, devices=None):
         layers = tuple(layers)
         bad = [layer for layer in layers if not layer.closed_form]
         if bad:
             raise ValueError(f"{bad[0]!r} has no closed-form kernel here; use neural-tangents' kernel "
                              f"(ArchSpec.kernel_fn_nt, or ntkequi.nn.layers.stax_serial(layers)[2])")
+        if block_bytes is None:
+            block_bytes = default_block_bytes(None if devices is None or isinstance(devices, (int, np.integer))
+                                              else devices)
         if not block_bytes > 0:
             raise ValueError(f"block_bytes must be positive; got {block_bytes}")
         _padding(layers)
@@ -748,13 +764,14 @@ def _kernel_tuple(gets: tuple):
     return collections.namedtuple("Kernel", gets)
 
 
-def recursion_kernel_fn(layers: tuple, block_bytes: int = DEFAULT_BLOCK_BYTES, devices=None) -> RecursionKernelFn:
+def recursion_kernel_fn(layers: tuple, block_bytes: Optional[int] = None, devices=None) -> RecursionKernelFn:
     """ntkequi's analytic ``kernel_fn(x1, x2=None, get=None)`` of a tuple of layers.
 
     Args:
         layers: layer objects (:mod:`ntkequi.nn.layers`; ``ArchSpec.layers()``), every
             activation with a closed form (relu, erf).
-        block_bytes: memory for one tile of input pairs.
+        block_bytes: memory for one tile of input pairs (None: :func:`default_block_bytes`, which
+            follows the devices' own memory).
         devices: the devices its tiles are spread over (None: every local device; see
             :func:`kernel_mesh`).
 

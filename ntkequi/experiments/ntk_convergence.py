@@ -48,6 +48,10 @@ DATASETS = ("toy", "ising", "fmnist")
 MODELS = ("network", "linearised")
 
 
+#: the member networks a problem can have (all but 'mlp' for fmnist only)
+KINDS = ("mlp", "cnn", "cnn_gap", "gcnn")
+
+
 @dataclasses.dataclass(frozen=True)
 class ProblemConfig:
     """One comparison.
@@ -59,7 +63,10 @@ class ProblemConfig:
             and uniform noise; every image standardised to zero mean and unit variance over its
             pixels, which commutes with the quarter turns and makes the NTK far better conditioned:
             its training loss falls by 90 % in about 1,000 instead of over 3,000 steps).
-        kind: 'mlp', or 'cnn' (fmnist: the OSP table's network, conv-ReLU-2x2 pool twice).
+        kind: 'mlp', or for fmnist 'cnn' (the OSP table's network, conv-ReLU-2x2 pool per block,
+            flatten), 'cnn_gap' (the same blocks, global average pooling) or 'gcnn' (its
+            corresponding C4 group CNN: lifting conv, group convs, invariant pooling;
+            gcnn_correspondence).
         widths: hidden widths (channels for the CNN).
         ensemble_size: members per ensemble.
         n_train, n_eval: training inputs (before the orbit) and inputs per evaluation set.
@@ -88,8 +95,9 @@ class ProblemConfig:
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}; got {self.dataset!r}")
-        if self.kind not in ("mlp", "cnn") or (self.kind == "cnn" and self.dataset != "fmnist"):
-            raise ValueError(f"kind must be 'mlp', or 'cnn' for fmnist; got {self.kind!r} for {self.dataset!r}")
+        if self.kind not in KINDS or (self.kind != "mlp" and self.dataset != "fmnist"):
+            raise ValueError(f"kind must be 'mlp', or one of {KINDS[1:]} for fmnist; got {self.kind!r} for "
+                             f"{self.dataset!r}")
         if 0 not in self.record_steps or max(self.record_steps) != self.steps:
             raise ValueError(f"record_steps must include 0 and steps={self.steps}; got {self.record_steps}")
         if self.eta_lambda is not None and not 0 < self.eta_lambda <= 0.5:
@@ -222,6 +230,9 @@ def spec(p: ProblemConfig, width: int, out_dim: int) -> ArchSpec:
     """The member network of ``p`` at ``width`` (NTK parameterisation)."""
     if p.kind == "cnn":
         return ArchSpec(kind="cnn", depth=p.depth, width=width, out_dim=out_dim, pool=True, b_std=0.1)
+    if p.kind in ("cnn_gap", "gcnn"):
+        return ArchSpec(kind=p.kind.removesuffix("_gap"), depth=p.depth, width=width, out_dim=out_dim, pool=True,
+                        readout="gap", b_std=0.1)
     return ArchSpec(kind="mlp", depth=p.depth, width=width, out_dim=out_dim,
                     b_std={"toy": 1.0, "ising": 0.5, "fmnist": 0.1}[p.dataset])
 

@@ -21,7 +21,7 @@ each compared with its own network's analytic mean and covariance by
 ``fmnist_cnn_gap`` and ``fmnist_gcnn``.
 
     ntkequi run gcnn_correspondence --data-dir DIR                  # small: 14x14, a few images
-    ntkequi run gcnn_correspondence --data-dir DIR --preset cpu     # widths 4 ... 32 (CNN), 2 ... 16 (GCNN)
+    ntkequi run gcnn_correspondence --data-dir DIR --preset cpu     # widths 4 ... 256 (CNN), 2 ... 128 (GCNN)
 """
 from __future__ import annotations
 
@@ -73,8 +73,8 @@ PRESETS = {
                                               record_steps=(0, 6), downsample=2, depth=1),
                                seeds=(0,), models=("network",), eta_lambda=0.15),
     # ntk_convergence's CNN settings (eta lambda_max = 0.15, 60 steps, 16 members, 3 seeds) on the
-    # GAP pair at 14x14 with one block; GCNN channels per rotation half the CNN's
-    "cpu": ConvergenceConfig(problems=_pair((4, 8, 16, 32), (2, 4, 8, 16), ensemble_size=16, n_train=32, n_eval=8,
+    # GAP pair at 14x14 with one block; widths spanning 64x, GCNN channels per rotation half the CNN's
+    "cpu": ConvergenceConfig(problems=_pair((4, 16, 64, 256), (2, 8, 32, 128), ensemble_size=16, n_train=32, n_eval=8,
                                             steps=60, record_steps=(0, 10, 60), downsample=2, depth=1),
                              seeds=(0, 1, 2), models=("network",), eta_lambda=0.15),
 }

@@ -69,8 +69,8 @@ def check_pair(cfg: ConvergenceConfig) -> None:
 Config = ConvergenceConfig
 PRESETS = {
     # 14x14 images, one conv-ReLU-pool block (14 -> 7), a few images and members: the test's size
-    "small": ConvergenceConfig(problems=_pair((2, 4), (1, 2), ensemble_size=4, n_train=6, n_eval=2, steps=6,
-                                              record_steps=(0, 6), downsample=2, depth=1),
+    "small": ConvergenceConfig(problems=_pair((2,), (1,), ensemble_size=4, n_train=4, n_eval=1, steps=4,
+                                              record_steps=(0, 4), downsample=2, depth=1),
                                seeds=(0,), models=("network",), eta_lambda=0.15),
     # ntk_convergence's CNN settings (eta lambda_max = 0.15, 60 steps, 16 members, 3 seeds) on the
     # GAP pair at 14x14 with one block; widths spanning 64x, GCNN channels per rotation half the CNN's

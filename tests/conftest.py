@@ -3,8 +3,8 @@ import shutil
 import tempfile
 
 # Most tests compile far more than they compute (small inputs, many distinct programs): XLA's
-# backend optimisation level 0 makes the suite about 20 % faster on 2 cores (measured on the
-# orbit-table, scale, paper, GCNN-kernel and cross-product tests: 117 -> 95 s and 83 -> 69 s).
+# backend optimisation level 0 makes the suite faster (the whole suite's time with and without
+# it is in the session notes of issue 32).
 # It changes how fast XLA's code runs, not what it computes (every comparison here is to a
 # tolerance, or between two programs compiled alike). Set NTKEQUI_TEST_XLA_OPT=default to test
 # with XLA's default level, as users run. Read when the backend starts, so it is set first.

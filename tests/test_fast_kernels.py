@@ -261,7 +261,7 @@ def test_plan_uses_a_band_for_flatten_and_the_full_covariance_for_gap():
 
 def test_device_choice_is_checked_and_one_device_is_the_plain_path():
     """``devices`` names a bad choice; ``devices=1`` (and the default on a one-device machine)
-    is the single-device computation, bitwise."""
+    is the single-device path, on the first device."""
     import jax
     from ntkequi.kernels.recursions import kernel_mesh
     spec = ArchSpec(kind="cnn", depth=1, width=1, pool=True, b_std=0.1)
@@ -273,8 +273,8 @@ def test_device_choice_is_checked_and_one_device_is_the_plain_path():
     x = np.random.default_rng(0).normal(size=(3, 4, 4, 1))
     one = spec.kernel_fn.with_devices(1)
     assert one != spec.kernel_fn and one == spec.kernel_fn.with_devices(1)
-    if n == 1:
-        np.testing.assert_array_equal(one(x, None, "ntk"), spec.kernel_fn(x, None, "ntk"))
+    assert (kernel_mesh(None) is None) == (n == 1)          # the default spreads only over several devices
+    assert one(x, None, "ntk").sharding.device_set == {jax.local_devices()[0]}
 
 
 def test_tile_size_and_budget_follow_a_devices_own_memory(monkeypatch):

@@ -59,6 +59,24 @@ def default_out(name: str, preset: str) -> Path:
     return Path(f"runs/{name}" + ("" if preset == "small" else f"-{preset}"))
 
 
+def _prepare(module, name: str, preset: str, cfg, overrides, out, data_dir) -> tuple:
+    """``(cfg, out, data_dir)`` of a run: the preset (or ``cfg``) with the overrides, float64 switched
+    on if the config asks (before any data exist), the run directory and the data directory."""
+    if cfg is None:
+        if preset not in module.PRESETS:
+            raise KeyError(f"experiment {name!r} has no preset {preset!r}; presets: {', '.join(module.PRESETS)}")
+        cfg = module.PRESETS[preset]
+    elif not isinstance(cfg, config_class(module)):
+        raise TypeError(f"cfg must be a {name}.Config; got {type(cfg).__name__}")
+    cfg = with_overrides(cfg, overrides)
+    if getattr(cfg, "x64", False):
+        import jax
+        jax.config.update("jax_enable_x64", True)
+    if data_dir is None:
+        data_dir = os.environ.get("NTKEQUI_DATA_DIR") or None
+    return cfg, (Path(out) if out is not None else default_out(name, preset)), data_dir
+
+
 def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None] = None, *,
                    cfg=None, data_dir=None, progress: bool = True, overwrite: bool = False, argv=None,
                    overrides=()):
@@ -84,19 +102,7 @@ def run_experiment(name: str, preset: str = "small", out: Union[str, Path, None]
         ValueError: a bad override (the message names it).
     """
     module = get(name)
-    if cfg is None:
-        if preset not in module.PRESETS:
-            raise KeyError(f"experiment {name!r} has no preset {preset!r}; presets: {', '.join(module.PRESETS)}")
-        cfg = module.PRESETS[preset]
-    elif not isinstance(cfg, config_class(module)):
-        raise TypeError(f"cfg must be a {name}.Config; got {type(cfg).__name__}")
-    cfg = with_overrides(cfg, overrides)
-    if getattr(cfg, "x64", False):
-        import jax
-        jax.config.update("jax_enable_x64", True)     # before any data exist
-    if data_dir is None:
-        data_dir = os.environ.get("NTKEQUI_DATA_DIR") or None
-    out = Path(out) if out is not None else default_out(name, preset)
+    cfg, out, data_dir = _prepare(module, name, preset, cfg, overrides, out, data_dir)
     done = module.run(cfg, out, data_dir=data_dir, progress=progress, overwrite=overwrite)
     write_command(out, preset if cfg == module.PRESETS.get(preset) else "custom", argv, overrides)
     return cfg, out, done
@@ -127,14 +133,6 @@ def fill_tiles(name: str, preset: str = "small", out: Union[str, Path, None] = N
     k, total = (int(v) for v in worker)
     if not 1 <= k <= total:
         raise ValueError(f"worker must be k/K with 1 <= k <= K; got {k}/{total}")
-    if preset not in module.PRESETS:
-        raise KeyError(f"experiment {name!r} has no preset {preset!r}; presets: {', '.join(module.PRESETS)}")
-    cfg = with_overrides(module.PRESETS[preset], overrides)
-    if getattr(cfg, "x64", False):
-        import jax
-        jax.config.update("jax_enable_x64", True)
-    if data_dir is None:
-        data_dir = os.environ.get("NTKEQUI_DATA_DIR") or None
-    out = Path(out) if out is not None else default_out(name, preset)
+    cfg, out, data_dir = _prepare(module, name, preset, None, overrides, out, data_dir)
     check_saved_config(out, cfg)
     return module.tiles(cfg, out, data_dir=data_dir, progress=progress, start=(k - 1) / total)

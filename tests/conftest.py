@@ -2,15 +2,19 @@ import os
 import shutil
 import tempfile
 
-# Most tests compile far more than they compute (small inputs, many distinct programs): XLA's
-# backend optimisation level 0 makes the suite faster (the whole suite's time with and without
-# it is in the session notes of issue 32).
-# It changes how fast XLA's code runs, not what it computes (every comparison here is to a
-# tolerance, or between two programs compiled alike). Set NTKEQUI_TEST_XLA_OPT=default to test
-# with XLA's default level, as users run. Read when the backend starts, so it is set first.
-if os.environ.get("NTKEQUI_TEST_XLA_OPT", "0") != "default" and "xla_backend_optimization_level" not in \
-        os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+# Most tests compile far more than they compute (small inputs, many distinct programs, and
+# every eager operation on a new shape is a program): XLA:CPU compiles faster at backend
+# optimisation level 0 and with its older loop emitters for fusions instead of the fusion
+# emitters (the suite's times with and without are in the session notes of issue 32).
+# Both change how fast XLA's code runs, not what it computes beyond float rounding (every
+# comparison here is to a tolerance, or between two programs compiled alike). Set
+# NTKEQUI_TEST_XLA_OPT=default to test with XLA's defaults, as users run. Read when the backend
+# starts, so they are set first; a flag already in XLA_FLAGS is left as given.
+TEST_XLA_FLAGS = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": "false"}
+if os.environ.get("NTKEQUI_TEST_XLA_OPT", "0") != "default":
+    given = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = " ".join([given] + [f"--{k}={v}" for k, v in TEST_XLA_FLAGS.items()
+                                                  if k not in given]).strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -24,7 +24,7 @@ from ..runs import check_saved_config, with_overrides, write_command
 __all__ = ["NAMES", "get", "all_modules", "config_class", "default_out", "run_experiment", "fill_tiles", "tiled"]
 
 #: every experiment, in the order the report and ``ntkequi list`` show them
-NAMES = ("demo", "toy_ensembles", "ising", "fmnist_ntk", "ntk_convergence", "linearised_width", "gcnn_correspondence", "fmnist_ntk_scale", "partial_augmentation",
+NAMES = ("demo", "toy_ensembles", "ising", "fmnist_ntk", "ntk_convergence", "linearised_width", "gcnn_correspondence", "fmnist_ntk_scale", "gcnn_ntk_scale", "partial_augmentation",
          "fmnist_osp_table", "toy_heatmaps", "width_convergence", "kernel_symmetry", "force_fields", "molecules", "cross_product",
          "baseline_invariance")
 #: modules of this package that are not experiments: what experiments share (the protocol and

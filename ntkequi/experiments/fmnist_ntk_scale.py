@@ -52,12 +52,16 @@ CPU_TIME = {"small": "2.5 min", "cpu": "2.5 h", "flatten4096": "1.5 h", "gap": "
             "large": "3.5 h (estimate)", "paper": "not measured (meant for a GPU)"}
 EVAL_SETS = ("fashion_mnist_test", "mnist", "noise")
 AUGS = ("none", "C4")
+KINDS = {"cnn": AUGS, "gcnn": ("none",)}          # kind -> the trainings recorded
 
 
 @dataclasses.dataclass(frozen=True)
 class ArchCase:
     """One architecture of the experiment: ``readout`` 'flatten' or 'gap' after two
-    conv -> ReLU -> 2x2 average pool blocks; ``sizes`` the training-set sizes N (ascending,
+    conv -> ReLU -> 2x2 average pool blocks (``kind`` 'cnn'), or after a C4 lifting convolution and
+    a C4 group convolution with the same pools (``kind`` 'gcnn', trained on the images themselves:
+    with 'gap' the network and its kernel are invariant, so orbit augmentation adds nothing);
+    ``sizes`` the training-set sizes N (ascending,
     nested); ``n_test`` FashionMNIST test images and ``n_ood`` MNIST digits and noise images
     (each) whose C4 orbits are evaluated; ``kernel_dtype`` the precision its kernel tiles are
     computed in ('float32' is faster for the pooled flatten kernel, benchmarks/tile_dtype.py; the solves are float64 either way. Checked on the real data with
@@ -69,8 +73,11 @@ class ArchCase:
     n_test: int
     n_ood: int
     kernel_dtype: str = "float64"
+    kind: str = "cnn"
 
     def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {tuple(KINDS)}; got {self.kind!r}")
         if self.readout not in ("flatten", "gap"):
             raise ValueError(f"readout must be 'flatten' or 'gap'; got {self.readout!r}")
         if not self.sizes or list(self.sizes) != sorted(set(self.sizes)) or self.sizes[0] < 1:
@@ -84,14 +91,26 @@ class ArchCase:
 
     def spec(self) -> ArchSpec:
         """The network (its width does not enter the kernel)."""
-        return ArchSpec(kind="cnn", depth=2, width=64, out_dim=10, pool=True, readout=self.readout)
+        return ArchSpec(kind=self.kind, depth=2, width=64, out_dim=10, pool=True, readout=self.readout)
+
+    @property
+    def augmentations(self) -> tuple:
+        """The trainings recorded: without augmentation and on the C4 orbit (CNN); without (GCNN)."""
+        return KINDS[self.kind]
+
+    def network(self, aug: str) -> str:
+        """The record's name for this network trained with ``aug``: 'cnn', 'cnn-augmented' or 'gcnn'."""
+        return {("cnn", "none"): "cnn", ("cnn", "C4"): "cnn-augmented", ("gcnn", "none"): "gcnn"}[(self.kind, aug)]
 
 
 @dataclasses.dataclass(frozen=True)
 class FmnistNTKScaleConfig:
     """``archs``: the :class:`ArchCase` s; ``time_multiples``: t lambda_max (inf: converged);
     ``ensemble_sizes``: M for the predicted ensemble invariance error; ``tile``: kernel tile
-    side; ``seed``: the data permutation."""
+    side; ``seed``: the data permutation; ``pairs``: ``(gcnn, cnn)`` names of a GAP GCNN case and
+    the GAP CNN case with the same data, whose analytic means are compared (the correspondence:
+    the GCNN trained for time ``4 t`` on the images against the CNN trained for ``t`` on their
+    C4 orbits; records ``pair/<gcnn>/<cnn>/N<n>``)."""
     x64: ClassVar[bool] = True
     archs: tuple[ArchCase, ...] = (ArchCase("pool_flatten", "flatten", (16, 32), 8, 4),
                     ArchCase("pool_gap", "gap", (8,), 4, 2))
@@ -99,6 +118,7 @@ class FmnistNTKScaleConfig:
     ensemble_sizes: tuple = (1, 4, 16, 64)
     tile: int = 256
     seed: int = 0
+    pairs: tuple = ()
 
     def __post_init__(self):
         if not self.archs:
@@ -110,6 +130,18 @@ class FmnistNTKScaleConfig:
             raise ValueError(f"time_multiples must be positive (inf allowed); got {self.time_multiples!r}")
         if any(m < 1 for m in self.ensemble_sizes):
             raise ValueError(f"ensemble_sizes must be >= 1; got {self.ensemble_sizes!r}")
+        cases = {a.name: a for a in self.archs}
+        for pair in self.pairs:
+            if len(pair) != 2 or any(p not in cases for p in pair):
+                raise ValueError(f"each pair must name (gcnn, cnn) cases of archs {tuple(cases)}; got {pair!r}")
+            g, c = cases[pair[0]], cases[pair[1]]
+            if (g.kind, g.readout, c.kind, c.readout) != ("gcnn", "gap", "cnn", "gap"):
+                raise ValueError(f"pair {pair!r} must be a GAP GCNN and a GAP CNN (the corresponding pair); got "
+                                 f"({g.kind}, {g.readout}) and ({c.kind}, {c.readout})")
+            diff = [f for f in ("sizes", "n_test", "n_ood") if getattr(g, f) != getattr(c, f)]
+            if diff:
+                raise ValueError(f"pair {pair!r} must share the data; {diff} differ: "
+                                 f"{[(getattr(g, f), getattr(c, f)) for f in diff]}")
 
 
 Config = FmnistNTKScaleConfig
@@ -156,11 +188,14 @@ def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
     train, test = store.train_blocks(n), store.test_blocks(n)
     lam = float(jnp.linalg.eigvalsh(train["ntk"][0]).max())
     ts = [mult / lam for mult in cfg.time_multiples]
-    points = {g: kernels.orbit_point_blocks(c4, v) for g, v in test.items()}          # (a, |G| M, N)
+    if case.kind == "gcnn":
+        points = test                       # (1, |G| M, N): the store's test inputs are the orbit points
+    else:
+        points = {g: kernels.orbit_point_blocks(c4, v) for g, v in test.items()}      # (a, |G| M, N)
     bounds = np.cumsum([0] + [v.shape[0] for v in evals.values()])
     out = {"lambda_max": lam, "times": ts}
     solve_s = {}
-    for aug in AUGS:
+    for aug in case.augmentations:
         t0 = time.perf_counter()
         if aug == "C4":
             # test points: all orbit points, group-major; the NNGP between the points of each
@@ -207,14 +242,18 @@ def _evaluate(case, n, store, y, evals, test_labels, cfg, c4, trivial):
 def _stores(cfg: FmnistNTKScaleConfig, out: Path, data_dir) -> list:
     """``[(case, store, y, evals, labels)]``: each architecture's tile store under
     ``out/tiles/<arch>`` and its problem (every size checked against the memory budget first)."""
-    c4 = groups.rotations(4, (28, 28))
+    c4, trivial = groups.rotations(4, (28, 28)), groups.rotations(1, (28, 28))
     stores = []
     for case in cfg.archs:
         x, y, evals, labels = _problem(case, cfg.seed, data_dir)
-        xt = np.concatenate([evals[s] for s in EVAL_SETS])
-        store = kernels.TileStore(out / "tiles" / case.name, case.spec().kernel_fn, c4, jnp.asarray(x),
-                                  jnp.asarray(xt), tile=min(cfg.tile, case.sizes[-1]),
-                                  dtype=case.kernel_dtype)
+        xt = jnp.asarray(np.concatenate([evals[s] for s in EVAL_SETS]))
+        if case.kind == "gcnn":
+            # trained without augmentation: the blocks of the images, evaluated at every orbit point
+            group, xt = trivial, c4.orbit(xt).reshape((-1,) + xt.shape[1:])           # group-major
+        else:
+            group = c4
+        store = kernels.TileStore(out / "tiles" / case.name, case.spec().kernel_fn, group, jnp.asarray(x),
+                                  xt, tile=min(cfg.tile, case.sizes[-1]), dtype=case.kernel_dtype)
         stores.append((case, store, y, evals, labels))
     return stores
 
@@ -230,28 +269,71 @@ def tiles(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = Tru
 
 def run(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = True, overwrite: bool = False) -> dict:
     """Run (or resume) into ``out``: kernel tiles under ``out/tiles/<arch>``, one record
-    ``<arch>/N<n>`` per architecture and training-set size."""
+    ``<arch>/N<n>`` per architecture and training-set size and one ``pair/<gcnn>/<cnn>/N<n>``
+    per pair and size (:func:`pair_difference`), smallest N first."""
     out = Path(out)
     rd = RunDir(out, cfg, overwrite=overwrite)
     done = rd.done()
     c4, trivial = groups.rotations(4, (28, 28)), groups.rotations(1, (28, 28))
-    for case, store, y, evals, labels in _stores(cfg, out, data_dir):
-        for key, n in rd.pending(case.sizes, lambda n: f"{case.name}/N{n}"):
-            if progress:
-                print(f"[{out.name}] {case.name}: kernel tiles for N = {n} "
-                      f"({len(store.missing(n))} to compute)", flush=True)
-            t0 = time.perf_counter()
-            entries = store.compute(n, progress=progress)
-            kernel_s = time.perf_counter() - t0
-            payload = _evaluate(case, n, store, y, evals, labels, cfg, c4, trivial)
-            done[key] = rd.record(key, arch=case.name, readout=case.readout, n_train=n,
-                                  n_eval={s: int(v.shape[0]) for s, v in evals.items()},
-                                  kernel_seconds=kernel_s, tiles_computed=entries, **payload)
+    stores = _stores(cfg, out, data_dir)
+    by_name = {case.name: (case, store, y, evals) for case, store, y, evals, _ in stores}
+    units = [(case.name, n) for case in cfg.archs for n in case.sizes] + \
+        [(pair, n) for pair in cfg.pairs for n in by_name[pair[0]][0].sizes]
+    # size by size (every network at the smallest N first), each pair after its two networks
+    units.sort(key=lambda u: (u[1], isinstance(u[0], tuple)))
+    key_of = lambda u: f"{u[0]}/N{u[1]}" if isinstance(u[0], str) else f"pair/{u[0][0]}/{u[0][1]}/N{u[1]}"  # noqa: E731
+    for key, (name, n) in rd.pending(units, key_of):
+        if isinstance(name, tuple):
+            gname, cname = name
+            done[key] = rd.record(key, gcnn=gname, cnn=cname, n_train=n,
+                                  **pair_difference(by_name[gname], by_name[cname], n, cfg, c4))
+            continue
+        case, store, y, evals, labels = next(st for st in stores if st[0].name == name)
+        if progress:
+            print(f"[{out.name}] {case.name}: kernel tiles for N = {n} "
+                  f"({len(store.missing(n))} to compute)", flush=True)
+        t0 = time.perf_counter()
+        entries = store.compute(n, progress=progress)
+        kernel_s = time.perf_counter() - t0
+        payload = _evaluate(case, n, store, y, evals, labels, cfg, c4, trivial)
+        done[key] = rd.record(key, arch=case.name, kind=case.kind, readout=case.readout, n_train=n,
+                              networks={aug: case.network(aug) for aug in case.augmentations},
+                              n_eval={s: int(v.shape[0]) for s, v in evals.items()},
+                              kernel_seconds=kernel_s, tiles_computed=entries, **payload)
     return done
+
+
+def pair_difference(gcnn, cnn, n: int, cfg, c4) -> dict:
+    """The correspondence at training-set size ``n``: the CNN's mean trained on the C4 orbit for
+    time ``t`` (``t lambda_max`` = the config's multiples, lambda_max of its unaugmented NTK)
+    and the GCNN's trained on the images for ``|G| t``, both solved from their stores, on the
+    orbit points of every evaluation set. Returns ``times``, ``time_factor`` and
+    ``max_rel_diff[set]``: per time, the largest difference relative to the largest |mean|
+    of the CNN's on that set (the means are 0 nowhere on these sets at these times)."""
+    (gcase, gstore, y, evals), (ccase, cstore, _, _) = gcnn, cnn
+    order, m = c4.order, sum(v.shape[0] for v in evals.values())
+    ctrain = cstore.train_blocks(n)
+    lam = float(jnp.linalg.eigvalsh(ctrain["ntk"][0]).max())
+    ts = np.asarray([mult / lam for mult in cfg.time_multiples])
+    ctest = {g: kernels.orbit_point_blocks(c4, v) for g, v in cstore.test_blocks(n).items()}
+    aug = kernels.solve_blocks(ctrain, ctest, c4.orbit_out(jnp.asarray(y[:n])), ts, groups.irreps(c4))
+    gtrain, gtest = gstore.train_blocks(n), gstore.test_blocks(n)
+    trivial = groups.rotations(1, (28, 28))
+    own = kernels.solve_blocks(gtrain, gtest, jnp.asarray(y[:n])[None], ts * order, groups.irreps(trivial))
+    a = np.asarray(aug.mean).reshape(len(ts), order * m, -1)
+    b = np.asarray(own.mean).reshape(len(ts), order * m, -1)
+    bounds = np.cumsum([0] + [v.shape[0] for v in evals.values()])
+    diff = {}
+    for j, s in enumerate(EVAL_SETS):
+        rows = np.concatenate([np.arange(bounds[j], bounds[j + 1]) + h * m for h in range(order)])
+        diff[s] = [float(np.abs(a[i, rows] - b[i, rows]).max() / np.abs(a[i, rows]).max()) for i in range(len(ts))]
+    return {"times": ts.tolist(), "time_factor": order, "max_rel_diff": diff}
 
 
 def _rows(cfg, done, aug, t_index=-1):
     for case in cfg.archs:
+        if aug not in case.augmentations:
+            continue
         for n in case.sizes:
             rec = done.get(f"{case.name}/N{n}")
             if rec is not None:
@@ -287,6 +369,8 @@ def figure(cfg: FmnistNTKScaleConfig, done: dict):
             if rec is None:
                 continue
             for aug, ls in (("none", "--"), ("C4", "-")):
+                if aug not in rec:
+                    continue
                 acc = [p["fashion_mnist_test"]["accuracy"] for p in rec[aug]]
                 axes[0].plot(xs, acc, "o" + ls, ms=3, color=f"C{k}", label=f"{case.name}, N={n}, {aug}")
                 for j, s in enumerate(EVAL_SETS):
@@ -338,12 +422,15 @@ def numbers(cfg: FmnistNTKScaleConfig, done: dict) -> dict:
         recs = [done[f"{case.name}/N{n}"] for n in case.sizes if f"{case.name}/N{n}" in done]
         if not recs:
             continue
-        rec, p = recs[-1], "scaleFlat" if case.readout == "flatten" else "scaleGap"
-        none, aug = rec["none"][-1], rec["C4"][-1]
+        rec = recs[-1]
+        p = "scaleGcnn" if case.kind == "gcnn" else "scaleFlat" if case.readout == "flatten" else "scaleGap"
+        none = rec["none"][-1]
         out.update({f"{p}N": str(rec["n_train"]),
                     f"{p}AccNone": none["fashion_mnist_test"]["accuracy"],
                     f"{p}OrbitAccNone": none["fashion_mnist_test"]["orbit_accuracy"],
-                    f"{p}AccAug": aug["fashion_mnist_test"]["accuracy"],
-                    f"{p}InvAug": max(aug[s]["invariance_error"] for s in EVAL_SETS),
                     f"{p}InvNone": min(none[s]["invariance_error"] for s in EVAL_SETS)})
+        if "C4" in rec:
+            aug = rec["C4"][-1]
+            out.update({f"{p}AccAug": aug["fashion_mnist_test"]["accuracy"],
+                        f"{p}InvAug": max(aug[s]["invariance_error"] for s in EVAL_SETS)})
     return out

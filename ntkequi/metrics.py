@@ -16,7 +16,8 @@ import numpy as np
 from .groups import Group
 
 __all__ = ["EvalOrbits", "InvarianceError", "equivariance_error", "transform_error", "orbit_predictions", "orbit_same_predictions",
-           "relative_std", "symmetric_kl", "ntk_distance", "accuracy", "mean_squared_invariance_error",
+           "relative_std", "symmetric_kl", "symmetric_kl_values", "max_symmetric_kl", "rotation_generator",
+           "lie_derivative", "rotation_kappa", "rotation_invariance_bound", "ntk_distance", "accuracy", "mean_squared_invariance_error",
            "predicted_invariance_error", "orbit_covariance", "EnsembleDeviation", "ensemble_deviation"]
 
 
@@ -150,16 +151,134 @@ def relative_std(f_orbit, group: Group, eps: float = 1e-12) -> float:
     return float(jnp.mean(std / jnp.maximum(scale, eps)))
 
 
+def symmetric_kl_values(logits_orbit, group: Group) -> jnp.ndarray:
+    """Per orbit point: ``KL(p_{gx} || p_x) + KL(p_x || p_{gx}) = sum_c (p_{gx,c} - p_{x,c})
+    (log p_{gx,c} - log p_{x,c})`` of the softmax outputs (trivial output representation).
+
+    Args:
+        logits_orbit: ``(|G|, N, k)``, or ``(M, |G|, N, k)`` for M members.
+
+    Returns:
+        ``(|G|, N)`` (or ``(M, |G|, N)``); the ``g = e`` row is 0.
+
+    >>> from ntkequi import groups
+    >>> c2 = groups.rotations(2, (2, 2))
+    >>> v = symmetric_kl_values(jnp.array([[[0.0, 0.0]], [[jnp.log(3.0), 0.0]]]), c2)
+    >>> [round(float(a), 4) for a in v[:, 0]]            # (1/4) log(3/2) - (1/4) log(1/2) = log(3) / 4
+    [0.0, 0.2747]
+    """
+    a = jnp.asarray(logits_orbit)
+    if a.ndim == 4:
+        return jax.vmap(lambda m: symmetric_kl_values(m, group))(a)
+    a = _check_orbit(a, group)
+    logp = jax.nn.log_softmax(a, axis=-1)
+    d = jnp.exp(logp) - jnp.exp(logp[0])[None]
+    return jnp.sum(d * (logp - logp[0][None]), axis=-1)
+
+
 def symmetric_kl(logits_orbit, group: Group) -> float:
     """``mean_{g, x} KL(p_{gx} || p_x) + KL(p_x || p_{gx})`` of the softmax outputs
-    (trivial output representation)."""
-    logits_orbit = _check_orbit(logits_orbit, group)
-    logp = jax.nn.log_softmax(logits_orbit, axis=-1)
-    p = jnp.exp(logp)
-    ref_logp, ref_p = logp[0][None], p[0][None]
-    kl1 = jnp.sum(p * (logp - ref_logp), axis=-1)
-    kl2 = jnp.sum(ref_p * (ref_logp - logp), axis=-1)
-    return float(jnp.mean(kl1 + kl2))
+    (trivial output representation; :func:`symmetric_kl_values`), ``g = e`` included.
+    ``logits_orbit`` ``(|G|, N, k)``, or ``(M, |G|, N, k)`` (the mean over members too)."""
+    return float(jnp.mean(symmetric_kl_values(logits_orbit, group)))
+
+
+def max_symmetric_kl(logits_orbit, group: Group) -> float:
+    """The largest symmetric KL (:func:`symmetric_kl_values`) over the orbit and the inputs, and
+    over the members for ``(M, |G|, N, k)``: the worst case Nordenfors & Flinth report beside
+    the mean. ``logits_orbit`` ``(|G|, N, k)`` or ``(M, |G|, N, k)``.
+
+    >>> from ntkequi import groups
+    >>> c2 = groups.rotations(2, (2, 2))
+    >>> logits = jnp.array([[[0.0, 0.0], [1.0, 1.0]], [[jnp.log(3.0), 0.0], [1.0, 1.0]]])
+    >>> round(max_symmetric_kl(logits, c2), 4), round(symmetric_kl(logits, c2), 4)
+    (0.2747, 0.0687)
+    """
+    return float(jnp.max(symmetric_kl_values(logits_orbit, group)))
+
+
+def rotation_generator(images) -> jnp.ndarray:
+    """The derivative of a counter-clockwise rotation of ``images`` ``(N, H, W, C)`` about
+    their centre at angle 0: ``d/dtheta (R_theta x)(p) |_0``. With ``(R_theta x)(p) =
+    x(R_{-theta} p)`` (positions ``p = (u, v)``, u to the right, v up, from the centre
+    ``((H-1)/2, (W-1)/2)``, the convention of :func:`ntkequi.groups.image_rotation_gather`),
+    it is ``v dx/du - u dx/dv``, with central differences for the image's derivatives and zeros
+    outside it (as the bilinear rotation's padding). Linear in ``images``.
+
+    >>> x = jnp.zeros((1, 3, 3, 1)).at[0, 1, 2, 0].set(1.0)   # one pixel right of the centre
+    >>> rotation_generator(x)[0, :, :, 0].tolist()           # it turns up: the upper right gains
+    [[0.0, 0.0, 0.5], [0.0, 0.0, 0.0], [0.0, 0.0, -0.5]]
+    """
+    x = jnp.asarray(images)
+    if x.ndim != 4:
+        raise ValueError(f"images must have shape (N, H, W, C); got {tuple(x.shape)}")
+    h, w = x.shape[1:3]
+    pad = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    d_col = (pad[:, 1:-1, 2:] - pad[:, 1:-1, :-2]) / 2          # d/du (u = column to the right)
+    d_row = (pad[:, 2:, 1:-1] - pad[:, :-2, 1:-1]) / 2          # d/d(row); d/dv = -d/d(row)
+    v = ((h - 1) / 2 - jnp.arange(h))[None, :, None, None]
+    u = (jnp.arange(w) - (w - 1) / 2)[None, None, :, None]
+    return (v * d_col + u * d_row + 0.0).astype(x.dtype)       # + 0.0: no negative zeros
+
+
+def lie_derivative(f, images) -> jnp.ndarray:
+    """The Lie derivative of an image model under rotation (Gruver et al. 2022): ``L f(x) =
+    d/dtheta f(R_theta x) |_{theta = 0}``, by ``jax.jvp`` of ``f`` along
+    :func:`rotation_generator`. Zero for a function invariant under every rotation of the
+    continuous image; for a model invariant only under C_n it measures the invariance the
+    C_n orbits do not enforce. Absolute (per output), never divided by ``f(x)``.
+
+    Args:
+        f: a differentiable ``f(images (N, H, W, C)) -> (N, k)`` (``jax.jvp`` traces it).
+        images: ``(N, H, W, C)``.
+
+    Returns:
+        ``(N, k)``: ``L f(x)`` per input and output.
+
+    >>> x = jnp.zeros((1, 3, 3, 1)).at[0, 1, 2, 0].set(1.0)
+    >>> upper_right = lambda im: im[:, 0, 2, :]
+    >>> lie_derivative(upper_right, x).tolist()
+    [[0.5]]
+    """
+    x = jnp.asarray(images)
+    return jax.jvp(f, (x,), (rotation_generator(x),))[1]
+
+
+def rotation_kappa(k: int) -> float:
+    """``kappa(C_k) = max_phi min_{g in C_k} ||R_phi - g||_op = 2 sin(pi / (2k))``: the largest
+    operator-norm distance between a rotation of the plane and its nearest element of C_k
+    (``||R_a - R_b||_op = 2 |sin((a - b) / 2)|``, and every angle is within ``pi / k`` of C_k).
+
+    >>> round(rotation_kappa(4), 6), round(rotation_kappa(1), 6)
+    (0.765367, 2.0)
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer (the order of C_k); got {k!r}")
+    return float(2 * np.sin(np.pi / (2 * int(k))))
+
+
+def rotation_invariance_bound(k: int, lie_norms) -> np.ndarray:
+    """The bound on the SO(2) invariance error of an exactly C_k-invariant function ``f``:
+    every rotation is ``g R_s`` with ``g`` in C_k and ``|s| <= pi / k = 2 arcsin(kappa / 2)``,
+    so ``||f(R_phi x) - f(x)|| = ||f(R_s x) - f(x)|| <= |s| sup_{|s'| <= |s|} ||L f(R_{s'} x)||
+    <= C kappa`` with ``C = (2 arcsin(kappa / 2) / kappa) sup ||L f||`` along the arc
+    (:func:`lie_derivative`; the factor is at most pi / 2 and tends to 1 as k grows). The
+    constant vanishes with ``f``, e.g. for the NTK mean at t = 0.
+
+    Args:
+        k: the order of the augmentation group C_k.
+        lie_norms: ``||L f(R_s x)||`` for the arc's angles (any shape ``(..., S)``); their
+            maximum over the last axis stands for the supremum (a lower estimate of it with
+            few angles).
+
+    Returns:
+        The bound ``C kappa`` per leading index: ``(2 arcsin(kappa / 2)) * max ||L f||``.
+
+    >>> round(float(rotation_invariance_bound(4, [1.0, 2.0])), 6)        # (pi / 4) * 2
+    1.570796
+    """
+    kappa = rotation_kappa(k)
+    return 2 * np.arcsin(kappa / 2) * np.max(np.asarray(lie_norms, dtype=float), axis=-1)
 
 
 def ntk_distance(ensemble_mean, ntk_mean) -> float:

@@ -34,3 +34,32 @@ def test_metadata_license_extras_and_citation():
     assert any(d.startswith("tensorflow-datasets") for d in meta["optional-dependencies"]["online"])
     cff = (ROOT / "CITATION.cff").read_text()
     assert cff.startswith("cff-version: 1.2.0") and "arXiv:2403.03103" in cff and "arXiv:2406.06504" in cff
+
+
+def test_wheel_and_sdist_install_into_a_fresh_environment_and_run_the_demo(tmp_path):
+    """`python -m build` makes a wheel and an sdist (no network: the installed setuptools); each
+    installs into a fresh virtual environment (dependencies from this interpreter's site-packages,
+    ntkequi itself only from the artifact) and imports from there; the wheel's `ntkequi demo`
+    runs to its summary, with the package's data files (the demo needs none of the repo)."""
+    import os
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+                   check=True, cwd=tmp_path, timeout=600, capture_output=True)
+    wheel, sdist = sorted(dist.glob("ntkequi-*.whl")), sorted(dist.glob("ntkequi-*.tar.gz"))
+    assert len(wheel) == 1 and len(sdist) == 1, sorted(p.name for p in dist.iterdir())
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    for artifact in (wheel[0], sdist[0]):
+        venv = tmp_path / f"venv-{artifact.suffix.strip('.')}"
+        # without pip: the venv's own pip would bring an old setuptools that shadows the installed one
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
+                       timeout=300)
+        py = venv / "bin" / "python"
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(artifact)],
+                       check=True, cwd=tmp_path, env=env, timeout=600, capture_output=True)
+        where = subprocess.run([str(py), "-c", "import ntkequi; print(ntkequi.__file__)"], check=True, cwd=tmp_path,
+                               env=env, timeout=300, capture_output=True, text=True).stdout.strip()
+        assert where.startswith(str(venv)), (artifact.name, where)
+    demo = subprocess.run([str(venv.parent / "venv-whl" / "bin" / "ntkequi"), "demo", "--out", str(tmp_path / "demo"),
+                           "--no-progress"], cwd=tmp_path, env=env, timeout=600, capture_output=True, text=True)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert (tmp_path / "demo" / "results.jsonl").exists()

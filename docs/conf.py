@@ -6,14 +6,17 @@ jax.config.update("jax_enable_x64", True)
 
 project = "ntkequi"
 author = "ntkequi developers"
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode"]
+# myst_nb renders the tutorial notebook with the outputs it was committed with (not re-executed:
+# tests/test_tutorial.py executes it)
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "myst_nb"]
+nb_execution_mode = "off"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"                 # shapes and types are in the docstrings
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True                   # Attributes: sections do not duplicate the dataclass fields
-exclude_patterns = ["_build", "results"]
+exclude_patterns = ["_build", "results", "guide.md"]
 html_theme = "alabaster"
 suppress_warnings = ["autodoc.import_object"]
 nitpicky = False

@@ -342,14 +342,16 @@ def write_command(out, preset: str, argv=None, overrides=()) -> Path:
     return target
 
 
-def learning_curve(done: dict, prefix: str, metric: str):
+def learning_curve(done: dict, prefix: str, metric: str, counts: bool = False):
     """``(ns, mean, std)`` numpy arrays of ``metric`` over the records whose key starts with
-    ``prefix``, grouped by their ``n`` field (training-set size), ``ns`` ascending."""
+    ``prefix``, grouped by their ``n`` field (training-set size), ``ns`` ascending (``std``
+    with ``ddof=0``); with ``counts``, also the number of records behind each mean."""
     import numpy as np
     recs = [r for k, r in done.items() if k.startswith(prefix)]
     ns = sorted({r["n"] for r in recs})
     vals = [[float(r[metric]) for r in recs if r["n"] == n] for n in ns]
-    return np.array(ns), np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
+    out = np.array(ns), np.array([np.mean(v) for v in vals]), np.array([np.std(v) for v in vals])
+    return out + (np.array([len(v) for v in vals]),) if counts else out
 
 
 class ConfigMismatchError(RuntimeError):

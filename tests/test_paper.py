@@ -132,8 +132,12 @@ def test_osp_tables_equal_the_results(generated):
         ens = next(r for r in rows if r[0].startswith("DeepEns"))
         for cell, n in zip(ens[1:], cfg["groups"]):
             vals = [recs[f"deep_ensemble/C{n}/seed{seed}"][s]["osp"] for seed in cfg["seeds"]]
-            mean, std, paper = parse(cell)
+            mean, std, low, high, paper = parse(cell)
             assert (mean, std) == (round(np.mean(vals), 2), round(np.std(vals), 2)), (s, n, cell)
+            # the 95 % t-interval of the mean over seeds, computed here with scipy's own interval
+            from scipy import stats
+            want = stats.t.interval(0.95, len(vals) - 1, loc=np.mean(vals), scale=stats.sem(vals))
+            assert (low, high) == (round(want[0], 2), round(want[1], 2)), (s, n, cell, want)
         single = next(r for r in rows if r[0].startswith("single"))
         for cell, n in zip(single[1:], cfg["groups"]):
             vals = [m["osp"] for seed in cfg["seeds"] for m in recs[f"deep_ensemble/C{n}/seed{seed}"][s + "_members"]]
@@ -266,7 +270,9 @@ def test_readme_only_tables_equal_the_results(generated):
     for cell, n in zip(ens[1:], cfg["groups"]):
         rs = [recs[f"deep_ensemble/C{n}/seed{seed}"] for seed in cfg["seeds"]]
         vals = [r.get("test_all", r["test"])["accuracy"] for r in rs]     # all test images, where recorded
-        np.testing.assert_allclose(parse(cell), [np.mean(vals), np.std(vals)], rtol=0.06, atol=1e-12)
+        from scipy import stats
+        want = stats.t.interval(0.95, len(vals) - 1, loc=np.mean(vals), scale=stats.sem(vals))
+        np.testing.assert_allclose(parse(cell), [np.mean(vals), np.std(vals), *want], rtol=0.06, atol=1e-12)
     # fmnist_ntk per eval set: the distance rows
     recs, cfg = _records("fmnist_ntk"), _config("fmnist_ntk")["sweep"]
     orbit = recs[f"orbit/width{max(cfg['widths'])}"]

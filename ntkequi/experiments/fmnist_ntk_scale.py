@@ -427,10 +427,10 @@ def numbers(cfg: FmnistNTKScaleConfig, done: dict) -> dict:
         none = rec["none"][-1]
         out.update({f"{p}N": str(rec["n_train"]),
                     f"{p}AccNone": none["fashion_mnist_test"]["accuracy"],
-                    f"{p}OrbitAccNone": none["fashion_mnist_test"]["orbit_accuracy"],
-                    f"{p}InvNone": min(none[s]["invariance_error"] for s in EVAL_SETS)})
+                    f"{p}OrbitAccNone": none["fashion_mnist_test"]["orbit_accuracy"]})
         if "C4" in rec:
             aug = rec["C4"][-1]
             out.update({f"{p}AccAug": aug["fashion_mnist_test"]["accuracy"],
                         f"{p}InvAug": max(aug[s]["invariance_error"] for s in EVAL_SETS)})
+        out[f"{p}InvNone"] = min(none[s]["invariance_error"] for s in EVAL_SETS)
     return out

@@ -513,11 +513,11 @@ def osp_table(eval_set: str):
             cells = []
             for n in cfg.groups:
                 v, p = vals.get(n), PAPER_OSP[row].get(n)
-                ours = "--" if v is None else PM(v[0], v[1], decimals=2)
+                ours = "--" if v is None else PM(v[0], v[1], decimals=2, n=v[2])
                 cells.append(ours if p is None else (ours, " (", Num(p[0], decimals=2), ")"))
             rows.append([ROW_NAMES[row]] + cells)
         cap = (f"Orbit same predictions (out of $|G|$) on rotated {eval_set} inputs, mean "
-               r"$\pm$ std over seeds; the paper's value in parentheses.")
+               r"$\pm$ std over seeds [95 \% t-interval of the mean]; the paper's value in parentheses.")
         return Table(["model"] + [f"$C_{{{n}}}$" for n in cfg.groups], rows, cap, f"osp_{eval_set}")
     return table_
 
@@ -526,9 +526,10 @@ def metric_table(eval_set: str, metric: str, what: str, label: str):
     """``fn(cfg, done) -> Table``: ``metric`` on ``eval_set`` per model and group, mean +- std."""
     def table_(cfg: TableConfig, done: dict) -> Table:
         summ = summarize(cfg, done, eval_set, metric)
-        rows = [[ROW_NAMES[row]] + [PM(*vals[n][:2]) if n in vals else "--" for n in cfg.groups]
+        rows = [[ROW_NAMES[row]] + [PM(*vals[n][:2], n=vals[n][2]) if n in vals else "--" for n in cfg.groups]
                 for row, vals in summ.items()]
-        cap = f"{what}, mean $\\pm$ std over seeds (the single model: over seeds and members)."
+        cap = (f"{what}, mean $\\pm$ std over seeds [95 \\% t-interval of the mean] (the single model: over seeds "
+               f"and members).")
         return Table(["model"] + [f"$C_{{{n}}}$" for n in cfg.groups], rows, cap, label)
     return table_
 
@@ -598,17 +599,18 @@ def ensemble_size_table(cfg: TableConfig, done: dict) -> Table:
         for n in cfg.groups:
             for metric in VS_M_METRICS:
                 v = curves[metric].get(n, [])
-                cells.append(PM(v[i][1], v[i][2], decimals=2 if metric == "osp" else None) if i < len(v) else "--")
+                cells.append(PM(v[i][1], v[i][2], decimals=2 if metric == "osp" else None, n=v[i][3]) if i < len(v) else "--")
         rows.append(cells)
     for row in ("gcnn", "canonicalization"):
         if row in cfg.models:
             rows.append([ROW_NAMES[row]] + [
-                PM(*levels[metric][row][n][:2], decimals=2 if metric == "osp" else None)
+                PM(*levels[metric][row][n][:2], decimals=2 if metric == "osp" else None, n=levels[metric][row][n][2])
                 if n in levels[metric].get(row, {}) else "--" for n in cfg.groups for metric in VS_M_METRICS])
     header = ["$m$"] + [f"$C_{{{n}}}$ {h}" for n in cfg.groups for h in ("OSP", "rel. std", "inv. err.")]
     cap = ("The deep ensemble's mean of its first $m$ members on rotated MNIST digits: orbit same "
            "predictions (out of $|G|$), relative standard deviation across the orbit and relative logit "
-           r"invariance error, mean $\pm$ std over seeds and disjoint member subsets; last rows: the "
+           r"invariance error, mean $\pm$ std over seeds and disjoint member subsets [95 \% t-interval of the "
+           "mean]; last rows: the "
            "invariant baselines (over seeds). The other evaluation sets: the figure and ensemble\\_size.csv.")
     return Table(header, rows, cap, "osp_ensemble_size")
 
@@ -622,17 +624,18 @@ def accuracy_table(cfg: TableConfig, done: dict) -> Table:
     for row, vals in acc.items():
         cells = [ROW_NAMES[row]]
         for n in cfg.groups:
-            cells.append(PM(*vals[n][:2], decimals=3) if n in vals else "--")
+            cells.append(PM(*vals[n][:2], decimals=3, n=vals[n][2]) if n in vals else "--")
             mn, nz, p = osp["mnist"].get(row, {}).get(n), osp["noise"].get(row, {}).get(n), PAPER_OSP[row].get(n)
-            cell = ("--" if mn is None else PM(mn[0], mn[1], decimals=2), " / ",
-                    "--" if nz is None else PM(nz[0], nz[1], decimals=2))
+            cell = ("--" if mn is None else PM(mn[0], mn[1], decimals=2, n=mn[2]), " / ",
+                    "--" if nz is None else PM(nz[0], nz[1], decimals=2, n=nz[2]))
             cells.append(cell + (() if p is None else (" (", Num(p[0], decimals=2), ")")))
         pa = PAPER_ACCURACY.get(row)
         cells.append("--" if pa is None else Num(pa, decimals=2))
         rows.append(cells)
     header = ["model"] + [h for n in cfg.groups for h in (f"$C_{{{n}}}$ acc.", f"$C_{{{n}}}$ OSP MNIST / noise")]
     cap = ("Accuracy on the unrotated test images and orbit same predictions (out of $|G|$) on rotated MNIST "
-           r"digits / noise images, mean $\pm$ std over seeds (the single model: seeds and members); the "
+           r"digits / noise images, mean $\pm$ std over seeds [95 \% t-interval of the mean] (the single model: "
+           "seeds and members); the "
            "paper's out-of-distribution OSP in parentheses (its evaluation set is not known) and, last column, "
            "the validation accuracy reported from the paper's work (group not stated).")
     return Table(header + ["paper acc."], rows, cap, "osp_summary")

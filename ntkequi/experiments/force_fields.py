@@ -236,9 +236,9 @@ def _grid(n: int) -> jnp.ndarray:
     return jnp.stack(jnp.meshgrid(xs, ys, indexing="ij"), -1).reshape(-1, 2)
 
 
-def curve(done: dict, model: str, metric: str = "force_rmse"):
+def curve(done: dict, model: str, metric: str = "force_rmse", counts: bool = False):
     """``(ns, mean, std)`` of ``metric`` over training draws for ``model``."""
-    return learning_curve(done, f"curve/{model}/", metric)
+    return learning_curve(done, f"curve/{model}/", metric, counts)
 
 
 def summary(cfg: ForceConfig, done: dict) -> str:
@@ -327,14 +327,15 @@ def rmse_table(cfg: ForceConfig, done: dict) -> Table:
     header = ["$N$", "independent", "conserving", "independent, smooth part", "conserving, smooth part",
               "energy (conserving)"]
     ns = curve(done, MODELS[0])[0]
-    cols = [curve(done, m)[1:] for m in MODELS] + [curve(done, m, "smooth_force_rmse")[1:] for m in MODELS]
-    e = curve(done, "conserving", "energy_rmse")[1:]
-    rows = [[str(int(n))] + [PM(mu[i], sd[i]) for mu, sd in cols] + [PM(e[0][i], e[1][i])]
+    cols = [curve(done, m, counts=True)[1:] for m in MODELS] + \
+        [curve(done, m, "smooth_force_rmse", counts=True)[1:] for m in MODELS]
+    e = curve(done, "conserving", "energy_rmse", counts=True)[1:]
+    rows = [[str(int(n))] + [PM(mu[i], sd[i], n=int(c[i])) for mu, sd, c in cols] + [PM(e[0][i], e[1][i], n=int(e[2][i]))]
             for i, n in enumerate(ns)]
     cap = ("Force-field learning on the 2D potential: RMS force error on held-out Brownian-dynamics samples "
            "(against the full force and against its smooth part, without the oscillating term), and the "
            "RMS error of the conserving model's energy up to a constant, mean $\\pm$ std over draws of "
-           "the training set.")
+           "the training set [95 \\% t-interval of the mean].")
     return Table(header, rows, cap, "force_fields")
 
 

@@ -112,9 +112,9 @@ def run(cfg: MoleculeConfig, out, *, data_dir=None, progress: bool = True, overw
     return done
 
 
-def curve(done: dict, model: str, metric: str = "rmse"):
+def curve(done: dict, model: str, metric: str = "rmse", counts: bool = False):
     """``(ns, mean, std)`` of ``metric`` over training draws for ``model``."""
-    return learning_curve(done, f"{model}/", metric)
+    return learning_curve(done, f"{model}/", metric, counts)
 
 
 def summary(cfg: MoleculeConfig, done: dict) -> str:
@@ -155,10 +155,10 @@ def figure(cfg: MoleculeConfig, done: dict):
 def rmse_table(cfg: MoleculeConfig, done: dict) -> Table:
     """Energy RMSE per model and training-set size, mean +- std over draws."""
     ns = curve(done, MODELS[0])[0]
-    cols = [curve(done, m)[1:] for m in MODELS]
-    rows = [[str(int(n))] + [PM(mu[i], sd[i]) for mu, sd in cols] for i, n in enumerate(ns)]
+    cols = [curve(done, m, counts=True)[1:] for m in MODELS]
+    rows = [[str(int(n))] + [PM(mu[i], sd[i], n=int(c[i])) for mu, sd, c in cols] for i, n in enumerate(ns)]
     cap = ("Energy RMSE on held-out configurations of the molecule-like toy, mean $\\pm$ std over draws "
-           "of the training set, for kernels on pairwise distances: plain, symmetrized over atom "
+           "of the training set [95 \\% t-interval of the mean], for kernels on pairwise distances: plain, symmetrized over atom "
            "relabellings, trained on the full relabelling orbit, and on sorted distances.")
     return Table(["$N$"] + list(MODELS), rows, cap, "molecules")
 

@@ -72,10 +72,26 @@ class Num:
 
 @dataclasses.dataclass(frozen=True)
 class PM:
-    """A ``mean +- std`` cell (``decimals``: fixed decimals for both, as in :class:`Num`)."""
+    """A ``mean +- std`` cell (``decimals``: fixed decimals for both, as in :class:`Num`); with
+    ``n``, the number of values behind them (``std`` their population standard deviation,
+    ``ddof=0``), the report adds the 95 % t-interval of the mean (:meth:`interval`)."""
     mean: float
     std: float
     decimals: Optional[int] = None
+    n: Optional[int] = None
+
+    def interval(self, level: float = 0.95) -> Optional[tuple]:
+        """``(low, high)``: ``mean -+ t_{(1+level)/2, n-1} s / sqrt(n)`` with the sample standard
+        deviation ``s = std sqrt(n / (n - 1))``; None without ``n`` or with fewer than 2 values.
+
+        >>> [round(v, 3) for v in PM(1.0, 0.5, n=5).interval()]     # t_{0.975, 4} = 2.776
+        [0.306, 1.694]
+        """
+        if self.n is None or self.n < 2:
+            return None
+        from scipy import stats
+        half = float(stats.t.ppf((1 + level) / 2, self.n - 1)) * self.std / math.sqrt(self.n - 1)
+        return self.mean - half, self.mean + half
 
 
 @dataclasses.dataclass(frozen=True)

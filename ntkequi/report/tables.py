@@ -53,10 +53,12 @@ def fixed(v, decimals: int) -> str:
     return "--" if math.isnan(v) else f"{v:.{decimals}f}"
 
 
-def pm(mean, std, decimals=None) -> str:
-    """``mean $\\pm$ std``, both through :func:`fmt` (or :func:`fixed` with ``decimals``)."""
+def pm(mean, std, decimals=None, interval=None) -> str:
+    """``mean $\\pm$ std``, both through :func:`fmt` (or :func:`fixed` with ``decimals``), then
+    ``[low, high]`` when an ``interval`` is given (the 95 % interval of the mean)."""
     f = fmt if decimals is None else (lambda v: fixed(v, decimals))
-    return f"{f(mean)} $\\pm$ {f(std)}"
+    text = f"{f(mean)} $\\pm$ {f(std)}"
+    return text if interval is None else f"{text} [{f(interval[0])}, {f(interval[1])}]"
 
 
 def macro(name: str, value, digits: int = 3) -> str:
@@ -76,7 +78,7 @@ def cell(c) -> str:
     if isinstance(c, tuple):
         return "".join(cell(x) for x in c)
     if isinstance(c, PM):
-        return pm(c.mean, c.std, c.decimals)
+        return pm(c.mean, c.std, c.decimals, c.interval())
     if isinstance(c, Num):
         return fmt(c.value, c.digits) if c.decimals is None else fixed(c.value, c.decimals)
     if isinstance(c, str):

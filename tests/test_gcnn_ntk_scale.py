@@ -45,7 +45,7 @@ def test_three_networks_side_by_side_and_the_pair_agrees(ran):
     assert "largest relative difference" in exp.summary(CFG, done)
     assert len(exp.TABLES[exp.NAME](CFG, done).rows) == 3
     nums = exp.numbers(CFG, done)
-    assert nums["gcnnScaleN"] == "6" and nums["gcnnScalePairDiff"] < 1e-10
+    assert nums["gcnnScaleN"] == "6" and nums["gcnnScalePairDiff"] < 1e-10 and nums["gcnnScalePairDiffInf"] < 1e-10
 
 
 def test_configs_that_break_the_pair_are_refused():

@@ -168,9 +168,9 @@ TABLES = {NAME: table}
 
 
 def numbers(cfg: FmnistNTKScaleConfig, done: dict) -> dict:
-    """At t = inf and the largest recorded N: N, each network's accuracy and orbit accuracy, the
-    GCNN's largest invariance error, and the pair's largest relative difference over every set
-    and time (``gcnnScale...``)."""
+    """At t = inf and the largest recorded N: N, each network's accuracy, orbit accuracy and
+    largest invariance error; the pair's largest relative difference over every set at the
+    finite times (``gcnnScalePairDiff``) and at t = inf (``gcnnScalePairDiffInf``)."""
     series = _series(cfg, done)
     if not series:
         return {}
@@ -184,7 +184,11 @@ def numbers(cfg: FmnistNTKScaleConfig, done: dict) -> dict:
         out[f"gcnnScaleAcc{p}"] = f["accuracy"]
         out[f"gcnnScaleOrbitAcc{p}"] = f["orbit_accuracy"]
         out[f"gcnnScaleInv{p}"] = max(per_t[-1][s]["invariance_error"] for s in EVAL_SETS)
-    diffs = [max(max(v) for v in rec["max_rel_diff"].values()) for m, rec in _pairs(cfg, done) if m == n]
-    if diffs:
-        out["gcnnScalePairDiff"] = max(diffs)
+    for m, rec in _pairs(cfg, done):
+        if m != n:
+            continue
+        finite = [i for i, t in enumerate(rec["times"]) if math.isfinite(float(t))]
+        out["gcnnScalePairDiff"] = max(v[i] for v in rec["max_rel_diff"].values() for i in finite)
+        if len(finite) < len(rec["times"]):
+            out["gcnnScalePairDiffInf"] = max(v[-1] for v in rec["max_rel_diff"].values())
     return out

@@ -192,6 +192,6 @@ def serial(*layers):
     ``(init_fn, apply_fn, kernel_fn)`` whose kernel_fn declares :func:`pair_floats` per
     input pair (:func:`ntkequi.kernels.with_pair_cost`), so that ``predict`` refuses a
     call that would not fit in memory."""
-    from ..nt import jit_kernel_fn, stax
+    from ..nt import stax
     init_fn, apply_fn, kernel_fn = stax.serial(*layers)
-    return init_fn, apply_fn, with_pair_cost(jit_kernel_fn(kernel_fn), pair_floats)
+    return init_fn, apply_fn, with_pair_cost(kernel_fn, pair_floats)

@@ -594,10 +594,9 @@ class FlaxNet(nn.Module):
 def stax_serial(layers: tuple):
     """neural-tangents' ``(init_fn, apply_fn, kernel_fn)`` of a tuple of layers (imports
     :mod:`ntkequi.nt`, which patches neural-tangents for current JAX)."""
-    from ..nt import jit_kernel_fn, stax
+    from ..nt import stax
     views, grouped = [], False
     for layer in layers:
         views.append(layer.stax_grouped() if grouped else layer.stax())
         grouped = layer.out_grouped(grouped)
-    init_fn, apply_fn, kernel_fn = stax.serial(*views)
-    return init_fn, apply_fn, jit_kernel_fn(kernel_fn)
+    return stax.serial(*views)

@@ -308,3 +308,25 @@ def test_tile_size_and_budget_follow_a_devices_own_memory(monkeypatch):
     assert "stand-in GPU device's 40.0 GiB" in budget_source()
     with pytest.raises(KernelTooLargeError, match=r"per device \(budget 30.0 GiB per device: 3/4 of each stand-in GPU"):
         MemoryBudget().require(50 << 30, "a kernel", "use fewer inputs")
+
+
+@pytest.mark.parametrize("spec,shape", [
+    (ArchSpec(kind="mlp", depth=2, out_dim=3), (3, 8, 8, 1)),
+    (ArchSpec(kind="cnn", depth=2, pool=True, readout="flatten"), (3, 8, 8, 1)),
+    (ArchSpec(kind="cnn", depth=1, readout="gap", activation="erf"), (3, 6, 6, 1)),
+])
+def test_derivative_in_the_first_input_is_the_difference_quotient(spec, shape):
+    """jax.jvp of the kernel in its first argument (what the Lie derivative of a kernel mean
+    needs) is finite and equals the symmetric difference quotient to 1e-8 (relative): the
+    closed forms' square roots at correlation exactly 1 (each input with itself) take derivative
+    0 there, where the correlation's own tangent is 0, instead of inf * 0."""
+    from ntkequi import metrics
+    rng = np.random.default_rng(0)
+    x, xt = jnp.asarray(rng.normal(size=shape)), jnp.asarray(rng.normal(size=(4,) + shape[1:]))
+    v = metrics.rotation_generator(x)
+    f = lambda a: jnp.asarray(spec.kernel_fn(a, xt, "ntk"))                        # noqa: E731
+    _, dk = jax.jvp(f, (x,), (v,))
+    eps = 1e-5
+    fd = (np.asarray(f(x + eps * v)) - np.asarray(f(x - eps * v))) / (2 * eps)
+    assert np.all(np.isfinite(np.asarray(dk)))
+    assert np.abs(np.asarray(dk) - fd).max() < 1e-8 * np.abs(fd).max()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from numpy.polynomial import Chebyshev, Polynomial
@@ -60,6 +61,23 @@ def _arcsin_small(z):
     return z * acc
 
 
+@jax.custom_jvp
+def _sqrt(x):
+    """``sqrt(x)`` for ``x >= 0`` whose derivative at ``x = 0`` is taken as 0 instead of infinite:
+    where the closed forms take it (a correlation of exactly +-1, snapped or exact), the
+    correlation's own tangent is 0, and ``inf * 0`` would make every derivative of a kernel
+    (``jax.jvp`` in its inputs, e.g. :func:`ntkequi.metrics.lie_derivative` of a mean) NaN.
+    Values are ``jnp.sqrt``'s."""
+    return jnp.sqrt(x)
+
+
+@_sqrt.defjvp
+def _sqrt_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    r = jnp.sqrt(x)
+    return r, jnp.where(r > 0, dx / (2 * jnp.where(r > 0, r, 1.0)), 0.0)
+
+
 def arccos(c):
     """``arccos(c)`` elementwise for ``c`` in ``[-1, 1]`` (clipped), vectorised:
     ``pi/2 - arcsin(|c|)`` for ``|c| <= 1/2`` and ``2 arcsin(sqrt((1 - |c|) / 2))`` above,
@@ -73,7 +91,7 @@ def arccos(c):
     c = jnp.clip(c, -1.0, 1.0)
     a = jnp.abs(c)
     small = a <= 0.5
-    z = jnp.where(small, a, jnp.sqrt(jnp.maximum(0.5 * (1.0 - a), 0.0)))
+    z = jnp.where(small, a, _sqrt(jnp.maximum(0.5 * (1.0 - a), 0.0)))
     w = _arcsin_small(z)
     acos_a = jnp.where(small, 0.5 * math.pi - w, 2.0 * w)
     return jnp.where(c < 0, math.pi - acos_a, acos_a)
@@ -128,7 +146,7 @@ def expectations(activation: str, s, q1, q2, need_dot: bool = True, roots=None, 
         c = jnp.where(1.0 - jnp.abs(c) <= snap, jnp.sign(c), c)
         if exact is not None:
             c = jnp.where(exact, 1.0, c)
-        root = rprod * jnp.sqrt((1.0 - c) * (1.0 + c))
+        root = rprod * _sqrt((1.0 - c) * (1.0 + c))
         dot = (math.pi - arccos(c)) / (2 * math.pi)
         return root / (2 * math.pi) + dot * s, (dot if need_dot else None)
     if activation == "erf":

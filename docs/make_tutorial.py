@@ -132,21 +132,25 @@ OSP counts, per input, how many of its orbit points get the same predicted class
 itself (out of |G| = 4). With augmentation the infinite ensemble is exactly invariant, so a
 finite ensemble's remaining invariance error is sampling noise, which the NTK covariance
 predicts: `metrics.predicted_invariance_error` for an `M`-member mean falls as 1/M. Below, the
-measured mean squared invariance error of means of `M` members (disjoint groups of the 32)
-is set beside that prediction."""),
+measured mean squared invariance error of means of `M` members (disjoint groups of the 32, with
+the standard error over groups; at M = 32 a single group, so no error bar) is set beside that
+prediction."""),
     ("code", """final = result.members[-1]                                 # (32, |G| * 6, 3)
 osp_members = metrics.orbit_same_predictions(metrics.orbit_predictions(final[0], c4), c4)[0]
 osp_mean = metrics.orbit_same_predictions(metrics.orbit_predictions(final.mean(0), c4), c4)[0]
 print(f"OSP of one member {osp_members:.2f}, of the 32-member mean {osp_mean:.2f} (out of 4)")
 cov_orbit = metrics.orbit_covariance(analytic.cov[-1], c4.order, noise.shape[0])
 sizes = [1, 2, 4, 8, 16, 32]
-measured = [np.mean([metrics.mean_squared_invariance_error(
-                metrics.orbit_predictions(final[j:j + m].mean(0), c4), c4) for j in range(0, 32, m)])
-            for m in sizes]
+groups_of = [[metrics.mean_squared_invariance_error(metrics.orbit_predictions(final[j:j + m].mean(0), c4), c4)
+              for j in range(0, 32, m)] for m in sizes]
+measured = [np.mean(v) for v in groups_of]
+# sampling error of that mean: std over the 32 / M disjoint groups / sqrt(their number); none for M = 32
+err = [np.std(v, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0 for v in groups_of]
 predicted = [metrics.predicted_invariance_error(cov_orbit, 3, m) for m in sizes]
 plt.figure(figsize=(4.5, 3))
-plt.loglog(sizes, measured, "o", label="measured (mean over disjoint groups)")
-plt.loglog(sizes, predicted, "-", label="NTK prediction")
+plt.errorbar(sizes, measured, yerr=err, fmt="o", label="measured (mean +- s.e. over disjoint groups; M = 32: one)")
+plt.plot(sizes, predicted, "-", label="NTK prediction")
+plt.xscale("log"); plt.yscale("log")
 plt.xlabel("ensemble size M"); plt.ylabel("mean squared invariance error")
 plt.title("invariance of the ensemble mean"); plt.legend(fontsize=8); plt.show()"""),
     ("md", """## Where to go next

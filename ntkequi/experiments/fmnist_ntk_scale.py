@@ -303,6 +303,23 @@ def run(cfg: FmnistNTKScaleConfig, out, *, data_dir=None, progress: bool = True,
     return done
 
 
+def kernel_pairs(case: ArchCase, n: int) -> int:
+    """Distinct input pairs whose kernel the run computes for the first ``n`` training images of
+    ``case``: a CNN, the C4 orbit blocks ``k(X, a X)`` (a block whose element is its own inverse
+    is symmetric: half; of ``a`` and ``a^-1`` one) and ``k(x, a X)`` for the ``n_test + 2 n_ood``
+    evaluation images; a GCNN, the symmetric N x N block and the kernel to every orbit point.
+
+    >>> kernel_pairs(ArchCase("g", "gap", (256,), 100, 25, kind="gcnn"), 256)
+    186496
+    """
+    m, c4 = case.n_test + 2 * case.n_ood, groups.rotations(4, (28, 28))
+    sym = n * (n + 1) // 2
+    if case.kind == "gcnn":
+        return sym + c4.order * m * n
+    inv = np.asarray(c4.inverses)
+    return sum(sym if inv[a] == a else n * n for a in range(c4.order) if a <= inv[a]) + c4.order * m * n
+
+
 def pair_difference(gcnn, cnn, n: int, cfg, c4) -> dict:
     """The correspondence at training-set size ``n``: the CNN's mean trained on the C4 orbit for
     time ``t`` (``t lambda_max`` = the config's multiples, lambda_max of its unaugmented NTK)
@@ -310,7 +327,7 @@ def pair_difference(gcnn, cnn, n: int, cfg, c4) -> dict:
     orbit points of every evaluation set. Returns ``times``, ``time_factor`` and
     ``max_rel_diff[set]``: per time, the largest difference relative to the largest |mean|
     of the CNN's on that set (the means are 0 nowhere on these sets at these times)."""
-    (gcase, gstore, y, evals), (ccase, cstore, _, _) = gcnn, cnn
+    (_, gstore, y, evals), (_, cstore, _, _) = gcnn, cnn
     order, m = c4.order, sum(v.shape[0] for v in evals.values())
     ctrain = cstore.train_blocks(n)
     lam = float(jnp.linalg.eigvalsh(ctrain["ntk"][0]).max())

@@ -170,7 +170,8 @@ TABLES = {NAME: table}
 def numbers(cfg: FmnistNTKScaleConfig, done: dict) -> dict:
     """At t = inf and the largest recorded N: N, each network's accuracy, orbit accuracy and
     largest invariance error; the pair's largest relative difference over every set at the
-    finite times (``gcnnScalePairDiff``) and at t = inf (``gcnnScalePairDiffInf``)."""
+    finite times (``gcnnScalePairDiff``) and at t = inf (``gcnnScalePairDiffInf``); per kernel, the
+    distinct pairs of the smallest N and their rate (``gcnnScalePairs...``, ``...PairsPerSec...``)."""
     series = _series(cfg, done)
     if not series:
         return {}
@@ -184,11 +185,21 @@ def numbers(cfg: FmnistNTKScaleConfig, done: dict) -> dict:
         out[f"gcnnScaleAcc{p}"] = f["accuracy"]
         out[f"gcnnScaleOrbitAcc{p}"] = f["orbit_accuracy"]
         out[f"gcnnScaleInv{p}"] = max(per_t[-1][s]["invariance_error"] for s in EVAL_SETS)
+        out[f"gcnnScaleInvFirst{p}"] = max(per_t[0][s]["invariance_error"] for s in EVAL_SETS)
+    # kernel pairs per second of the smallest N (its record's kernel_seconds cover all of its
+    # tiles when that unit ran in one piece, as in the committed cpu run)
+    for case in cfg.archs:
+        rec = done.get(f"{case.name}/N{case.sizes[0]}")
+        if rec is not None and rec.get("kernel_seconds"):
+            p = {"gcnn": "Gcnn", "cnn": "Cnn"}[case.kind]
+            out[f"gcnnScalePairs{p}"] = str(scale.kernel_pairs(case, case.sizes[0]))
+            out[f"gcnnScalePairsPerSec{p}"] = scale.kernel_pairs(case, case.sizes[0]) / rec["kernel_seconds"]
     for m, rec in _pairs(cfg, done):
         if m != n:
             continue
         finite = [i for i, t in enumerate(rec["times"]) if math.isfinite(float(t))]
         out["gcnnScalePairDiff"] = max(v[i] for v in rec["max_rel_diff"].values() for i in finite)
+        out["gcnnScalePairDiffFirst"] = max(v[0] for v in rec["max_rel_diff"].values())
         if len(finite) < len(rec["times"]):
             out["gcnnScalePairDiffInf"] = max(v[-1] for v in rec["max_rel_diff"].values())
     return out
